@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh Debian machine: a Java runtime for Spark
+# (17+), then a virtualenv with the pinned Python packages. Idempotent; safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+
+java_major() {
+  java -version 2>&1 | awk -F'"' '/version/ {split($2, v, "."); print v[1]; exit}'
+}
+
+if ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ]; then
+  echo "[bootstrap] Java 17+ not found; installing a headless JRE with apt-get" >&2
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "[bootstrap] need root (or sudo) to install Java: apt-get install openjdk-17-jre-headless" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q -e ".[dev]"
+touch "$VENV/.installed"
+echo "[bootstrap] ready: $VENV ($("$VENV/bin/python" --version), java $(java_major))" >&2
