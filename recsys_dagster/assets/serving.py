@@ -1,0 +1,92 @@
+"""Serving tables: per-user recommendations and similar items, with raw ids.
+
+Both depend on evaluation_metrics so that its blocking gate (ALS beats popularity) stops a
+bad model from replacing the tables that are being served.
+"""
+
+
+import dagster as dg
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from .. import checks
+from ..config import RecommendationsConfig, SimilarItemsConfig
+from ..ml.recommend import recommend_for_users, similar_items as similar
+from ..tables import TableSet
+from .metadata import KINDS, OWNERS, table_metadata
+
+GATE = ["evaluation_metrics"]
+
+
+def _ids(index: DataFrame, idx_col: str, id_col: str) -> DataFrame:
+    return index.select(F.col("idx").alias(idx_col), F.col("id").alias(id_col))
+
+
+@dg.asset(
+    group_name="serving", kinds=KINDS, owners=OWNERS, code_version="1", deps=GATE,
+    check_specs=[
+        dg.AssetCheckSpec(checks.RECOMMENDATIONS_AT_MOST_N, asset="user_recommendations",
+                          description="Every user has at most top_n rows, ranked 1..n."),
+        dg.AssetCheckSpec(checks.RECOMMENDATIONS_NOT_PLAYED, asset="user_recommendations",
+                          description="No user is recommended an item they already played "
+                          "(when exclude_played)."),
+    ],
+)
+def user_recommendations(config: RecommendationsConfig, als_model: TableSet,
+                         interactions: DataFrame, user_index: DataFrame, item_index: DataFrame):
+    """Top-N items per user by predicted preference, already-played items left out."""
+    played = interactions.select("user_idx", "item_idx")
+    recs = recommend_for_users(als_model["user_factors"], als_model["item_factors"], config.top_n,
+                               seen=played if config.exclude_played else None)
+    table = (recs.join(_ids(user_index, "user_idx", "user_id"), "user_idx")
+             .join(F.broadcast(_ids(item_index, "item_idx", "item_id")), "item_idx")
+             .select("user_id", "rank", "item_id", "score", "user_idx", "item_idx")).persist()
+    stats = table.groupBy("user_idx").agg(F.count("*").alias("n"), F.max("rank").alias("r"))
+    summary = stats.agg(F.count("*").alias("users"), F.max("n").alias("max_n"),
+                        F.sum(F.when(F.col("n") != F.col("r"), 1).otherwise(0)).alias("gaps")
+                        ).first()
+    n_rows = table.count()
+    n_played = table.join(played, ["user_idx", "item_idx"]).count()
+    n_items = table.select("item_idx").distinct().count()
+    out = table.drop("user_idx", "item_idx")
+    yield dg.Output(out, metadata={
+        **table_metadata(out, n_rows, preview_rows=10, order_by=["user_id", "rank"]),
+        "users": int(summary["users"]), "top_n": config.top_n,
+        "distinct_items_recommended": n_items,
+        "exclude_played": config.exclude_played,
+    })
+    max_n = int(summary["max_n"] or 0)
+    yield dg.AssetCheckResult(
+        check_name=checks.RECOMMENDATIONS_AT_MOST_N,
+        passed=max_n <= config.top_n and int(summary["gaps"] or 0) == 0 and n_rows > 0,
+        metadata={"max_per_user": max_n, "top_n": config.top_n,
+                  "users_with_rank_gaps": int(summary["gaps"] or 0)},
+    )
+    yield dg.AssetCheckResult(
+        check_name=checks.RECOMMENDATIONS_NOT_PLAYED,
+        passed=n_played == 0 or not config.exclude_played,
+        metadata={"already_played_rows": n_played, "exclude_played": config.exclude_played},
+    )
+    table.unpersist()
+
+
+@dg.asset(group_name="serving", kinds=KINDS, owners=OWNERS, code_version="1", deps=GATE)
+def similar_items(config: SimilarItemsConfig, als_model: TableSet, item_index: DataFrame,
+                  item_catalog: DataFrame):
+    """Top-N similar items per item ("similar artists") by cosine of item factors."""
+    sims = similar(als_model["item_factors"], config.top_n)
+    names = item_catalog.select("item_id", "name")
+    table = (sims.join(F.broadcast(_ids(item_index, "item_idx", "item_id")), "item_idx")
+             .join(F.broadcast(_ids(item_index, "similar_item_idx", "similar_item_id")),
+                   "similar_item_idx")
+             .join(F.broadcast(names), "item_id", "left")
+             .join(F.broadcast(names.withColumnRenamed("item_id", "similar_item_id")
+                               .withColumnRenamed("name", "similar_name")),
+                   "similar_item_id", "left")
+             .select("item_id", "rank", "similar_item_id", "score", "name", "similar_name")
+             ).persist()
+    n_rows = table.count()
+    return dg.Output(table, metadata={
+        **table_metadata(table, n_rows, preview_rows=10, order_by=["item_id", "rank"]),
+        "items": table.select("item_id").distinct().count(), "top_n": config.top_n,
+    })

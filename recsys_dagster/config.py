@@ -1,0 +1,148 @@
+"""Run configuration: one dg.Config class per asset that has knobs, with documented defaults."""
+
+
+from typing import Literal, Optional
+
+import dagster as dg
+from pydantic import Field
+
+from .ml.als.params import ALSParams
+from .ml.confidence import ConfidenceParams
+from .ml.datagen import SyntheticSpec
+from .ml.validation import DEFAULT_MAX_PLAYS
+
+
+class SyntheticConfig(dg.Config):
+    """Size and shape of the seeded synthetic play logs."""
+
+    n_users: int = Field(default=2000, description="Number of listeners.")
+    n_items: int = Field(default=3000, description="Number of songs.")
+    n_artists: int = Field(default=400, description="Artists; songs per artist are heavy-tailed.")
+    n_genres: int = Field(default=12, description="Genres; each user likes a few.")
+    mean_items_per_user: float = Field(default=25.0, description="Mean distinct songs per user.")
+    zipf_exponent: float = Field(default=0.9, description="Song popularity ~ 1 / rank^s.")
+    n_days: int = Field(default=90, description="Days of listening covered by the timestamps.")
+    start_date: str = Field(default="2024-01-01", description="First day (UTC), ISO date.")
+    seed: int = Field(default=42, description="RNG seed; same seed, same data.")
+
+    def spec(self) -> SyntheticSpec:
+        return SyntheticSpec(
+            n_users=self.n_users, n_items=self.n_items, n_artists=self.n_artists,
+            n_genres=self.n_genres, mean_items_per_user=self.mean_items_per_user,
+            zipf_exponent=self.zipf_exponent, n_days=self.n_days, start_date=self.start_date,
+            seed=self.seed,
+        )
+
+
+class FileSourceConfig(dg.Config):
+    """A CSV/TSV/Parquet play log and how its columns map to ours."""
+
+    path: str = Field(default="", description="File or folder of files.")
+    format: Literal["csv", "tsv", "parquet"] = Field(default="csv", description="File format.")
+    header: bool = Field(default=True, description="CSV/TSV: first line names the columns.")
+    user_column: str = Field(default="user_id", description="Column with the user id.")
+    item_column: str = Field(default="item_id", description="Column with the item id.")
+    plays_column: Optional[str] = Field(
+        default="plays",
+        description="Column with play counts (aggregated logs). Null: an event log, one row "
+        "per play, aggregated by the pipeline.",
+    )
+    timestamp_column: Optional[str] = Field(
+        default=None, description="Column with the play time (ISO-8601 or epoch s/ms)."
+    )
+    item_names_path: Optional[str] = Field(
+        default=None, description="Optional CSV/TSV with item names (same format)."
+    )
+    item_names_id_column: str = Field(default="item_id", description="Id column of names file.")
+    item_names_name_column: str = Field(default="name", description="Name column of names file.")
+
+
+class PlayEventsConfig(dg.Config):
+    """Where the play logs come from, and what counts as bad input."""
+
+    source: Literal["synthetic", "lastfm_hetrec", "file", "seed"] = Field(
+        default="synthetic",
+        description="synthetic (default), lastfm_hetrec (HetRec 2011 folder), file, or seed "
+        "(the seven-play known-answer example).",
+    )
+    lastfm_dir: str = Field(
+        default="../shared/data/lastfm-2k",
+        description="Folder holding user_artists.dat and artists.dat.",
+    )
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+    file: FileSourceConfig = Field(default_factory=FileSourceConfig)
+    max_plays: int = Field(
+        default=DEFAULT_MAX_PLAYS, description="Play counts above this in one row are absurd."
+    )
+    max_quarantine_fraction: float = Field(
+        default=0.05, description="The quarantine check fails above this share of input rows."
+    )
+
+
+class ConfidenceConfig(dg.Config):
+    """c = 1 + alpha * f(plays)."""
+
+    weighting: Literal["linear", "log", "bm25"] = Field(
+        default="log",
+        description="f: linear (plays), log (log1p(plays/eps)) or bm25 (as in `implicit`).",
+    )
+    alpha: float = Field(default=40.0, description="Confidence scale alpha.")
+    eps: float = Field(default=1.0, description="log weighting: plays are divided by eps.")
+    bm25_k1: float = Field(default=100.0, description="bm25 saturation K1.")
+    bm25_b: float = Field(default=0.8, description="bm25 length normalisation B.")
+
+    def params(self) -> ConfidenceParams:
+        return ConfidenceParams(self.weighting, self.alpha, self.eps, self.bm25_k1, self.bm25_b)
+
+
+class ALSConfig(dg.Config):
+    """Implicit ALS hyperparameters (MLlib conventions: lambda scaled by ratings per row)."""
+
+    engine: Literal["mllib"] = Field(default="mllib", description="ALS implementation.")
+    rank: int = Field(default=32, description="Number of latent factors.")
+    max_iter: int = Field(default=10, description="ALS iterations (each solves users, items).")
+    reg_param: float = Field(default=0.1, description="Regularisation lambda.")
+    seed: int = Field(default=42, description="Seed of the factor initialisation.")
+    num_user_blocks: int = Field(default=4, description="User blocks (MLlib partitions).")
+    num_item_blocks: int = Field(default=4, description="Item blocks (MLlib partitions).")
+    checkpoint_interval: int = Field(
+        default=5, description="Checkpoint every N iterations (needs the checkpoint dir)."
+    )
+    nonnegative: bool = Field(default=False, description="Constrain factors to be >= 0.")
+
+    def params(self) -> ALSParams:
+        return ALSParams(
+            rank=self.rank, max_iter=self.max_iter, reg_param=self.reg_param, seed=self.seed,
+            num_user_blocks=self.num_user_blocks, num_item_blocks=self.num_item_blocks,
+            checkpoint_interval=self.checkpoint_interval, nonnegative=self.nonnegative,
+            engine=self.engine,
+        )
+
+
+class EvaluationConfig(dg.Config):
+    """Holdout evaluation of the model configuration against a popularity baseline."""
+
+    k: int = Field(default=10, description="Cut-off K of the ranking metrics.")
+    holdout_fraction: float = Field(default=0.2, description="Share of each user's items held out.")
+    split: Literal["auto", "temporal", "random"] = Field(
+        default="auto",
+        description="auto: temporal when the data has timestamps, else a seeded per-user split.",
+    )
+    seed: int = Field(default=7, description="Seed of the random split.")
+    primary_metric: Literal["precision", "recall", "ndcg", "map"] = Field(
+        default="precision", description="Metric the publication gate compares."
+    )
+    min_lift: float = Field(
+        default=0.0,
+        description="The gate passes when ALS >= popularity * (1 + min_lift) on the primary "
+        "metric (and strictly above it).",
+    )
+
+
+class RecommendationsConfig(dg.Config):
+    top_n: int = Field(default=20, description="Recommendations per user.")
+    exclude_played: bool = Field(default=True, description="Never recommend an already-played item.")
+
+
+class SimilarItemsConfig(dg.Config):
+    top_n: int = Field(default=20, description="Similar items per item.")

@@ -1,0 +1,40 @@
+"""The one Definitions object of the code location (workspace.yaml loads this module)."""
+
+
+import dagster as dg
+
+from .assets import evaluation, features, ingest, serving, training
+from .checks import ALL_CHECKS
+from .jobs import recsys_pipeline, retrain_and_publish
+from .resources import ParquetIOManager, SparkResource, Warehouse
+from .schedules import nightly_retraining
+
+ASSETS = [
+    ingest.ingest_play_logs,
+    features.user_index, features.item_index, features.interactions, features.confidence_matrix,
+    training.als_model,
+    evaluation.evaluation_metrics,
+    serving.user_recommendations, serving.similar_items,
+]
+
+
+def make_resources(spark: SparkResource | None = None, warehouse: Warehouse | None = None):
+    """The resources of a run; the environment (Spark profile, data dir) is chosen here."""
+    spark = spark or SparkResource()
+    warehouse = warehouse or Warehouse()
+    return {
+        "spark": spark,
+        "warehouse": warehouse,
+        "io_manager": ParquetIOManager(spark=spark, warehouse=warehouse),
+    }
+
+
+defs = dg.Definitions(
+    assets=ASSETS,
+    asset_checks=ALL_CHECKS,
+    jobs=[recsys_pipeline, retrain_and_publish],
+    schedules=[nightly_retraining],
+    resources=make_resources(),
+    # One process, one SparkSession per run: a JVM per step would cost more than the steps.
+    executor=dg.in_process_executor,
+)

@@ -1,0 +1,1 @@
+"""Pure recommendation code: takes and returns Spark DataFrames or arrays; no Dagster import."""

@@ -1,0 +1,44 @@
+"""ALS hyperparameters and the factor tables every engine returns."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+ENGINES = ("mllib",)
+
+
+@dataclass(frozen=True)
+class ALSParams:
+    rank: int = 32
+    max_iter: int = 10
+    reg_param: float = 0.1
+    seed: int = 42
+    num_user_blocks: int = 4
+    num_item_blocks: int = 4
+    checkpoint_interval: int = 5
+    nonnegative: bool = False
+    engine: str = "mllib"
+
+    def validate(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.rank < 1 or self.max_iter < 1:
+            raise ValueError("rank and max_iter must be >= 1")
+        if self.reg_param < 0:
+            raise ValueError("reg_param must be >= 0")
+        if self.num_user_blocks < 1 or self.num_item_blocks < 1:
+            raise ValueError("block counts must be >= 1")
+        if self.checkpoint_interval < 1:
+            raise ValueError("checkpoint_interval must be >= 1")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Factors:
+    """user_factors and item_factors: (idx int, features array<float>)."""
+
+    user_factors: object
+    item_factors: object
+    timings: dict = field(default_factory=dict)

@@ -1,0 +1,63 @@
+"""Confidence weighting c = 1 + alpha * f(plays) (Hu, Koren & Volinsky 2008)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+WEIGHTINGS = ("linear", "log", "bm25")
+
+
+@dataclass(frozen=True)
+class ConfidenceParams:
+    weighting: str = "log"
+    alpha: float = 40.0
+    eps: float = 1.0  # log: f = log1p(plays / eps)
+    bm25_k1: float = 100.0
+    bm25_b: float = 0.8
+
+    def validate(self) -> None:
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
+        if self.alpha <= 0 or self.eps <= 0:
+            raise ValueError("alpha and eps must be > 0")
+        if not 0 <= self.bm25_b <= 1 or self.bm25_k1 <= 0:
+            raise ValueError("bm25 needs k1 > 0 and 0 <= b <= 1")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# bm25 can give an item listened to by (almost) everyone idf <= 0; keep it a positive preference.
+_MIN_WEIGHT = 1e-3
+
+
+def confidence_matrix(interactions: DataFrame, params: ConfidenceParams) -> DataFrame:
+    """user_idx, item_idx, plays, confidence (float, >= 1), with first/last play times kept."""
+    params.validate()
+    plays = F.col("plays").cast("double")
+    if params.weighting == "linear":
+        f = plays
+        df = interactions
+    elif params.weighting == "log":
+        f = F.log1p(plays / F.lit(params.eps))
+        df = interactions
+    else:
+        # BM25 as in the `implicit` library: idf over users, length-normalised by user plays.
+        n_users = interactions.select("user_idx").distinct().count()
+        item_df = interactions.groupBy("item_idx").agg(F.count("*").alias("_df"))
+        user_len = interactions.groupBy("user_idx").agg(F.sum("plays").alias("_len"))
+        avg_len = user_len.agg(F.avg("_len")).first()[0] or 1.0
+        df = interactions.join(item_df, "item_idx").join(user_len, "user_idx")
+        idf = F.log(F.lit(float(n_users))) - F.log1p(F.col("_df").cast("double"))
+        norm = F.lit(1.0 - params.bm25_b) + F.lit(params.bm25_b) * F.col("_len") / F.lit(avg_len)
+        f = F.greatest(plays * (params.bm25_k1 + 1.0) / (F.lit(params.bm25_k1) * norm + plays)
+                       * idf, F.lit(_MIN_WEIGHT))
+    keep = [c for c in ("first_ts", "last_ts") if c in interactions.columns]
+    return df.select(
+        "user_idx", "item_idx", "plays",
+        (F.lit(1.0) + F.lit(params.alpha) * f).cast("float").alias("confidence"),
+        *keep,
+    )

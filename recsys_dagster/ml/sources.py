@@ -1,0 +1,165 @@
+"""Readers for play logs. Each returns a *raw* DataFrame for validation:
+
+    user_id, item_id, plays, ts : strings as found (plays/ts may be null when absent)
+    _raw                        : the original line (or a rendering of the row)
+    _reason                     : null, or why the reader already rejected the line
+
+Readers never drop a line: a line that cannot be split into the expected fields is kept with
+a reason, so that validation can quarantine it. A missing file, or a header without the mapped
+columns, raises SourceError naming the file and the expected columns.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+RAW_COLUMNS = ["user_id", "item_id", "plays", "ts", "_raw", "_reason"]
+
+
+class SourceError(ValueError):
+    """The source cannot be read at all (missing file, wrong schema)."""
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Which source column holds each field. plays=None means an event log (one row per play);
+    ts=None means the source has no timestamps."""
+
+    user: str = "user_id"
+    item: str = "item_id"
+    plays: str | None = "plays"
+    ts: str | None = None
+
+    def required(self) -> list[str]:
+        return [c for c in (self.user, self.item, self.plays, self.ts) if c]
+
+
+def _require_file(path: str) -> None:
+    if not os.path.exists(path):
+        raise SourceError(f"play log source not found: {path}")
+
+
+def _first_line(path: str) -> str:
+    target = path
+    if os.path.isdir(path):
+        files = sorted(f for f in os.listdir(path) if not f.startswith((".", "_")))
+        if not files:
+            raise SourceError(f"play log folder is empty: {path}")
+        target = os.path.join(path, files[0])
+    with open(target, encoding="utf-8", errors="replace") as fh:
+        return fh.readline().rstrip("\r\n")
+
+
+def read_delimited(spark, path: str, mapping: ColumnMapping, delimiter: str = ",",
+                   header: bool = True) -> DataFrame:
+    """CSV/TSV (LF or CRLF) read line by line, so every malformed line is accounted for.
+
+    With header=False the mapping's names are 0-based column positions ("0", "1", ...).
+    Fields may be wrapped in double quotes; a delimiter inside quotes is not supported.
+    """
+    _require_file(path)
+    if header:
+        names = [_unquoted(n) for n in _first_line(path).split(delimiter)]
+        missing = [c for c in mapping.required() if c not in names]
+        if missing:
+            raise SourceError(
+                f"{path}: header {names} lacks column(s) {missing}; expected columns "
+                f"{mapping.required()} (user, item{', plays' if mapping.plays else ''}"
+                f"{', timestamp' if mapping.ts else ''})"
+            )
+        positions = {c: names.index(c) for c in mapping.required()}
+        width = len(names)
+        header_line = _first_line(path)
+    else:
+        try:
+            positions = {c: int(c) for c in mapping.required()}
+        except ValueError as exc:
+            raise SourceError(f"{path}: without a header, columns are positions: {exc}") from exc
+        width = max(positions.values()) + 1
+        header_line = None
+
+    lines = spark.read.text(path).select(F.regexp_replace("value", r"\r$", "").alias("_raw"))
+    if header_line is not None:
+        lines = lines.where(F.col("_raw") != header_line)
+    lines = lines.where(F.trim("_raw") != "")  # blank lines carry no play
+    fields = F.split(F.col("_raw"), re.escape(delimiter), -1)
+    n_fields = F.size(fields)
+
+    def field(name):
+        if not name:
+            return F.lit(None).cast("string")
+        return F.regexp_replace(F.trim(fields.getItem(positions[name])), r'^"(.*)"$', "$1")
+
+    bad_width = (n_fields != width) if header else (n_fields < width)
+    return lines.select(
+        field(mapping.user).alias("user_id"),
+        field(mapping.item).alias("item_id"),
+        field(mapping.plays).alias("plays"),
+        field(mapping.ts).alias("ts"),
+        "_raw",
+        F.when(bad_width, F.concat(F.lit(f"malformed line: expected {width} fields, got "),
+                                   n_fields.cast("string"))).alias("_reason"),
+    )
+
+
+def _unquoted(name: str) -> str:
+    name = name.strip()
+    return name[1:-1] if len(name) >= 2 and name[0] == name[-1] == '"' else name
+
+
+def read_parquet(spark, path: str, mapping: ColumnMapping) -> DataFrame:
+    _require_file(path)
+    df = spark.read.parquet(path)
+    missing = [c for c in mapping.required() if c not in df.columns]
+    if missing:
+        raise SourceError(
+            f"{path}: Parquet columns {df.columns} lack {missing}; expected columns "
+            f"{mapping.required()}"
+        )
+
+    def col(name):
+        return F.col(name).cast("string") if name else F.lit(None).cast("string")
+
+    return df.select(
+        col(mapping.user).alias("user_id"),
+        col(mapping.item).alias("item_id"),
+        col(mapping.plays).alias("plays"),
+        col(mapping.ts).alias("ts"),
+        F.to_json(F.struct(*[F.col(c) for c in mapping.required()])).alias("_raw"),
+        F.lit(None).cast("string").alias("_reason"),
+    )
+
+
+def read_lastfm_user_artists(spark, folder: str) -> DataFrame:
+    """Last.fm HetRec 2011 user_artists.dat: tab-separated userID artistID weight, CRLF."""
+    path = os.path.join(folder, "user_artists.dat") if os.path.isdir(folder) else folder
+    return read_delimited(spark, path, ColumnMapping("userID", "artistID", "weight", None),
+                          delimiter="\t", header=True)
+
+
+def read_lastfm_artists(spark, folder: str) -> DataFrame | None:
+    """item_id, name from artists.dat, or None when the file is absent."""
+    path = os.path.join(folder, "artists.dat")
+    if not os.path.exists(path):
+        return None
+    raw = read_delimited(spark, path, ColumnMapping("id", "name", None, None), delimiter="\t")
+    return (raw.where(F.col("_reason").isNull() & (F.col("user_id") != ""))
+            .select(F.col("user_id").alias("item_id"), F.col("item_id").alias("name"))
+            .dropDuplicates(["item_id"]))
+
+
+def typed_to_raw(df: DataFrame) -> DataFrame:
+    """A typed play DataFrame (user_id, item_id, plays, ts) in the raw shape validation takes."""
+    return df.select(
+        F.col("user_id").cast("string").alias("user_id"),
+        F.col("item_id").cast("string").alias("item_id"),
+        F.col("plays").cast("string").alias("plays"),
+        F.date_format("ts", "yyyy-MM-dd'T'HH:mm:ss").alias("ts"),
+        F.lit(None).cast("string").alias("_raw"),
+        F.lit(None).cast("string").alias("_reason"),
+    )

@@ -1,0 +1,71 @@
+"""Splits raw play rows into valid play events and quarantined rows, each with a reason.
+
+Every input row ends up in exactly one of the two outputs: nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+QUARANTINE_COLUMNS = ["user_id", "item_id", "plays", "ts", "raw_line", "reason"]
+DEFAULT_MAX_PLAYS = 1_000_000
+
+
+def parse_timestamp(col: Column) -> Column:
+    """ISO-8601 date or date-time (optional zone), or Unix epoch seconds / milliseconds."""
+    s = F.trim(col)
+    return (
+        F.when(s.rlike(r"^\d{9,10}$"), F.timestamp_seconds(s.cast("long")))
+        .when(s.rlike(r"^\d{12,13}$"), F.timestamp_millis(s.cast("long")))
+        .otherwise(F.try_to_timestamp(s))
+    )
+
+
+def rejection_reason(max_plays: int, has_plays: bool) -> Column:
+    """The first rule a raw row breaks, or null for a good row."""
+    uid, iid, plays, ts = (F.trim(F.col(c)) for c in ("user_id", "item_id", "plays", "ts"))
+    num = F.expr("try_cast(trim(plays) AS DOUBLE)")
+    reason = F.when(F.col("_reason").isNotNull(), F.col("_reason"))
+    reason = reason.when(uid.isNull() | (uid == ""), F.lit("null or empty user_id"))
+    reason = reason.when(iid.isNull() | (iid == ""), F.lit("null or empty item_id"))
+    if has_plays:
+        reason = (
+            reason.when(plays.isNull() | (plays == ""), F.lit("missing plays"))
+            .when(num.isNull() | F.isnan(num), F.concat(F.lit("non-numeric plays: "), plays))
+            .when(num <= 0, F.lit("zero or negative plays"))
+            .when(num > F.lit(max_plays),
+                  F.lit(f"absurd plays (more than {max_plays} in one row)"))
+            .when(num != F.floor(num), F.lit("non-integer plays"))
+        )
+    reason = reason.when(ts.isNotNull() & (ts != "") & parse_timestamp(ts).isNull(),
+                         F.concat(F.lit("unparseable timestamp: "), ts))
+    return reason
+
+
+def validate_plays(raw: DataFrame, max_plays: int = DEFAULT_MAX_PLAYS,
+                   has_plays: bool = True) -> tuple[DataFrame, DataFrame]:
+    """(play_events, quarantine) from a raw DataFrame (see sources.RAW_COLUMNS).
+
+    has_plays=False means an event log: each row is one play, and rows are aggregated to one
+    row per (user, item, day) with plays = number of events and ts = the last one that day.
+    """
+    if max_plays < 1:
+        raise ValueError("max_plays must be >= 1")
+    tagged = raw.withColumn("_why", rejection_reason(max_plays, has_plays))
+    quarantine = tagged.where(F.col("_why").isNotNull()).select(
+        "user_id", "item_id", "plays", "ts",
+        F.col("_raw").alias("raw_line"), F.col("_why").alias("reason"),
+    )
+    good = tagged.where(F.col("_why").isNull()).select(
+        F.trim("user_id").alias("user_id"),
+        F.trim("item_id").alias("item_id"),
+        (F.expr("try_cast(trim(plays) AS DOUBLE)").cast("long") if has_plays
+         else F.lit(1).cast("long")).alias("plays"),
+        parse_timestamp(F.col("ts")).alias("ts"),
+    )
+    if not has_plays:
+        good = (good.groupBy("user_id", "item_id", F.to_date("ts").alias("_day"))
+                .agg(F.sum("plays").alias("plays"), F.max("ts").alias("ts"))
+                .drop("_day"))
+    return good, quarantine

@@ -1,0 +1,89 @@
+"""The Spark resource (built on dagster-pyspark) and the Parquet IO manager."""
+
+
+from typing import Any, Optional
+
+import dagster as dg
+from dagster_pyspark import LazyPySparkResource
+from pydantic import Field
+
+from .paths import DATA_DIR_ENV, data_dir
+from .spark_session import SparkSettings, build_session, resolve_settings
+from .tables import TableStore
+
+
+class SparkResource(LazyPySparkResource):
+    """One SparkSession for the heavy assets, created on first use.
+
+    Settings come from resources/spark/<profile>.yaml, then environment variables
+    (RECSYS_SPARK_PROFILE, RECSYS_SPARK_MASTER, RECSYS_SPARK_REMOTE,
+    RECSYS_SPARK_CHECKPOINT_DIR), then the fields below. `spark_config` (from
+    dagster-pyspark) overrides single Spark settings.
+    """
+
+    spark_config: dict[str, Any] = Field(
+        default_factory=dict, description="Spark settings that override the profile's."
+    )
+    profile: Optional[str] = Field(
+        default=None,
+        description="Name of a file in resources/spark/ (local, test, cluster, connect); "
+        "default $RECSYS_SPARK_PROFILE or 'local'.",
+    )
+    master: Optional[str] = Field(
+        default=None, description="Spark master URL (local[*], spark://host:7077, yarn, k8s://...)."
+    )
+    remote: Optional[str] = Field(
+        default=None, description="Spark Connect URL (sc://host:15002); replaces master."
+    )
+    checkpoint_dir: Optional[str] = Field(
+        default=None, description="Checkpoint directory for ALS lineage truncation."
+    )
+
+    def settings(self) -> SparkSettings:
+        return resolve_settings(
+            profile=self.profile,
+            master=self.master,
+            remote=self.remote,
+            checkpoint_dir=self.checkpoint_dir,
+            overrides=self.spark_config,
+        )
+
+    def _init_session(self) -> None:
+        if self._spark_session is None:
+            self._spark_session = build_session(self.settings())
+
+
+class Warehouse(dg.ConfigurableResource):
+    """The base directory that every output table lives under."""
+
+    base_dir: str = Field(
+        default_factory=data_dir,
+        description=f"Base directory for Parquet outputs; default ${DATA_DIR_ENV} or ./data.",
+    )
+
+    def store(self) -> TableStore:
+        return TableStore(self.base_dir)
+
+
+class ParquetIOManager(dg.ConfigurableIOManager):
+    """Stores Spark DataFrames (and TableSets of them) as versioned Parquet, swapped atomically."""
+
+    spark: dg.ResourceDependency[SparkResource]
+    warehouse: dg.ResourceDependency[Warehouse]
+
+    @staticmethod
+    def _name_and_partition(context) -> tuple[str, str | None]:
+        name = "__".join(context.asset_key.path)
+        partition = context.partition_key if context.has_partition_key else None
+        return name, partition
+
+    def handle_output(self, context: dg.OutputContext, obj) -> None:
+        if obj is None:
+            return
+        name, partition = self._name_and_partition(context)
+        path = self.warehouse.store().write(name, obj, partition)
+        context.add_output_metadata({"path": dg.MetadataValue.path(path)})
+
+    def load_input(self, context: dg.InputContext):
+        name, partition = self._name_and_partition(context)
+        return self.warehouse.store().read(self.spark.spark_session, name, partition)

@@ -1,0 +1,107 @@
+"""Builds the one SparkSession from a profile in resources/spark/*.yaml plus overrides.
+
+No Dagster import: the Spark resource, the CLI and the benchmarks all come through here, so a
+session is configured the same way wherever it is made.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import yaml
+
+from .paths import SPARK_PROFILES_DIR, data_dir
+
+MASTER_ENV = "RECSYS_SPARK_MASTER"
+REMOTE_ENV = "RECSYS_SPARK_REMOTE"
+PROFILE_ENV = "RECSYS_SPARK_PROFILE"
+CHECKPOINT_ENV = "RECSYS_SPARK_CHECKPOINT_DIR"
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """Resolved settings: exactly one of master (classic Spark) or remote (Spark Connect)."""
+
+    master: str | None
+    remote: str | None
+    conf: dict[str, str] = field(default_factory=dict)
+    checkpoint_dir: str | None = None
+
+    @property
+    def is_connect(self) -> bool:
+        return self.remote is not None
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.stem for p in SPARK_PROFILES_DIR.glob("*.yaml"))
+
+
+def load_profile(profile: str) -> dict[str, Any]:
+    path = SPARK_PROFILES_DIR / f"{profile}.yaml"
+    if not path.exists():
+        raise ValueError(
+            f"unknown Spark profile {profile!r}: no {path}; available: {available_profiles()}"
+        )
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh) or {}
+
+
+def resolve_settings(
+    profile: str | None = None,
+    master: str | None = None,
+    remote: str | None = None,
+    checkpoint_dir: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> SparkSettings:
+    """Explicit arguments win over environment variables, which win over the profile file."""
+    env = os.environ if env is None else env
+    prof = load_profile(profile or env.get(PROFILE_ENV) or "local")
+    remote = remote or env.get(REMOTE_ENV) or prof.get("remote")
+    master = master or env.get(MASTER_ENV) or prof.get("master")
+    if remote:
+        if not str(remote).startswith("sc://"):
+            raise ValueError(f"a Spark Connect URL starts with sc://, got {remote!r}")
+        master = None
+    elif not master:
+        raise ValueError(
+            f"no Spark master: set {MASTER_ENV} (spark://host:7077, yarn, k8s://...) "
+            f"or {REMOTE_ENV} (sc://host:15002), or use the 'local' profile"
+        )
+    conf = {str(k): str(v) for k, v in (prof.get("conf") or {}).items()}
+    conf.update({str(k): str(v) for k, v in (overrides or {}).items()})
+    ckpt = (
+        checkpoint_dir
+        or env.get(CHECKPOINT_ENV)
+        or prof.get("checkpoint_dir")
+        or os.path.join(data_dir(), "_spark_checkpoints")
+    )
+    return SparkSettings(master=master, remote=remote, conf=conf, checkpoint_dir=ckpt)
+
+
+def build_session(settings: SparkSettings):
+    """Create (or join) the SparkSession these settings describe and set its checkpoint dir.
+
+    ALS needs a checkpoint directory: without one Spark silently ignores checkpointInterval and
+    long runs die of StackOverflowError from ever-growing lineage.
+    """
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder
+    if settings.is_connect:
+        builder = builder.remote(settings.remote)
+    else:
+        builder = builder.master(settings.master)
+        if settings.checkpoint_dir:
+            builder = builder.config("spark.checkpoint.dir", settings.checkpoint_dir)
+    for key, value in settings.conf.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    if not settings.is_connect and settings.checkpoint_dir:
+        if "://" not in settings.checkpoint_dir:
+            os.makedirs(settings.checkpoint_dir, exist_ok=True)
+        session.sparkContext.setCheckpointDir(settings.checkpoint_dir)
+        session.sparkContext.setLogLevel("WARN")
+    return session

@@ -1,0 +1,143 @@
+"""Versioned Parquet tables on a local or shared file system, swapped in atomically.
+
+Layout under the base directory, one folder per asset (and per partition):
+
+    <base>/<asset>/[<partition>/]v-<utc stamp>-<token>/   a complete Parquet table (or a set)
+    <base>/<asset>/[<partition>/]current -> v-...           symlink to the last good version
+
+A table is written into a fresh version folder, together with a `_manifest.json`; only when
+the write has finished is the `current` symlink replaced, with one atomic rename. A process
+killed half-way leaves `current` pointing at the previous good table; the stray folder is
+removed by the next successful write. No Dagster import here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+MANIFEST = "_manifest.json"
+CURRENT = "current"
+KEEP_VERSIONS = 2
+_SAFE_PART = re.compile(r"^[A-Za-z0-9_.=-]+$")
+
+
+@dataclass(frozen=True)
+class TableSet:
+    """Several named DataFrames stored (and loaded) together, plus the params that made them."""
+
+    frames: dict[str, Any]
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str):
+        return self.frames[name]
+
+
+class TableStore:
+    """Reads and writes versioned tables below one base directory."""
+
+    def __init__(self, base_dir: str):
+        self.base_dir = os.path.abspath(base_dir)
+
+    # ---- paths -------------------------------------------------------------------------
+    def table_dir(self, name: str, partition: str | None = None) -> str:
+        parts = [name] + ([partition] if partition else [])
+        for part in parts:
+            if not _SAFE_PART.match(part) or part in {".", ".."}:
+                raise ValueError(f"unsafe table path component {part!r}")
+        path = os.path.abspath(os.path.join(self.base_dir, *parts))
+        if os.path.commonpath([path, self.base_dir]) != self.base_dir:
+            raise ValueError(f"table path {path} escapes the base directory {self.base_dir}")
+        return path
+
+    def current_path(self, name: str, partition: str | None = None) -> str | None:
+        """The folder of the current version, or None when the table was never written."""
+        link = os.path.join(self.table_dir(name, partition), CURRENT)
+        if not os.path.islink(link):
+            return None
+        target = os.path.realpath(link)
+        return target if os.path.exists(os.path.join(target, MANIFEST)) else None
+
+    def exists(self, name: str, partition: str | None = None) -> bool:
+        return self.current_path(name, partition) is not None
+
+    def manifest(self, name: str, partition: str | None = None) -> dict[str, Any]:
+        path = self.current_path(name, partition)
+        if path is None:
+            raise FileNotFoundError(
+                f"table {name!r}{f' partition {partition}' if partition else ''} has never "
+                f"been written under {self.base_dir}"
+            )
+        with open(os.path.join(path, MANIFEST), encoding="utf-8") as fh:
+            return json.load(fh)
+
+    # ---- writing -----------------------------------------------------------------------
+    def write(self, name: str, value, partition: str | None = None) -> str:
+        """Write a Spark DataFrame or a TableSet as a new version; return its folder."""
+        tdir = self.table_dir(name, partition)
+        os.makedirs(tdir, exist_ok=True)
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        vdir = os.path.join(tdir, f"v-{stamp}-{uuid.uuid4().hex[:8]}")
+        if isinstance(value, TableSet):
+            for frame_name, frame in value.frames.items():
+                frame.write.parquet(os.path.join(vdir, frame_name))
+            manifest = {"kind": "tableset", "frames": sorted(value.frames), "params": value.params}
+        else:
+            value.write.parquet(vdir)
+            manifest = {"kind": "dataframe"}
+        manifest["written_at"] = stamp
+        with open(os.path.join(vdir, MANIFEST), "w", encoding="utf-8") as fh:
+            json.dump(manifest, fh, indent=2, sort_keys=True, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._swap_current(tdir, vdir)
+        self._prune(tdir, keep=os.path.basename(vdir))
+        return vdir
+
+    @staticmethod
+    def _swap_current(tdir: str, vdir: str) -> None:
+        tmp_link = os.path.join(tdir, f".current-{uuid.uuid4().hex[:8]}")
+        os.symlink(os.path.basename(vdir), tmp_link)
+        os.replace(tmp_link, os.path.join(tdir, CURRENT))  # atomic on POSIX
+
+    @staticmethod
+    def _prune(tdir: str, keep: str) -> None:
+        versions = sorted(d for d in os.listdir(tdir) if d.startswith("v-"))
+        complete = [v for v in versions if os.path.exists(os.path.join(tdir, v, MANIFEST))]
+        retained = set(complete[-KEEP_VERSIONS:]) | {keep}
+        for version in versions:
+            if version not in retained:
+                shutil.rmtree(os.path.join(tdir, version), ignore_errors=True)
+        for entry in os.listdir(tdir):
+            if entry.startswith(".current-"):
+                try:
+                    os.unlink(os.path.join(tdir, entry))
+                except FileNotFoundError:
+                    pass
+
+    # ---- reading -----------------------------------------------------------------------
+    def read(self, spark, name: str, partition: str | None = None):
+        """Load the current version as a Spark DataFrame (or a TableSet of them)."""
+        path = self.current_path(name, partition)
+        manifest = self.manifest(name, partition)
+        if manifest["kind"] == "tableset":
+            frames = {f: spark.read.parquet(os.path.join(path, f)) for f in manifest["frames"]}
+            return TableSet(frames=frames, params=manifest.get("params", {}))
+        return spark.read.parquet(path)
+
+    def read_pandas(self, name: str, frame: str | None = None, partition: str | None = None):
+        """Load the current version with pyarrow (no Spark), for the CLI and small tables."""
+        import pyarrow.parquet as pq
+
+        path = self.current_path(name, partition)
+        if path is None:
+            self.manifest(name, partition)  # raises with a clear message
+        if frame:
+            path = os.path.join(path, frame)
+        return pq.read_table(path).to_pandas()
