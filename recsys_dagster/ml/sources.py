@@ -93,7 +93,7 @@ def read_delimited(spark, path: str, mapping: ColumnMapping, delimiter: str = ",
     def field(name):
         if not name:
             return F.lit(None).cast("string")
-        return F.regexp_replace(F.trim(fields.getItem(positions[name])), r'^"(.*)"$', "$1")
+        return F.regexp_replace(F.trim(F.get(fields, positions[name])), r'^"(.*)"$', "$1")
 
     bad_width = (n_fields != width) if header else (n_fields < width)
     return lines.select(

@@ -1,0 +1,42 @@
+import pytest
+
+from recsys_dagster.spark_session import resolve_settings
+
+
+def test_profile_defaults_and_env_overrides():
+    local = resolve_settings(profile="local", env={})
+    assert local.master == "local[*]" and local.remote is None
+    assert local.conf["spark.serializer"] == "org.apache.spark.serializer.KryoSerializer"
+    assert local.checkpoint_dir
+    env = {"RECSYS_SPARK_MASTER": "spark://127.0.0.1:7077",
+           "RECSYS_SPARK_CHECKPOINT_DIR": "/tmp/ck"}
+    cluster = resolve_settings(profile="cluster", env=env)
+    assert cluster.master == "spark://127.0.0.1:7077" and cluster.checkpoint_dir == "/tmp/ck"
+    explicit = resolve_settings(profile="local", master="local[1]",
+                                overrides={"spark.sql.shuffle.partitions": 3}, env=env)
+    assert explicit.master == "local[1]"
+    assert explicit.conf["spark.sql.shuffle.partitions"] == "3"
+
+
+def test_connect_url_replaces_master():
+    s = resolve_settings(profile="local", env={"RECSYS_SPARK_REMOTE": "sc://127.0.0.1:15002"})
+    assert s.is_connect and s.master is None and s.remote == "sc://127.0.0.1:15002"
+
+
+def test_bad_settings_fail_clearly():
+    with pytest.raises(ValueError, match="unknown Spark profile 'nope'"):
+        resolve_settings(profile="nope", env={})
+    with pytest.raises(ValueError, match="no Spark master"):
+        resolve_settings(profile="cluster", env={})
+    with pytest.raises(ValueError, match="sc://"):
+        resolve_settings(profile="local", remote="http://x:1", env={})
+
+
+def test_session_has_test_settings_and_checkpoint_dir(spark):
+    conf = spark.sparkContext.getConf()
+    assert spark.sparkContext.master == "local[2]"
+    assert conf.get("spark.serializer") == "org.apache.spark.serializer.KryoSerializer"
+    assert spark.conf.get("spark.sql.shuffle.partitions") == "2"
+    assert conf.get("spark.ui.enabled") == "false"
+    # Without a checkpoint dir, ALS silently ignores checkpointInterval.
+    assert spark.sparkContext.getCheckpointDir()
