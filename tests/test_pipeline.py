@@ -1,0 +1,131 @@
+"""The whole asset graph, materialised in-process on small synthetic data, every output checked."""
+
+import os
+
+import pytest
+from pyspark.sql import functions as F
+
+from recsys_dagster.tables import TableStore
+
+from helpers import checks_by_name, materialize
+
+
+def small_config(n_users=600, min_lift=0.0):
+    return {"ops": {
+        "ingest_play_logs": {"config": {"source": "synthetic", "synthetic": {
+            "n_users": n_users, "n_items": 800, "n_artists": 120, "seed": 11}}},
+        "als_model": {"config": {"rank": 16, "max_iter": 8, "num_user_blocks": 2,
+                                 "num_item_blocks": 2}},
+        "evaluation_metrics": {"config": {"min_lift": min_lift}},
+        "user_recommendations": {"config": {"top_n": 7}},
+        "similar_items": {"config": {"top_n": 5}},
+    }}
+
+
+@pytest.fixture(scope="module")
+def first_run(spark, spark_resource, tmp_path_factory):
+    from recsys_dagster.definitions import make_resources
+    from recsys_dagster.resources import Warehouse
+
+    base = str(tmp_path_factory.mktemp("pipeline") / "data")
+    res = make_resources(spark=spark_resource, warehouse=Warehouse(base_dir=base))
+    result = materialize(None, res, small_config())
+    return result, res, TableStore(base)
+
+
+def test_run_succeeds_with_every_check_passing(first_run):
+    result, _, _ = first_run
+    assert result.success
+    checks = checks_by_name(result)
+    assert len(checks) == 8 and all(checks.values()), checks
+
+
+def test_ingestion_outputs(first_run, spark):
+    _, _, store = first_run
+    events = store.read(spark, "play_events")
+    assert dict(events.dtypes) == {"user_id": "string", "item_id": "string", "plays": "bigint",
+                                   "ts": "timestamp"}
+    row = events.agg(F.min("plays"), F.count("*"), F.count("ts")).first()
+    assert row[0] >= 1 and row[1] == row[2] > 1000
+    assert store.read(spark, "play_events_quarantine").count() == 0
+    assert store.read(spark, "item_catalog").count() == 800
+
+
+def test_indexes_and_interactions(first_run, spark):
+    _, _, store = first_run
+    for name, col in (("user_index", "user_id"), ("item_index", "item_id")):
+        idx = store.read_pandas(name)
+        assert idx.id.is_unique and sorted(idx.idx) == list(range(len(idx)))
+        assert set(idx.id) == {r[0] for r in store.read(spark, "play_events").select(col)
+                               .distinct().collect()}
+    inter = store.read(spark, "interactions")
+    assert inter.count() == inter.select("user_idx", "item_idx").distinct().count()
+    total = store.read(spark, "play_events").agg(F.sum("plays")).first()[0]
+    assert inter.agg(F.sum("plays")).first()[0] == total
+
+
+def test_confidence_and_model(first_run, spark):
+    _, _, store = first_run
+    matrix = store.read(spark, "confidence_matrix")["matrix"]
+    assert matrix.agg(F.min("confidence")).first()[0] >= 1.0
+    model = store.read(spark, "als_model")
+    n_users = store.read(spark, "user_index").count()
+    assert model["user_factors"].count() == n_users
+    assert model["item_factors"].select(F.size("features")).distinct().first()[0] == 16
+    assert model.params["als"]["rank"] == 16 and model.params["confidence"]["weighting"] == "log"
+
+
+def test_evaluation_metrics_table_and_metadata(first_run):
+    result, _, store = first_run
+    metrics = store.read_pandas("evaluation_metrics")
+    assert len(metrics) == 10 and set(metrics.model) == {"als", "popularity"}
+    assert set(metrics.metric) == {"precision", "recall", "ndcg", "map", "coverage"}
+    assert metrics.value.between(0, 1).all() and (metrics.k == 10).all()
+    v = metrics.set_index(["model", "metric"]).value
+    assert v["als", "precision"] > v["popularity", "precision"]
+    mats = [m for m in result.get_asset_materialization_events()
+            if m.asset_key.path == ["evaluation_metrics"]]
+    meta = mats[0].materialization.metadata
+    assert meta["als/precision@10"].value == pytest.approx(v["als", "precision"])
+    assert "| metric" in meta["metrics"].value
+
+
+def test_user_recommendations(first_run, spark):
+    _, _, store = first_run
+    recs = store.read_pandas("user_recommendations")
+    assert list(recs.columns) == ["user_id", "rank", "item_id", "score"]
+    per_user = recs.groupby("user_id")
+    assert per_user.size().max() <= 7
+    assert all(sorted(g["rank"]) == list(range(1, len(g) + 1)) for _, g in per_user)
+    assert all(g.sort_values("rank").score.is_monotonic_decreasing for _, g in per_user)
+    played = {(r.user_id, r.item_id) for r in store.read(spark, "play_events")
+              .select("user_id", "item_id").distinct().collect()}
+    assert not {(u, i) for u, i in zip(recs.user_id, recs.item_id)} & played
+    assert recs.user_id.nunique() == 600
+
+
+def test_similar_items(first_run):
+    _, _, store = first_run
+    sims = store.read_pandas("similar_items")
+    assert (sims.item_id != sims.similar_item_id).all()
+    assert sims.groupby("item_id").size().max() <= 5
+    assert sims.name.notna().all() and sims.similar_name.notna().all()
+    assert (sims.score <= 1.0 + 1e-5).all()
+
+
+def test_rerun_keeps_ids_and_gate_protects_served_tables(first_run, spark):
+    _, res, store = first_run
+    old_users = store.read_pandas("user_index").set_index("id").idx
+    served = store.current_path("user_recommendations")
+    # More users arrive; the gate is set so high that the new model cannot pass it.
+    result = materialize(None, res, small_config(n_users=700, min_lift=100.0),
+                         raise_on_error=False)
+    assert not result.success
+    assert checks_by_name(result)[("evaluation_metrics", "als_beats_popularity")] is False
+    new_users = store.read_pandas("user_index").set_index("id").idx
+    assert len(new_users) == 700
+    assert (new_users[old_users.index] == old_users).all()  # existing ids keep their idx
+    assert sorted(new_users) == list(range(700))
+    # The served table is the last good one, untouched and readable.
+    assert store.current_path("user_recommendations") == served
+    assert os.path.exists(served) and len(store.read_pandas("user_recommendations")) > 0
