@@ -13,7 +13,7 @@ WEIGHTINGS = ("linear", "log", "bm25")
 @dataclass(frozen=True)
 class ConfidenceParams:
     weighting: str = "log"
-    alpha: float = 40.0
+    alpha: float = 1.0
     eps: float = 1.0  # log: f = log1p(plays / eps)
     bm25_k1: float = 100.0
     bm25_b: float = 0.8

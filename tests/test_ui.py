@@ -1,0 +1,143 @@
+"""`dagster dev` in a subprocess: the lineage of DESIGN.md, and a run launched as from the UI.
+
+dagster dev (1.13) can ignore SIGTERM for a long time, so it runs in its own process group and
+the whole group is killed for sure (SIGKILL after a grace period).
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from recsys_dagster.paths import REPO_ROOT
+
+EXPECTED_EDGES = {
+    ("play_events", "user_index"), ("play_events", "item_index"),
+    ("play_events", "interactions"), ("user_index", "interactions"),
+    ("item_index", "interactions"), ("interactions", "confidence_matrix"),
+    ("confidence_matrix", "als_model"), ("als_model", "evaluation_metrics"),
+    ("interactions", "evaluation_metrics"), ("als_model", "user_recommendations"),
+    ("evaluation_metrics", "user_recommendations"), ("als_model", "similar_items"),
+    ("evaluation_metrics", "similar_items"), ("item_catalog", "similar_items"),
+    # Serving maps dense indexes back to raw ids and leaves out already-played items.
+    ("user_index", "user_recommendations"), ("item_index", "user_recommendations"),
+    ("interactions", "user_recommendations"), ("item_index", "similar_items"),
+}
+GROUPS = {"play_events": "ingestion", "play_events_quarantine": "ingestion",
+          "item_catalog": "ingestion", "user_index": "features", "item_index": "features",
+          "interactions": "features", "confidence_matrix": "features", "als_model": "training",
+          "evaluation_metrics": "evaluation", "user_recommendations": "serving",
+          "similar_items": "serving"}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def gql(port, query, variables=None):
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        body = json.load(resp)
+    assert "errors" not in body, body
+    return body["data"]
+
+
+@pytest.fixture(scope="module")
+def dagster_dev(tmp_path_factory):
+    home = tmp_path_factory.mktemp("dagster_home")
+    data = tmp_path_factory.mktemp("ui_data")
+    port = free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "RECSYS_DATA_DIR": str(data),
+           "RECSYS_SPARK_PROFILE": "test",
+           "RECSYS_SPARK_CHECKPOINT_DIR": str(data / "_checkpoints")}
+    log = open(home / "dagster_dev.log", "w")
+    proc = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "dagster"), "dev", "-h", "127.0.0.1",
+         "-p", str(port)],
+        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                gql(port, "{ version }")
+                nodes = gql(port, "{ assetNodes { assetKey { path } } }")["assetNodes"]
+                if nodes:
+                    break
+            except Exception:  # not up yet
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"dagster dev did not come up: see {home}/dagster_dev.log")
+            time.sleep(2)
+        yield port, data
+    finally:
+        for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        log.close()
+
+
+def test_lineage_matches_the_design(dagster_dev):
+    port, _ = dagster_dev
+    nodes = gql(port, """{ assetNodes { assetKey { path } groupName description
+                           dependencyKeys { path } } }""")["assetNodes"]
+    groups = {n["assetKey"]["path"][-1]: n["groupName"] for n in nodes}
+    assert groups == GROUPS
+    edges = {(d["path"][-1], n["assetKey"]["path"][-1]) for n in nodes
+             for d in n["dependencyKeys"]}
+    assert edges == EXPECTED_EDGES
+    assert all(n["description"] for n in nodes)
+
+
+LAUNCH = """
+mutation($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}"""
+
+
+def test_whole_graph_materialises_from_the_ui(dagster_dev):
+    port, data = dagster_dev
+    run_config = {"ops": {
+        "ingest_play_logs": {"config": {"synthetic": {"n_users": 400, "n_items": 500,
+                                                      "n_artists": 80}}},
+        "als_model": {"config": {"rank": 8, "max_iter": 5}},
+    }}
+    params = {"selector": {"repositoryLocationName": "recsys_dagster",
+                           "repositoryName": "__repository__", "jobName": "recsys_pipeline"},
+              "runConfigData": run_config, "mode": "default"}
+    launched = gql(port, LAUNCH, {"params": params})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    deadline = time.time() + 420
+    status = None
+    while time.time() < deadline:
+        status = gql(port, "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }",
+                     {"id": run_id})["runOrError"]["status"]
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(3)
+    assert status == "SUCCESS"
+    for name in GROUPS:
+        assert os.path.islink(data / name / "current"), name
