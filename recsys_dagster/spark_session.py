@@ -7,6 +7,7 @@ session is configured the same way wherever it is made.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -89,6 +90,11 @@ def build_session(settings: SparkSettings):
     """
     from pyspark.sql import SparkSession
 
+    if not settings.is_connect:
+        # Python workers must run the interpreter that has our packages (the venv), not
+        # whatever `python3` is first on PATH. On a cluster, set PYSPARK_PYTHON to the
+        # executors' interpreter instead.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder
     if settings.is_connect:
         builder = builder.remote(settings.remote)
