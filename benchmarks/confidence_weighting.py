@@ -15,6 +15,7 @@ from _common import lastfm_interactions, spark_session
 from recsys_dagster.ml.als import ALSParams
 from recsys_dagster.ml.confidence import ConfidenceParams
 from recsys_dagster.ml.evaluate import evaluate
+from recsys_dagster.ml.split import holdout_split
 
 GRID = {
     "linear": [0.1, 1.0, 10.0],
@@ -32,6 +33,7 @@ def main():
     args = ap.parse_args()
     spark = spark_session()
     inter = lastfm_interactions(spark)
+    fit, held = holdout_split(inter, 0.2, args.seed, temporal=False)
     als = ALSParams(rank=args.rank, max_iter=args.iters, reg_param=args.reg)
     print(f"lastfm-2k: {inter.count()} interactions; rank {args.rank}, reg {args.reg}, "
           f"{args.iters} iterations, K=10, per-user 20% holdout")
@@ -40,8 +42,8 @@ def main():
     for weighting, alphas in GRID.items():
         for alpha in alphas:
             t0 = time.perf_counter()
-            res = evaluate(inter, ConfidenceParams(weighting=weighting, alpha=alpha), als,
-                           k=10, holdout_fraction=0.2, seed=args.seed, split="random")
+            res = evaluate(fit, held, ConfidenceParams(weighting=weighting, alpha=alpha), als,
+                           k=10, n_boot=200)
             p, pop = res.value("als", "precision"), res.value("popularity", "precision")
             print(f"{weighting:9s} {alpha:6.1f} {p:8.4f} {res.value('als', 'ndcg'):8.4f} "
                   f"{res.value('als', 'recall'):9.4f} {pop:8.4f} {p / pop:6.2f} "

@@ -48,14 +48,19 @@ def run(config_path: str | None, show_users: int) -> int:
         return 1
     print(f"\noutputs under {store.base_dir}:")
     for name in ("play_events", "play_events_quarantine", "item_catalog", "user_index",
-                 "item_index", "interactions", "confidence_matrix", "als_model",
+                 "item_index", "interactions", "evaluation_split", "als_tuning",
+                 "confidence_matrix", "als_model",
                  "evaluation_metrics", "user_recommendations", "similar_items"):
         if store.exists(name):
             print(f"  {name:24s} {os.path.join(store.table_dir(name), 'current')}")
-    metrics = store.read_pandas("evaluation_metrics")
-    print("\nevaluation (holdout):")
-    print(metrics.pivot(index="metric", columns="model", values="value").to_string(
+    metrics = store.read_pandas("evaluation_metrics", frame="metrics")
+    overall = metrics[(metrics.segment == "all") & ~metrics.model.str.contains("-")]
+    print("\nevaluation (test split):")
+    print(overall.pivot(index="metric", columns="model", values="value").to_string(
         float_format=lambda v: f"{v:.4f}"))
+    ci = metrics[metrics.ci_low.notna()]
+    for r in ci.itertuples():
+        print(f"  {r.model} {r.metric}@{r.k}: {r.value:.4f} (95% CI {r.ci_low:.4f}..{r.ci_high:.4f})")
     recs = store.read_pandas("user_recommendations")
     names = store.read_pandas("item_catalog")
     if len(names):

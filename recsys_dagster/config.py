@@ -94,6 +94,10 @@ class ConfidenceConfig(dg.Config):
     eps: float = Field(default=1.0, description="log weighting: plays are divided by eps.")
     bm25_k1: float = Field(default=100.0, description="bm25 saturation K1.")
     bm25_b: float = Field(default=0.8, description="bm25 length normalisation B.")
+    use_tuned: bool = Field(
+        default=False,
+        description="Take weighting and alpha from als_tuning's best trial (when it ran).",
+    )
 
     def params(self) -> ConfidenceParams:
         return ConfidenceParams(self.weighting, self.alpha, self.eps, self.bm25_k1, self.bm25_b)
@@ -113,6 +117,10 @@ class ALSConfig(dg.Config):
         default=5, description="Checkpoint every N iterations (needs the checkpoint dir)."
     )
     nonnegative: bool = Field(default=False, description="Constrain factors to be >= 0.")
+    use_tuned: bool = Field(
+        default=False,
+        description="Take rank, reg_param and max_iter from als_tuning's best trial (when it ran).",
+    )
 
     def params(self) -> ALSParams:
         return ALSParams(
@@ -123,24 +131,54 @@ class ALSConfig(dg.Config):
         )
 
 
-class EvaluationConfig(dg.Config):
-    """Holdout evaluation of the model configuration against a popularity baseline."""
+class SplitConfig(dg.Config):
+    """Train / validation / test split, per user, seeded."""
 
-    k: int = Field(default=10, description="Cut-off K of the ranking metrics.")
-    holdout_fraction: float = Field(default=0.2, description="Share of each user's items held out.")
+    validation_fraction: float = Field(default=0.1, description="Share of each user's items for "
+                                       "validation (tuning looks only at these).")
+    test_fraction: float = Field(default=0.2, description="Share of each user's items for test "
+                                 "(reported and gating numbers).")
     split: Literal["auto", "temporal", "random"] = Field(
         default="auto",
-        description="auto: temporal when the data has timestamps, else a seeded per-user split.",
+        description="auto: temporal when every play has a timestamp, else seeded per-user random.",
     )
     seed: int = Field(default=7, description="Seed of the random split.")
+
+
+class TuningConfig(dg.Config):
+    """Search over confidence weighting, alpha, rank, regularisation and iterations."""
+
+    search: Literal["none", "grid", "random"] = Field(
+        default="none", description="none (skip), grid (every combination) or random.")
+    n_trials: int = Field(default=16, description="Random search: number of trials.")
+    seed: int = Field(default=13, description="Random search: seed.")
+    k: int = Field(default=10, description="Cut-off of the validation metric.")
+    metric: Literal["precision", "recall", "ndcg", "map"] = Field(
+        default="precision", description="Validation metric to maximise.")
+    parallelism: int = Field(default=2, description="Trials run concurrently (Spark jobs).")
+    weighting: list[str] = Field(default_factory=lambda: ["log", "bm25", "linear"],
+                                 description="Confidence weightings to try.")
+    alpha: list[float] = Field(default_factory=lambda: [0.1, 0.3, 1.0, 3.0, 10.0],
+                               description="alpha values (random: log-uniform in the range).")
+    rank: list[int] = Field(default_factory=lambda: [32, 64, 128], description="Ranks to try.")
+    reg_param: list[float] = Field(default_factory=lambda: [0.01, 0.03, 0.1, 0.3, 1.0],
+                                   description="lambda values (random: log-uniform in range).")
+    max_iter: list[int] = Field(default_factory=lambda: [10], description="Iterations to try.")
+
+
+class EvaluationConfig(dg.Config):
+    """Test-set evaluation of the model configuration against popularity and item-kNN."""
+
+    k: int = Field(default=10, description="Cut-off K of the ranking metrics.")
     primary_metric: Literal["precision", "recall", "ndcg", "map"] = Field(
-        default="precision", description="Metric the publication gate compares."
-    )
+        default="precision", description="Metric the publication gate compares.")
     min_lift: float = Field(
         default=0.0,
-        description="The gate passes when ALS >= popularity * (1 + min_lift) on the primary "
-        "metric (and strictly above it).",
+        description="The gate also needs ALS >= popularity * (1 + min_lift) on the primary metric.",
     )
+    n_bootstrap: int = Field(default=1000, description="Bootstrap resamples over users.")
+    seed: int = Field(default=0, description="Bootstrap seed.")
+    knn_neighbours: int = Field(default=100, description="Neighbours per item for item-kNN.")
 
 
 class RecommendationsConfig(dg.Config):

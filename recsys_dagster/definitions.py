@@ -12,7 +12,7 @@ from .schedules import nightly_retraining
 ASSETS = [
     ingest.ingest_play_logs,
     features.user_index, features.item_index, features.interactions, features.confidence_matrix,
-    training.als_model,
+    evaluation.evaluation_split, training.als_tuning, training.als_model,
     evaluation.evaluation_metrics,
     serving.user_recommendations, serving.similar_items,
 ]

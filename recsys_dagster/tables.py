@@ -30,10 +30,12 @@ _SAFE_PART = re.compile(r"^[A-Za-z0-9_.=-]+$")
 
 @dataclass(frozen=True)
 class TableSet:
-    """Several named DataFrames stored (and loaded) together, plus the params that made them."""
+    """Several named DataFrames stored (and loaded) together, plus the params that made them
+    and small files (plots) kept next to the tables."""
 
     frames: dict[str, Any]
     params: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
 
     def __getitem__(self, name: str):
         return self.frames[name]
@@ -87,7 +89,14 @@ class TableStore:
         if isinstance(value, TableSet):
             for frame_name, frame in value.frames.items():
                 frame.write.parquet(os.path.join(vdir, frame_name))
-            manifest = {"kind": "tableset", "frames": sorted(value.frames), "params": value.params}
+            os.makedirs(vdir, exist_ok=True)
+            for file_name, data in value.files.items():
+                if not _SAFE_PART.match(file_name):
+                    raise ValueError(f"unsafe file name {file_name!r}")
+                with open(os.path.join(vdir, file_name), "wb") as fh:
+                    fh.write(data)
+            manifest = {"kind": "tableset", "frames": sorted(value.frames), "params": value.params,
+                        "files": sorted(value.files)}
         else:
             value.write.parquet(vdir)
             manifest = {"kind": "dataframe"}

@@ -17,11 +17,11 @@ SEED_ORDER = {"0": ["30", "10", "20"], "1": ["10", "30", "20"], "2": ["20", "30"
 def test_seed_example_gives_the_seed_order_through_the_asset_graph(resources, data_dir):
     with open(RESOURCES_DIR / "config" / "seed.yaml") as fh:
         run_config = yaml.safe_load(fh)
-    run_config["ops"].pop("evaluation_metrics")
+    run_config["ops"].pop("evaluation_metrics", None)
     # Seven plays cannot be evaluated meaningfully, so the gate asset is left out here.
     selection = ["play_events", "play_events_quarantine", "item_catalog", "user_index",
-                 "item_index", "interactions", "confidence_matrix", "als_model",
-                 "user_recommendations"]
+                 "item_index", "interactions", "evaluation_split", "als_tuning",
+                 "confidence_matrix", "als_model", "user_recommendations"]
     result = materialize(selection, resources, run_config)
     assert result.success
     recs = TableStore(data_dir).read_pandas("user_recommendations")

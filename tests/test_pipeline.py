@@ -10,12 +10,19 @@ from recsys_dagster.tables import TableStore
 from helpers import checks_by_name, materialize
 
 
-def small_config(n_users=600, min_lift=0.0):
+TUNING = {"search": "grid", "weighting": ["log", "linear"], "alpha": [1.0], "rank": [8, 12],
+          "reg_param": [0.1], "max_iter": [5]}
+
+
+def small_config(n_users=600, min_lift=0.0, tuning=None):
+    tuned = tuning is not None
     return {"ops": {
+        "als_tuning": {"config": tuning or {"search": "none"}},
+        "confidence_matrix": {"config": {"use_tuned": tuned}},
         "ingest_play_logs": {"config": {"source": "synthetic", "synthetic": {
             "n_users": n_users, "n_items": 800, "n_artists": 120, "seed": 11}}},
         "als_model": {"config": {"rank": 16, "max_iter": 8, "num_user_blocks": 2,
-                                 "num_item_blocks": 2}},
+                                 "num_item_blocks": 2, "use_tuned": tuned}},
         "evaluation_metrics": {"config": {"min_lift": min_lift}},
         "user_recommendations": {"config": {"top_n": 7}},
         "similar_items": {"config": {"top_n": 5}},
@@ -77,17 +84,46 @@ def test_confidence_and_model(first_run, spark):
 
 def test_evaluation_metrics_table_and_metadata(first_run):
     result, _, store = first_run
-    metrics = store.read_pandas("evaluation_metrics")
-    assert len(metrics) == 10 and set(metrics.model) == {"als", "popularity"}
-    assert set(metrics.metric) == {"precision", "recall", "ndcg", "map", "coverage"}
-    assert metrics.value.between(0, 1).all() and (metrics.k == 10).all()
-    v = metrics.set_index(["model", "metric"]).value
+    metrics = store.read_pandas("evaluation_metrics", frame="metrics")
+    overall = metrics[metrics.segment == "all"].set_index(["model", "metric"])
+    assert {"als", "popularity", "item_knn"} <= set(metrics.model)
+    for model in ("als", "popularity", "item_knn"):
+        for metric in ("precision", "recall", "ndcg", "map", "auc", "coverage", "ild",
+                       "novelty", "gini", "entropy"):
+            assert (model, metric) in overall.index, (model, metric)
+    bounded = overall.loc[[i for i in overall.index if i[1] in
+                           ("precision", "recall", "ndcg", "map", "auc", "coverage", "ild",
+                            "gini")]]
+    assert bounded.value.between(0, 1).all()
+    assert (metrics.k == 10).all()
+    v = overall.value
     assert v["als", "precision"] > v["popularity", "precision"]
+    assert v["als", "auc"] > 0.5 and v["popularity", "auc"] > 0.5
+    # The primary metric has an interval for every model and for the paired differences.
+    ci = overall[overall.ci_low.notna()]
+    assert {m for m, _ in ci.index} == {"als", "popularity", "item_knn", "als-popularity",
+                                         "als-item_knn"}
+    assert (ci.ci_low <= ci.value).all() and (ci.value <= ci.ci_high).all()
+    segs = metrics[(metrics.segment != "all") & (metrics.model == "als")]
+    assert set(segs.segment) == {"light", "medium", "heavy"}
     mats = [m for m in result.get_asset_materialization_events()
             if m.asset_key.path == ["evaluation_metrics"]]
     meta = mats[0].materialization.metadata
     assert meta["als/precision@10"].value == pytest.approx(v["als", "precision"])
     assert "| metric" in meta["metrics"].value
+    assert meta["segment_plot"].value.startswith("![")
+    png = os.path.join(store.current_path("evaluation_metrics"), "segments.png")
+    assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_split_is_temporal_and_disjoint(first_run, spark):
+    _, _, store = first_run
+    split = store.read(spark, "evaluation_split")
+    assert split.params["split"] == "temporal"  # synthetic plays carry timestamps
+    parts = {n: {(r.user_idx, r.item_idx) for r in split[n].select("user_idx", "item_idx")
+                 .collect()} for n in ("train", "validation", "test")}
+    assert not parts["train"] & parts["test"] and not parts["validation"] & parts["test"]
+    assert sum(map(len, parts.values())) == store.read(spark, "interactions").count()
 
 
 def test_user_recommendations(first_run, spark):
@@ -118,7 +154,7 @@ def test_rerun_keeps_ids_and_gate_protects_served_tables(first_run, spark):
     old_users = store.read_pandas("user_index").set_index("id").idx
     served = store.current_path("user_recommendations")
     # More users arrive; the gate is set so high that the new model cannot pass it.
-    result = materialize(None, res, small_config(n_users=700, min_lift=100.0),
+    result = materialize(None, res, small_config(n_users=700, min_lift=100.0, tuning=TUNING),
                          raise_on_error=False)
     assert not result.success
     assert checks_by_name(result)[("evaluation_metrics", "als_beats_popularity")] is False
@@ -129,3 +165,18 @@ def test_rerun_keeps_ids_and_gate_protects_served_tables(first_run, spark):
     # The served table is the last good one, untouched and readable.
     assert store.current_path("user_recommendations") == served
     assert os.path.exists(served) and len(store.read_pandas("user_recommendations")) > 0
+
+
+def test_tuned_settings_reach_the_model(first_run, spark):
+    """Runs after the re-run above, which tuned a 4-point grid and used the best trial."""
+    _, _, store = first_run
+    tuning = store.read(spark, "als_tuning")
+    trials = tuning["trials"].toPandas()
+    assert len(trials) == 4 and trials.score.between(0, 1).all()
+    best = trials.sort_values(["score", "trial"], ascending=[False, True]).iloc[0]
+    model = store.read(spark, "als_model")
+    assert model.params["tuned"] is True
+    assert model.params["als"]["rank"] == best["rank"]
+    assert model.params["confidence"]["weighting"] == best.weighting
+    png = os.path.join(store.current_path("als_tuning"), "tuning.png")
+    assert open(png, "rb").read(4) == b"\x89PNG"

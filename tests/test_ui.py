@@ -22,7 +22,9 @@ EXPECTED_EDGES = {
     ("play_events", "interactions"), ("user_index", "interactions"),
     ("item_index", "interactions"), ("interactions", "confidence_matrix"),
     ("confidence_matrix", "als_model"), ("als_model", "evaluation_metrics"),
-    ("interactions", "evaluation_metrics"), ("als_model", "user_recommendations"),
+    ("interactions", "evaluation_split"), ("evaluation_split", "als_tuning"),
+    ("evaluation_split", "evaluation_metrics"), ("als_tuning", "confidence_matrix"),
+    ("als_tuning", "als_model"), ("als_model", "user_recommendations"),
     ("evaluation_metrics", "user_recommendations"), ("als_model", "similar_items"),
     ("evaluation_metrics", "similar_items"), ("item_catalog", "similar_items"),
     # Serving maps dense indexes back to raw ids and leaves out already-played items.
@@ -32,6 +34,7 @@ EXPECTED_EDGES = {
 GROUPS = {"play_events": "ingestion", "play_events_quarantine": "ingestion",
           "item_catalog": "ingestion", "user_index": "features", "item_index": "features",
           "interactions": "features", "confidence_matrix": "features", "als_model": "training",
+          "als_tuning": "training", "evaluation_split": "evaluation",
           "evaluation_metrics": "evaluation", "user_recommendations": "serving",
           "similar_items": "serving"}
 

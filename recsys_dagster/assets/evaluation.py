@@ -1,58 +1,103 @@
-"""Evaluation: holdout metrics for ALS and popularity, and the publication gate."""
+"""Evaluation: the train/validation/test split, test metrics with intervals, and the gate."""
 
+import base64
 
 import dagster as dg
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from .. import checks
-from ..config import EvaluationConfig
+from ..config import EvaluationConfig, SplitConfig
 from ..ml.als import ALSParams
 from ..ml.confidence import ConfidenceParams
-from ..ml.evaluate import evaluate
+from ..ml.evaluate import TABLE_COLUMNS, evaluate, has_timestamps
+from ..ml.plots import segment_plot
+from ..ml.split import three_way_split
 from ..resources import SparkResource
 from ..tables import TableSet
 from .metadata import KINDS, OWNERS, column_schema
 
+TABLE_SCHEMA = ("model string, metric string, k int, value double, segment string, "
+                "ci_low double, ci_high double")
+
+
+def png_markdown(png: bytes, alt: str) -> dg.MetadataValue:
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
+@dg.asset(group_name="evaluation", kinds=KINDS, owners=OWNERS, code_version="1")
+def evaluation_split(config: SplitConfig, interactions: DataFrame):
+    """Train / validation / test interactions per user (temporal when timestamps exist)."""
+    temporal = config.split == "temporal" or (config.split == "auto"
+                                              and has_timestamps(interactions))
+    parts = three_way_split(interactions, config.validation_fraction, config.test_fraction,
+                            config.seed, temporal)
+    frames = dict(zip(("train", "validation", "test"), (p.persist() for p in parts)))
+    counts = {name: df.count() for name, df in frames.items()}
+    kind = "temporal" if temporal else "random"
+    return dg.Output(
+        TableSet(frames, {"split": kind, "validation_fraction": config.validation_fraction,
+                          "test_fraction": config.test_fraction, "seed": config.seed}),
+        metadata={"split": kind, **{f"{n}_rows": c for n, c in counts.items()},
+                  "dagster/row_count": sum(counts.values()),
+                  "dagster/column_schema": column_schema(frames["train"])},
+    )
+
 
 @dg.asset(
-    group_name="evaluation", kinds=KINDS, owners=OWNERS, code_version="1",
+    group_name="evaluation", kinds=KINDS, owners=OWNERS, code_version="2",
     check_specs=[dg.AssetCheckSpec(
         checks.ALS_BEATS_POPULARITY, asset="evaluation_metrics", blocking=True,
-        description="ALS beats the popularity baseline on the primary metric; recommendations "
-        "are only republished when it does.",
+        description="ALS beats popularity on the primary metric with the bootstrap interval "
+        "clear of it; recommendations are only republished when it does.",
     )],
 )
 def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConfig,
-                       interactions: DataFrame, als_model: TableSet, spark: SparkResource):
-    """Holdout precision, recall, NDCG, MAP at K and coverage: ALS vs popularity."""
+                       evaluation_split: TableSet, als_model: TableSet, spark: SparkResource):
+    """Test metrics with bootstrap intervals: ALS vs popularity and item-kNN, per segment."""
+    fit = evaluation_split["train"].unionByName(evaluation_split["validation"])
     result = evaluate(
-        interactions,
-        ConfidenceParams(**als_model.params["confidence"]),
-        ALSParams(**als_model.params["als"]),
-        k=config.k, holdout_fraction=config.holdout_fraction, seed=config.seed,
-        split=config.split,
+        fit, evaluation_split["test"],
+        ConfidenceParams(**als_model.params["confidence"]), ALSParams(**als_model.params["als"]),
+        k=config.k, primary=config.primary_metric, n_boot=config.n_bootstrap, seed=config.seed,
+        knn_neighbours=config.knn_neighbours,
     )
     table = result.table
+    overall = table[table.segment == "all"]
     metadata = {f"{r.model}/{r.metric}@{r.k}": dg.MetadataValue.float(float(r.value))
-                for r in table.itertuples()}
-    wide = table.pivot(index="metric", columns="model", values="value").reset_index()
+                for r in overall.itertuples() if r.value == r.value}
+    primary = config.primary_metric
+    for model in ("als", "popularity", "item_knn"):
+        lo, hi = result.interval(model, primary)
+        metadata[f"{model}/{primary}@{config.k} 95% CI"] = f"[{lo:.4f}, {hi:.4f}]"
+    wide = overall[~overall.model.str.contains("-")].pivot(
+        index="metric", columns="model", values="value").reset_index()
+    seg = table[(table.segment != "all") & (table.metric == primary)].pivot(
+        index="segment", columns="model", values="value").reset_index()
+    png = segment_plot(table, primary)
     metadata.update({
         "metrics": dg.MetadataValue.md(wide.to_markdown(index=False, floatfmt=".4f")),
-        "split": result.split,
+        "segments": dg.MetadataValue.md(seg.to_markdown(index=False, floatfmt=".4f")),
+        "segment_plot": png_markdown(png, f"{primary} per segment"),
+        "split": evaluation_split.params.get("split", "?"),
         **{name: dg.MetadataValue.int(v) if isinstance(v, int) else dg.MetadataValue.float(v)
            for name, v in result.counts.items()},
         "dagster/row_count": len(table),
     })
-    df = spark.spark_session.createDataFrame(table, "model string, metric string, k int, value double")
+    df = spark.spark_session.createDataFrame(table[TABLE_COLUMNS], TABLE_SCHEMA)
     metadata["dagster/column_schema"] = column_schema(df)
-    yield dg.Output(df, metadata=metadata)
+    per_user = spark.spark_session.createDataFrame(result.per_user)
+    yield dg.Output(TableSet({"metrics": df, "per_user": per_user},
+                             {"primary_metric": primary, "k": config.k},
+                             {"segments.png": png}), metadata=metadata)
 
-    als_v = result.value("als", config.primary_metric)
-    pop_v = result.value("popularity", config.primary_metric)
+    als_v, pop_v = result.value("als", primary), result.value("popularity", primary)
+    als_lo, _ = result.interval("als", primary)
+    diff_lo, diff_hi = result.interval("als-popularity", primary)
+    passed = (als_lo > pop_v and diff_lo > 0 and als_v >= pop_v * (1.0 + config.min_lift))
     yield dg.AssetCheckResult(
-        check_name=checks.ALS_BEATS_POPULARITY,
-        passed=als_v > pop_v and als_v >= pop_v * (1.0 + config.min_lift),
-        metadata={"metric": f"{config.primary_metric}@{config.k}", "als": als_v,
-                  "popularity": pop_v, "lift": (als_v / pop_v - 1.0) if pop_v else 0.0,
-                  "min_lift": config.min_lift},
+        check_name=checks.ALS_BEATS_POPULARITY, passed=bool(passed),
+        metadata={"metric": f"{primary}@{config.k}", "als": als_v, "popularity": pop_v,
+                  "als_ci_low": als_lo, "difference_ci": f"[{diff_lo:.4f}, {diff_hi:.4f}]",
+                  "lift": (als_v / pop_v - 1.0) if pop_v else 0.0, "min_lift": config.min_lift},
     )

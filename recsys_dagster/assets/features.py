@@ -6,10 +6,11 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..config import ConfidenceConfig
-from ..ml.confidence import confidence_matrix as weigh
+from ..ml.confidence import ConfidenceParams, confidence_matrix as weigh
 from ..ml.indexing import build_interactions, extend_index
 from ..resources import SparkResource, Warehouse
 from ..tables import TableSet
+from .training import tuned
 from .metadata import KINDS, OWNERS, table_metadata
 
 
@@ -59,10 +60,16 @@ def interactions(play_events: DataFrame, user_index: DataFrame, item_index: Data
     })
 
 
-@dg.asset(group_name="features", kinds=KINDS, owners=OWNERS, code_version="1")
-def confidence_matrix(config: ConfidenceConfig, interactions: DataFrame):
+@dg.asset(group_name="features", kinds=KINDS, owners=OWNERS, code_version="2")
+def confidence_matrix(context: dg.AssetExecutionContext, config: ConfidenceConfig,
+                      interactions: DataFrame, als_tuning: TableSet):
     """Confidence c = 1 + alpha * f(plays) for every (user, item) pair."""
     params = config.params()
+    overrides = tuned("confidence", als_tuning, config.use_tuned)
+    if overrides:
+        params = ConfidenceParams(**{**params.as_dict(), "weighting": overrides["weighting"],
+                                     "alpha": overrides["alpha"]})
+        context.log.info(f"using tuned confidence settings: {params}")
     matrix = weigh(interactions, params).persist()
     row = matrix.agg(F.count("*").alias("n"), F.min("confidence").alias("min"),
                      F.max("confidence").alias("max"), F.avg("confidence").alias("mean")).first()

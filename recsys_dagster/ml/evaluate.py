@@ -1,29 +1,49 @@
-"""Holdout evaluation of a model configuration against the popularity baseline."""
+"""Evaluation of a model configuration on held-out data, against baselines, with intervals.
+
+The model is fitted on the fit part (train, or train + validation for the final test), and
+ALS, popularity and item-kNN are all scored by the same code (scoring.score_users) on the
+held-out part: items the user played in the fit part are never recommended, metrics count only
+held-out items. Users are evaluated when they have held-out items; held-out items missing from
+the fit part can be recommended by no model and are counted.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from .als import ALSParams, train_als
 from .confidence import ConfidenceParams, confidence_matrix
-from .metrics import RANKING_METRICS, summarize
-from .recommend import popularity_recommendations, recommend_for_users
-from .split import holdout_split
+from .knn import item_cosine_neighbours, similarity_matrix
+from .metrics import RANKING_METRICS
+from .scoring import Catalogue, DotScorer, KnnScorer, score_users
+from .stats import bootstrap_ci, entropy, gini
+from .topk import collect_matrix, normalize_rows
+
+MODELS = ("als", "popularity", "item_knn")
+SEGMENTS = ("light", "medium", "heavy")
+TABLE_COLUMNS = ["model", "metric", "k", "value", "segment", "ci_low", "ci_high"]
 
 
 @dataclass
 class EvaluationResult:
-    table: pd.DataFrame  # model, metric, k, value
-    split: str
+    table: pd.DataFrame  # TABLE_COLUMNS
+    per_user: pd.DataFrame  # model, user_idx, n_train, segment, metrics...
     counts: dict = field(default_factory=dict)
 
-    def value(self, model: str, metric: str) -> float:
+    def value(self, model: str, metric: str, segment: str = "all") -> float:
         t = self.table
-        return float(t[(t.model == model) & (t.metric == metric)].value.iloc[0])
+        row = t[(t.model == model) & (t.metric == metric) & (t.segment == segment)]
+        return float(row.value.iloc[0])
+
+    def interval(self, model: str, metric: str) -> tuple[float, float]:
+        t = self.table
+        row = t[(t.model == model) & (t.metric == metric) & (t.segment == "all")].iloc[0]
+        return float(row.ci_low), float(row.ci_high)
 
 
 def has_timestamps(interactions: DataFrame) -> bool:
@@ -31,43 +51,107 @@ def has_timestamps(interactions: DataFrame) -> bool:
     return row["n"] > 0 and row["n"] == row["ts"]
 
 
-def evaluate(interactions: DataFrame, confidence: ConfidenceParams, als: ALSParams, k: int,
-             holdout_fraction: float, seed: int, split: str = "auto") -> EvaluationResult:
-    """Fit the same configuration on a train split and score ALS and popularity on the holdout.
+def build_catalogue(fit: DataFrame, item_factors: DataFrame | None) -> Catalogue:
+    pop = fit.groupBy("item_idx").agg(F.countDistinct("user_idx").alias("n")).toPandas()
+    pop = pop.sort_values("item_idx")
+    item_ids = pop["item_idx"].to_numpy(dtype=np.int64)
+    unit = None
+    if item_factors is not None:
+        f_ids, f_mat = collect_matrix(item_factors)
+        unit = np.zeros((item_ids.size, f_mat.shape[1]), dtype=np.float32)
+        pos = np.searchsorted(f_ids, item_ids)
+        ok = (pos < f_ids.size)
+        ok[ok] = f_ids[pos[ok]] == item_ids[ok]
+        unit[ok] = normalize_rows(f_mat)[pos[ok]]
+    n_users = fit.select("user_idx").distinct().count()
+    return Catalogue(item_ids, unit, pop["n"].to_numpy(dtype=np.float64), n_users)
 
-    Metrics only count held-out items: items a user played in training are never
-    recommended. Users with no held-out items are not evaluated; held-out items that never
-    occur in training cannot be recommended by either model and are counted.
-    """
-    temporal = split == "temporal" or (split == "auto" and has_timestamps(interactions))
-    train, holdout = holdout_split(interactions, holdout_fraction, seed, temporal)
-    train, holdout = train.persist(), holdout.persist()
-    test_users = holdout.select("user_idx").distinct()
-    factors = train_als(confidence_matrix(train, confidence), als)
-    test_factors = factors.user_factors.join(
-        test_users.withColumnRenamed("user_idx", "idx"), "idx")
-    models = {
-        "als": recommend_for_users(test_factors, factors.item_factors, k, seen=train),
-        "popularity": popularity_recommendations(train, test_users, k, seen=train),
+
+def factors_on_catalogue(cat: Catalogue, item_factors: DataFrame) -> np.ndarray:
+    f_ids, f_mat = collect_matrix(item_factors)
+    mat = np.zeros((cat.item_ids.size, f_mat.shape[1]), dtype=np.float32)
+    pos = np.searchsorted(f_ids, cat.item_ids)
+    ok = pos < f_ids.size
+    ok[ok] = f_ids[pos[ok]] == cat.item_ids[ok]
+    mat[ok] = f_mat[pos[ok]]
+    return mat
+
+
+def fit_als(fit: DataFrame, confidence: ConfidenceParams, als: ALSParams):
+    return train_als(confidence_matrix(fit, confidence), als)
+
+
+def score_als(factors, fit: DataFrame, held: DataFrame, cat: Catalogue, k: int) -> DataFrame:
+    users = factors.user_factors.withColumnRenamed("idx", "user_idx")
+    return score_users(users, fit, held, cat,
+                       DotScorer(factors_on_catalogue(cat, factors.item_factors)), k)
+
+
+def _segments(n_train: pd.Series) -> pd.Series:
+    lo, hi = np.quantile(n_train, [1 / 3, 2 / 3])
+    return pd.Series(np.where(n_train <= lo, "light", np.where(n_train > hi, "heavy", "medium")),
+                     index=n_train.index)
+
+
+def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als: ALSParams,
+             k: int, primary: str = "precision", n_boot: int = 1000, seed: int = 0,
+             knn_neighbours: int = 100) -> EvaluationResult:
+    fit, held = fit.persist(), held.persist()
+    factors = fit_als(fit, confidence, als)
+    cat = build_catalogue(fit, factors.item_factors)
+    pop_vec = cat.listeners.astype(np.float32)[:, None]
+    knn = KnnScorer(similarity_matrix(item_cosine_neighbours(fit, knn_neighbours), cat.item_ids))
+    ones = fit.select("user_idx").distinct().withColumn(
+        "features", F.array(F.lit(1.0).cast("float")))
+    per_user_frames = {
+        "als": score_als(factors, fit, held, cat, k),
+        "popularity": score_users(ones, fit, held, cat, DotScorer(pop_vec), k),
+        "item_knn": score_users(ones, fit, held, cat, knn, k),
     }
-    train_items = train.select("item_idx").distinct()
-    n_catalogue = train_items.count()
-    rows = []
-    counts = {}
-    for name, recs in models.items():
-        summary = summarize(recs, holdout, k, n_catalogue)
-        counts["evaluated_users"] = summary.pop("users")
-        rows += [(name, metric, k, summary[metric]) for metric in (*RANKING_METRICS, "coverage")]
-    train_users = train.select("user_idx").distinct()
-    counts.update({
-        "train_rows": train.count(),
-        "holdout_rows": holdout.count(),
-        "cold_users": test_users.join(train_users, "user_idx", "left_anti").count(),
-        "holdout_rows_with_cold_items": holdout.join(train_items, "item_idx", "left_anti").count(),
-        "catalogue_items": n_catalogue,
+    rows, per_user = [], []
+    for name, df in per_user_frames.items():
+        pdf = df.toPandas()  # one row of metrics per evaluated user: small by construction
+        pdf.insert(0, "model", name)
+        per_user.append(pdf)
+    per_user = pd.concat(per_user, ignore_index=True)
+    segments = _segments(per_user[per_user.model == "als"].set_index("user_idx").n_train)
+    per_user["segment"] = per_user.user_idx.map(segments)
+    metrics = (*RANKING_METRICS, "auc", "ild", "novelty")
+    for name in MODELS:
+        pu = per_user[per_user.model == name]
+        for metric in metrics:
+            vals = pu[metric].dropna().to_numpy()
+            mean, lo, hi = (bootstrap_ci(vals, n_boot, seed=seed) if metric == primary
+                            else (float(vals.mean()) if vals.size else float("nan"), None, None))
+            rows.append((name, metric, k, mean, "all", lo, hi))
+            if metric in RANKING_METRICS:
+                for seg in SEGMENTS:
+                    sv = pu[pu.segment == seg][metric].dropna()
+                    rows.append((name, metric, k, float(sv.mean()) if len(sv) else float("nan"),
+                                 seg, None, None))
+        counts = np.zeros(cat.item_ids.size)
+        rec_pos, _ = cat.positions(np.concatenate(pu.recs.to_numpy()) if len(pu) else [])
+        np.add.at(counts, rec_pos, 1)
+        rows += [(name, "coverage", k, float((counts > 0).mean()), "all", None, None),
+                 (name, "gini", k, gini(counts), "all", None, None),
+                 (name, "entropy", k, entropy(counts), "all", None, None)]
+    # Paired bootstrap of the primary metric's difference over the same users.
+    wide = per_user.pivot(index="user_idx", columns="model", values=primary)
+    for base in ("popularity", "item_knn"):
+        mean, lo, hi = bootstrap_ci((wide["als"] - wide[base]).to_numpy(), n_boot, seed=seed)
+        rows.append((f"als-{base}", primary, k, mean, "all", lo, hi))
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    fit_users = fit.select("user_idx").distinct()
+    counts = {
+        "fit_rows": fit.count(), "held_out_rows": held.count(),
+        "evaluated_users": int((per_user.model == "als").sum()),
+        "cold_users": held.select("user_idx").distinct().join(fit_users, "user_idx",
+                                                              "left_anti").count(),
+        "held_out_rows_with_cold_items": held.join(
+            fit.select("item_idx").distinct(), "item_idx", "left_anti").count(),
+        "catalogue_items": int(cat.item_ids.size),
         "als_fit_seconds": float(factors.timings["fit_seconds"]),
-    })
-    train.unpersist()
-    holdout.unpersist()
-    table = pd.DataFrame(rows, columns=["model", "metric", "k", "value"])
-    return EvaluationResult(table, "temporal" if temporal else "random", counts)
+    }
+    fit.unpersist()
+    held.unpersist()
+    return EvaluationResult(table, per_user.drop(columns=["recs"]), counts)

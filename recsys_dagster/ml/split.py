@@ -13,16 +13,36 @@ def holdout_split(interactions: DataFrame, fraction: float, seed: int,
     temporal=True holds out the items the user discovered last (latest first play, ties by
     item); otherwise a seeded hash order per user. Users with one item stay wholly in train.
     """
-    if not 0 < fraction < 1:
-        raise ValueError(f"holdout fraction must be in (0, 1), got {fraction}")
+    train, _, test = three_way_split(interactions, 0.0, fraction, seed, temporal)
+    return train, test
+
+
+def three_way_split(interactions: DataFrame, validation_fraction: float, test_fraction: float,
+                    seed: int, temporal: bool) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """(train, validation, test) per user: the first round(test_fraction * n) items in the
+    user's order go to test, the next round(validation_fraction * n) to validation, the rest
+    to train; every user keeps at least one training item.
+
+    The order is most recently discovered first (temporal) or a seeded hash (random), so the
+    split is deterministic for a given seed.
+    """
+    if not 0 < test_fraction < 1 or not 0 <= validation_fraction < 1 \
+            or validation_fraction + test_fraction >= 1:
+        raise ValueError(f"need 0 < test < 1, 0 <= validation, validation + test < 1; got "
+                         f"{validation_fraction}, {test_fraction}")
     if temporal:
         order = [F.col("first_ts").desc_nulls_last(), F.col("item_idx").desc()]
     else:
         order = [F.xxhash64(F.lit(int(seed)), "user_idx", "item_idx"), F.col("item_idx")]
     w = Window.partitionBy("user_idx").orderBy(*order)
     n = F.count("*").over(Window.partitionBy("user_idx"))
-    n_out = F.least(F.round(n * F.lit(fraction)), n - 1)
-    ranked = interactions.withColumn("_pos", F.row_number().over(w)).withColumn("_nout", n_out)
-    holdout = ranked.where(F.col("_pos") <= F.col("_nout")).drop("_pos", "_nout")
-    train = ranked.where(F.col("_pos") > F.col("_nout")).drop("_pos", "_nout")
-    return train, holdout
+    n_test = F.least(F.round(n * F.lit(test_fraction)), n - 1)
+    n_val = F.least(F.round(n * F.lit(validation_fraction)), n - 1 - n_test)
+    ranked = (interactions.withColumn("_pos", F.row_number().over(w))
+              .withColumn("_ntest", n_test).withColumn("_nval", n_val))
+    cols = interactions.columns
+    test = ranked.where(F.col("_pos") <= F.col("_ntest")).select(*cols)
+    val = ranked.where((F.col("_pos") > F.col("_ntest"))
+                       & (F.col("_pos") <= F.col("_ntest") + F.col("_nval"))).select(*cols)
+    train = ranked.where(F.col("_pos") > F.col("_ntest") + F.col("_nval")).select(*cols)
+    return train, val, test

@@ -1,0 +1,104 @@
+"""AUC, diversity, novelty, Gini/entropy and bootstrap: hand-computed cases; scoring vs Spark."""
+
+import math
+
+import numpy as np
+import pytest
+from pyspark.ml.evaluation import RankingEvaluator
+from scipy import sparse
+
+from recsys_dagster.ml.scoring import (Catalogue, DotScorer, KnnScorer, auc,
+                                       intra_list_diversity, score_batch, score_users)
+from recsys_dagster.ml.stats import bootstrap_ci, entropy, gini
+
+
+def test_auc_hand_cases():
+    s = np.array([0.9, 0.1, 0.5, 0.5, 0.3])
+    # positives 0 and 2; negatives 1, 3, 4: pos 0.9 beats 3; pos 0.5 beats 0.1, 0.3, ties 0.5.
+    assert auc(s, np.array([0, 2]), np.array([1, 3, 4])) == pytest.approx((3 + 2.5) / 6)
+    assert math.isnan(auc(s, np.array([], dtype=int), np.array([1])))
+
+
+def test_intra_list_diversity():
+    orth = np.eye(3, dtype=np.float32)
+    assert intra_list_diversity(orth) == pytest.approx(1.0)
+    same = np.tile(np.array([[0.6, 0.8]], dtype=np.float32), (3, 1))
+    assert intra_list_diversity(same) == pytest.approx(0.0, abs=1e-6)
+    assert math.isnan(intra_list_diversity(orth[:1]))
+
+
+def test_gini_entropy():
+    assert gini([5, 5, 5, 5]) == pytest.approx(0.0)
+    assert gini([0, 0, 0, 8]) == pytest.approx(0.75)  # (n-1)/n for one item out of n
+    assert entropy([1, 1, 1, 1]) == pytest.approx(2.0)
+    assert entropy([0, 3]) == pytest.approx(0.0)
+
+
+def test_bootstrap_interval_contains_mean_and_narrows():
+    rng = np.random.default_rng(1)
+    small = rng.random(50)
+    big = rng.random(5000)
+    m, lo, hi = bootstrap_ci(small, 500, seed=3)
+    assert lo < m < hi
+    _, blo, bhi = bootstrap_ci(big, 500, seed=3)
+    assert (bhi - blo) < (hi - lo)
+    assert bootstrap_ci(small, 500, seed=3) == (m, lo, hi)  # seeded
+
+
+def catalogue():
+    ids = np.array([10, 11, 12, 13])
+    unit = np.eye(4, dtype=np.float32)
+    return Catalogue(ids, unit, np.array([4.0, 2.0, 1.0, 1.0]), n_users=4)
+
+
+def test_score_batch_masks_training_and_computes_everything():
+    cat = catalogue()
+    scorer = DotScorer(np.array([[4.0], [3.0], [2.0], [1.0]]))
+    out = score_batch(cat, scorer, np.array([7]), [np.array([1.0])], [[10]], [[12]], k=2)
+    row = out.iloc[0]
+    assert list(row.recs) == [11, 12]  # 10 was trained on
+    assert row.precision == 0.5 and row.recall == 1.0
+    assert row.auc == pytest.approx(0.5)  # positive 12 (2.0) below 11 (3.0), above 13 (1.0)
+    assert row.ild == pytest.approx(1.0)
+    assert row.novelty == pytest.approx(np.mean([-np.log2(2 / 4), -np.log2(1 / 4)]))
+    assert row.n_train == 1
+
+
+def test_knn_scorer_sums_similarities_of_training_items():
+    sim = sparse.csr_matrix(np.array([[0, .5, .1, 0], [.5, 0, 0, .2], [.1, 0, 0, .9],
+                                      [0, .2, .9, 0]], dtype=np.float32))
+    scores = KnnScorer(sim).scores(None, [np.array([0, 2])])
+    assert scores[0].tolist() == pytest.approx([0.1, 0.5, 0.1, 0.9])
+
+
+def test_score_users_ranking_metrics_match_spark_ranking_evaluator(spark):
+    rng = np.random.default_rng(5)
+    n_items, n_users, k = 30, 12, 5
+    item_mat = rng.normal(size=(n_items, 3)).astype(np.float32)
+    ids = np.arange(n_items)
+    cat = Catalogue(ids, None, np.ones(n_items), n_users)
+    users = spark.createDataFrame([(u, rng.normal(size=3).astype(float).tolist())
+                                   for u in range(n_users)], "user_idx int, features array<float>")
+    train = spark.createDataFrame([(u, int(i)) for u in range(n_users)
+                                   for i in rng.choice(n_items, 4, replace=False)],
+                                  "user_idx int, item_idx int")
+    train_sets = {}
+    for r in train.collect():
+        train_sets.setdefault(r.user_idx, set()).add(r.item_idx)
+    test_rows = [(u, int(i)) for u in range(n_users) for i in
+                 rng.choice([j for j in range(n_items) if j not in train_sets[u]], 3,
+                            replace=False)]
+    test = spark.createDataFrame(test_rows, "user_idx int, item_idx int")
+    per_user = score_users(users, train, test, cat, DotScorer(item_mat), k).toPandas()
+    truth = {}
+    for u, i in test_rows:
+        truth.setdefault(u, []).append(float(i))
+    lists = spark.createDataFrame(
+        [([float(x) for x in r.recs], truth[r.user_idx]) for r in per_user.itertuples()],
+        "prediction array<double>, label array<double>")
+    for ours, theirs in [("precision", "precisionAtK"), ("recall", "recallAtK"),
+                         ("ndcg", "ndcgAtK"), ("map", "meanAveragePrecisionAtK")]:
+        expected = RankingEvaluator(metricName=theirs, k=k).setPredictionCol(
+            "prediction").setLabelCol("label").evaluate(lists)
+        assert per_user[ours].mean() == pytest.approx(expected, abs=1e-9), ours
+    assert per_user.auc.between(0, 1).all()
