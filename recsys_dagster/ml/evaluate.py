@@ -51,29 +51,24 @@ def has_timestamps(interactions: DataFrame) -> bool:
     return row["n"] > 0 and row["n"] == row["ts"]
 
 
-def build_catalogue(fit: DataFrame, item_factors: DataFrame | None) -> Catalogue:
+def build_catalogue(fit: DataFrame, item_factors: DataFrame | None = None) -> Catalogue:
+    """The fit part's items with their listeners; with item factors, their unit vectors."""
     pop = fit.groupBy("item_idx").agg(F.countDistinct("user_idx").alias("n")).toPandas()
     pop = pop.sort_values("item_idx")
-    item_ids = pop["item_idx"].to_numpy(dtype=np.int64)
-    unit = None
-    if item_factors is not None:
-        f_ids, f_mat = collect_matrix(item_factors)
-        unit = np.zeros((item_ids.size, f_mat.shape[1]), dtype=np.float32)
-        pos = np.searchsorted(f_ids, item_ids)
-        ok = (pos < f_ids.size)
-        ok[ok] = f_ids[pos[ok]] == item_ids[ok]
-        unit[ok] = normalize_rows(f_mat)[pos[ok]]
     n_users = fit.select("user_idx").distinct().count()
-    return Catalogue(item_ids, unit, pop["n"].to_numpy(dtype=np.float64), n_users)
+    cat = Catalogue(pop["item_idx"].to_numpy(dtype=np.int64), None,
+                    pop["n"].to_numpy(dtype=np.float64), n_users)
+    if item_factors is not None:
+        cat.unit_factors = normalize_rows(factors_on_catalogue(cat, item_factors))
+    return cat
 
 
 def factors_on_catalogue(cat: Catalogue, item_factors: DataFrame) -> np.ndarray:
+    """Item factors as a matrix whose rows follow the catalogue (zeros where an item has none)."""
     f_ids, f_mat = collect_matrix(item_factors)
+    pos, ok = cat.positions(f_ids)
     mat = np.zeros((cat.item_ids.size, f_mat.shape[1]), dtype=np.float32)
-    pos = np.searchsorted(f_ids, cat.item_ids)
-    ok = pos < f_ids.size
-    ok[ok] = f_ids[pos[ok]] == cat.item_ids[ok]
-    mat[ok] = f_mat[pos[ok]]
+    mat[pos[ok]] = f_mat[ok]
     return mat
 
 
@@ -81,10 +76,12 @@ def fit_als(fit: DataFrame, confidence: ConfidenceParams, als: ALSParams):
     return train_als(confidence_matrix(fit, confidence), als)
 
 
-def score_als(factors, fit: DataFrame, held: DataFrame, cat: Catalogue, k: int) -> DataFrame:
+def score_als(factors, fit: DataFrame, held: DataFrame, cat: Catalogue, k: int,
+              item_matrix: np.ndarray | None = None) -> DataFrame:
     users = factors.user_factors.withColumnRenamed("idx", "user_idx")
-    return score_users(users, fit, held, cat,
-                       DotScorer(factors_on_catalogue(cat, factors.item_factors)), k)
+    if item_matrix is None:
+        item_matrix = factors_on_catalogue(cat, factors.item_factors)
+    return score_users(users, fit, held, cat, DotScorer(item_matrix), k)
 
 
 def _segments(n_train: pd.Series) -> pd.Series:
@@ -98,13 +95,15 @@ def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als:
              knn_neighbours: int = 100) -> EvaluationResult:
     fit, held = fit.persist(), held.persist()
     factors = fit_als(fit, confidence, als)
-    cat = build_catalogue(fit, factors.item_factors)
+    cat = build_catalogue(fit)
+    item_matrix = factors_on_catalogue(cat, factors.item_factors)
+    cat.unit_factors = normalize_rows(item_matrix)  # diversity is measured in ALS's space
     pop_vec = cat.listeners.astype(np.float32)[:, None]
     knn = KnnScorer(similarity_matrix(item_cosine_neighbours(fit, knn_neighbours), cat.item_ids))
     ones = fit.select("user_idx").distinct().withColumn(
         "features", F.array(F.lit(1.0).cast("float")))
     per_user_frames = {
-        "als": score_als(factors, fit, held, cat, k),
+        "als": score_als(factors, fit, held, cat, k, item_matrix),
         "popularity": score_users(ones, fit, held, cat, DotScorer(pop_vec), k),
         "item_knn": score_users(ones, fit, held, cat, knn, k),
     }

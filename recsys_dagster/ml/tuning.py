@@ -70,7 +70,7 @@ def tune(train: DataFrame, validation: DataFrame, candidates: list[dict], base_a
     """Fit each candidate on train, score `metric`@k on validation; trials run concurrently
     as separate Spark jobs (parallelism threads share the one SparkSession)."""
     train, validation = train.persist(), validation.persist()
-    cat = build_catalogue(train, None)
+    cat = build_catalogue(train)
 
     def run(i_cand):
         i, cand = i_cand
