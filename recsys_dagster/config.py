@@ -176,6 +176,11 @@ class EvaluationConfig(dg.Config):
         default=0.0,
         description="The gate also needs ALS >= popularity * (1 + min_lift) on the primary metric.",
     )
+    max_regression: float = Field(
+        default=0.02,
+        description="Champion/challenger: the new model may be at most this share worse than "
+        "the served one on the primary metric.",
+    )
     n_bootstrap: int = Field(default=1000, description="Bootstrap resamples over users.")
     seed: int = Field(default=0, description="Bootstrap seed.")
     knn_neighbours: int = Field(default=100, description="Neighbours per item for item-kNN.")

@@ -3,14 +3,14 @@
 import dagster as dg
 
 
-def materialize(selection, resources, run_config=None, raise_on_error=True):
+def materialize(selection, resources, run_config=None, raise_on_error=True, instance=None):
     """Materialise a selection of the real Definitions' assets and checks in-process."""
     from recsys_dagster.definitions import ASSETS
     from recsys_dagster.checks import ALL_CHECKS
 
     return dg.materialize(
         [*ASSETS, *ALL_CHECKS], selection=selection, resources=resources,
-        run_config=run_config or {}, raise_on_error=raise_on_error,
+        run_config=run_config or {}, raise_on_error=raise_on_error, instance=instance,
     )
 
 

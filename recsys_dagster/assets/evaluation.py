@@ -15,7 +15,7 @@ from ..ml.plots import segment_plot
 from ..ml.split import three_way_split
 from ..resources import SparkResource
 from ..tables import TableSet
-from .metadata import KINDS, OWNERS, column_schema
+from .metadata import KINDS, OWNERS, SERVED_METRIC, SERVED_VALUE, column_schema
 
 TABLE_SCHEMA = ("model string, metric string, k int, value double, segment string, "
                 "ci_low double, ci_high double")
@@ -23,6 +23,26 @@ TABLE_SCHEMA = ("model string, metric string, k int, value double, segment strin
 
 def png_markdown(png: bytes, alt: str) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
+def champion_check(context, config: EvaluationConfig, challenger: float) -> dg.AssetCheckResult:
+    """Compare with the model being served; no served model yet means nothing to defend."""
+    metric = f"{config.primary_metric}@{config.k}"
+    event = context.instance.get_latest_materialization_event(
+        dg.AssetKey("user_recommendations"))
+    meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    champion = None
+    if SERVED_VALUE in meta and meta[SERVED_METRIC].value == metric:
+        champion = float(meta[SERVED_VALUE].value)
+    floor = None if champion is None else champion * (1.0 - config.max_regression)
+    return dg.AssetCheckResult(
+        check_name=checks.CHALLENGER_NOT_WORSE,
+        passed=bool(floor is None or challenger >= floor),
+        metadata={"metric": metric, "challenger": challenger,
+                  "champion": champion if champion is not None else "none served yet",
+                  "max_regression": config.max_regression,
+                  **({"floor": floor} if floor is not None else {})},
+    )
 
 
 @dg.asset(group_name="evaluation", kinds=KINDS, owners=OWNERS, code_version="1")
@@ -46,11 +66,18 @@ def evaluation_split(config: SplitConfig, interactions: DataFrame):
 
 @dg.asset(
     group_name="evaluation", kinds=KINDS, owners=OWNERS, code_version="2",
-    check_specs=[dg.AssetCheckSpec(
-        checks.ALS_BEATS_POPULARITY, asset="evaluation_metrics", blocking=True,
-        description="ALS beats popularity on the primary metric with the bootstrap interval "
-        "clear of it; recommendations are only republished when it does.",
-    )],
+    check_specs=[
+        dg.AssetCheckSpec(
+            checks.ALS_BEATS_POPULARITY, asset="evaluation_metrics", blocking=True,
+            description="ALS beats popularity on the primary metric with the bootstrap interval "
+            "clear of it; recommendations are only republished when it does.",
+        ),
+        dg.AssetCheckSpec(
+            checks.CHALLENGER_NOT_WORSE, asset="evaluation_metrics", blocking=True,
+            description="The new model is not worse than the served one (the metric recorded by "
+            "the last user_recommendations materialisation) by more than max_regression.",
+        ),
+    ],
 )
 def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConfig,
                        evaluation_split: TableSet, als_model: TableSet, spark: SparkResource):
@@ -80,6 +107,7 @@ def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConf
         "segments": dg.MetadataValue.md(seg.to_markdown(index=False, floatfmt=".4f")),
         "segment_plot": png_markdown(png, f"{primary} per segment"),
         "split": evaluation_split.params.get("split", "?"),
+        "primary_metric": f"{primary}@{config.k}",
         **{name: dg.MetadataValue.int(v) if isinstance(v, int) else dg.MetadataValue.float(v)
            for name, v in result.counts.items()},
         "dagster/row_count": len(table),
@@ -95,6 +123,7 @@ def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConf
     als_lo, _ = result.interval("als", primary)
     diff_lo, diff_hi = result.interval("als-popularity", primary)
     passed = (als_lo > pop_v and diff_lo > 0 and als_v >= pop_v * (1.0 + config.min_lift))
+    yield champion_check(context, config, als_v)
     yield dg.AssetCheckResult(
         check_name=checks.ALS_BEATS_POPULARITY, passed=bool(passed),
         metadata={"metric": f"{primary}@{config.k}", "als": als_v, "popularity": pop_v,

@@ -6,6 +6,9 @@ from pyspark.sql import DataFrame
 
 OWNERS = ["team:recsys"]
 KINDS = {"spark", "parquet"}
+# Recorded on user_recommendations: the test metric of the model being served (the champion).
+SERVED_METRIC = "served_model/metric"
+SERVED_VALUE = "served_model/value"
 
 
 def column_schema(df: DataFrame) -> dg.TableSchema:

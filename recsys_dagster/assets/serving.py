@@ -13,9 +13,20 @@ from .. import checks
 from ..config import RecommendationsConfig, SimilarItemsConfig
 from ..ml.recommend import recommend_for_users, similar_items as similar
 from ..tables import TableSet
-from .metadata import KINDS, OWNERS, table_metadata
+from .metadata import KINDS, OWNERS, SERVED_METRIC, SERVED_VALUE, table_metadata
 
 GATE = ["evaluation_metrics"]
+
+
+def served_model_metadata(context) -> dict:
+    """The test metric of the model these recommendations come from (the champion that the
+    next evaluation compares its challenger with), read from the evaluation that gated them."""
+    event = context.instance.get_latest_materialization_event(dg.AssetKey("evaluation_metrics"))
+    meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    if "primary_metric" not in meta:
+        return {}
+    metric = meta["primary_metric"].value
+    return {SERVED_METRIC: metric, SERVED_VALUE: float(meta[f"als/{metric}"].value)}
 
 
 def _ids(index: DataFrame, idx_col: str, id_col: str) -> DataFrame:
@@ -23,7 +34,7 @@ def _ids(index: DataFrame, idx_col: str, id_col: str) -> DataFrame:
 
 
 @dg.asset(
-    group_name="serving", kinds=KINDS, owners=OWNERS, code_version="1", deps=GATE,
+    group_name="serving", kinds=KINDS, owners=OWNERS, code_version="2", deps=GATE,
     check_specs=[
         dg.AssetCheckSpec(checks.RECOMMENDATIONS_AT_MOST_N, asset="user_recommendations",
                           description="Every user has at most top_n rows, ranked 1..n."),
@@ -32,8 +43,9 @@ def _ids(index: DataFrame, idx_col: str, id_col: str) -> DataFrame:
                           "(when exclude_played)."),
     ],
 )
-def user_recommendations(config: RecommendationsConfig, als_model: TableSet,
-                         interactions: DataFrame, user_index: DataFrame, item_index: DataFrame):
+def user_recommendations(context: dg.AssetExecutionContext, config: RecommendationsConfig,
+                         als_model: TableSet, interactions: DataFrame, user_index: DataFrame,
+                         item_index: DataFrame):
     """Top-N items per user by predicted preference, already-played items left out."""
     played = interactions.select("user_idx", "item_idx")
     recs = recommend_for_users(als_model["user_factors"], als_model["item_factors"], config.top_n,
@@ -54,6 +66,7 @@ def user_recommendations(config: RecommendationsConfig, als_model: TableSet,
         "users": int(summary["users"]), "top_n": config.top_n,
         "distinct_items_recommended": n_items,
         "exclude_played": config.exclude_played,
+        **served_model_metadata(context),
     })
     max_n = int(summary["max_n"] or 0)
     yield dg.AssetCheckResult(

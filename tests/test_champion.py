@@ -1,0 +1,40 @@
+"""Champion / challenger: a new model clearly worse than the served one is not published."""
+
+import dagster as dg
+
+from recsys_dagster.tables import TableStore
+
+from helpers import checks_by_name, materialize
+
+
+def config(rank, max_iter, reg):
+    return {"ops": {
+        "ingest_play_logs": {"config": {"synthetic": {"n_users": 500, "n_items": 600,
+                                                      "n_artists": 90, "seed": 5}}},
+        "als_model": {"config": {"rank": rank, "max_iter": max_iter, "reg_param": reg}},
+        "evaluation_metrics": {"config": {"max_regression": 0.02, "n_bootstrap": 200}},
+    }}
+
+
+def test_worse_challenger_is_blocked_and_champion_keeps_serving(resources, data_dir):
+    instance = dg.DagsterInstance.ephemeral()
+    first = materialize(None, resources, config(16, 8, 0.1), instance=instance)
+    assert first.success
+    name = ("evaluation_metrics", "challenger_not_worse_than_served")
+    assert checks_by_name(first)[name] is True  # nothing served yet
+    served_meta = instance.get_latest_materialization_event(
+        dg.AssetKey("user_recommendations")).asset_materialization.metadata
+    champion = served_meta["served_model/value"].value
+    assert served_meta["served_model/metric"].value == "precision@10" and champion > 0
+    store = TableStore(data_dir)
+    served = store.current_path("user_recommendations")
+
+    # A crippled challenger: rank 1, one iteration, crushing regularisation.
+    second = materialize(None, resources, config(1, 1, 50.0), instance=instance,
+                         raise_on_error=False)
+    evals = [e for e in second.get_asset_check_evaluations()
+             if (e.asset_key.path[-1], e.check_name) == name]
+    assert evals and evals[0].passed is False
+    meta = evals[0].metadata
+    assert meta["champion"].value == champion and meta["challenger"].value < champion * 0.98
+    assert store.current_path("user_recommendations") == served
