@@ -5,9 +5,10 @@ import dagster as dg
 
 from .assets import evaluation, features, ingest, serving, training
 from .checks import ALL_CHECKS
-from .jobs import recsys_pipeline, retrain_and_publish
+from .jobs import ingest_play_logs_job, recsys_pipeline, retrain_and_publish
 from .resources import ParquetIOManager, SparkResource, Warehouse
-from .schedules import nightly_retraining
+from .schedules import ALL_SCHEDULES
+from .sensors import ALL_SENSORS
 
 ASSETS = [
     ingest.ingest_play_logs,
@@ -32,8 +33,9 @@ def make_resources(spark: SparkResource | None = None, warehouse: Warehouse | No
 defs = dg.Definitions(
     assets=ASSETS,
     asset_checks=ALL_CHECKS,
-    jobs=[recsys_pipeline, retrain_and_publish],
-    schedules=[nightly_retraining],
+    jobs=[recsys_pipeline, ingest_play_logs_job, retrain_and_publish],
+    schedules=ALL_SCHEDULES,
+    sensors=ALL_SENSORS,
     resources=make_resources(),
     # One process, one SparkSession per run: a JVM per step would cost more than the steps.
     executor=dg.in_process_executor,

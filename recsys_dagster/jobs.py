@@ -1,19 +1,35 @@
-"""Jobs: the whole pipeline, and retraining from the stored play events."""
+"""Jobs: the whole pipeline, ingestion alone, and retraining from the stored play events.
 
+Every step is retried by RETRY_POLICY: a transient failure (a lost executor, a busy file
+system) costs a retry, not a failed run.
+"""
 
 import dagster as dg
 
 PIPELINE_JOB = "recsys_pipeline"
+INGEST_JOB = "ingest_play_logs_job"
 RETRAIN_JOB = "retrain_and_publish"
+
+RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL)
 
 recsys_pipeline = dg.define_asset_job(
     PIPELINE_JOB,
     selection=dg.AssetSelection.all(),
-    description="Play logs to recommendations: ingest, index, weigh, train, evaluate, publish.",
+    description="Play logs to recommendations: ingest, index, weigh, tune, train, evaluate, "
+    "publish.",
+    op_retry_policy=RETRY_POLICY,
+)
+
+ingest_play_logs_job = dg.define_asset_job(
+    INGEST_JOB,
+    selection=dg.AssetSelection.groups("ingestion"),
+    description="Read and validate the play logs (play_events, quarantine, item catalogue).",
+    op_retry_policy=RETRY_POLICY,
 )
 
 retrain_and_publish = dg.define_asset_job(
     RETRAIN_JOB,
     selection=dg.AssetSelection.groups("features", "training", "evaluation", "serving"),
-    description="Retrain on the stored play events and republish if the gate passes.",
+    description="Retrain on the stored play events; republish only if the gates pass.",
+    op_retry_policy=RETRY_POLICY,
 )

@@ -1,0 +1,59 @@
+"""Sensors: retrain when enough new play-log deliveries have landed; report failed runs."""
+
+import datetime as dt
+import json
+import os
+
+import dagster as dg
+
+from .jobs import recsys_pipeline, retrain_and_publish, ingest_play_logs_job
+from .paths import data_dir
+
+RETRAIN_AFTER_ENV = "RECSYS_RETRAIN_AFTER_DELIVERIES"
+FAILURE_LOG = os.path.join("_alerts", "run_failures.jsonl")
+
+
+def deliveries_needed() -> int:
+    return max(1, int(os.environ.get(RETRAIN_AFTER_ENV, "3")))
+
+
+@dg.sensor(job=retrain_and_publish, minimum_interval_seconds=300,
+           default_status=dg.DefaultSensorStatus.STOPPED,
+           description="Retrain once N new play_events materialisations (deliveries) have "
+           "landed since the last request (N from $RECSYS_RETRAIN_AFTER_DELIVERIES, default 3).")
+def retrain_on_new_deliveries(context: dg.SensorEvaluationContext):
+    after = int(context.cursor) if context.cursor else 0
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("play_events"), after_storage_id=after),
+        limit=1000, ascending=True).records
+    needed = deliveries_needed()
+    if len(records) < needed:
+        return dg.SkipReason(f"{len(records)} new deliveries of play_events, waiting for {needed}")
+    last = records[-1].storage_id
+    context.update_cursor(str(last))
+    return dg.RunRequest(run_key=f"deliveries-up-to-{last}",
+                         tags={"recsys/trigger": f"{len(records)} new deliveries"})
+
+
+@dg.run_failure_sensor(monitored_jobs=[recsys_pipeline, ingest_play_logs_job,
+                                       retrain_and_publish],
+                       default_status=dg.DefaultSensorStatus.RUNNING,
+                       description="Logs every failed run and appends it to "
+                       "$RECSYS_DATA_DIR/_alerts/run_failures.jsonl for alerting.")
+def report_run_failure(context: dg.RunFailureSensorContext):
+    run = context.dagster_run
+    record = {
+        "at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "run_id": run.run_id, "job": run.job_name,
+        "message": context.failure_event.message,
+        "failed_steps": sorted({e.step_key for e in context.get_step_failure_events()
+                                if e.step_key}),
+    }
+    path = os.path.join(data_dir(), FAILURE_LOG)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record) + "\n")
+    context.log.error(f"run {run.run_id} of {run.job_name} failed: {record['failed_steps']}")
+
+
+ALL_SENSORS = [retrain_on_new_deliveries, report_run_failure]

@@ -1,0 +1,89 @@
+"""Schedules, sensors and the retry policy, evaluated in-process."""
+
+import datetime as dt
+import json
+
+import dagster as dg
+
+from recsys_dagster import sensors
+from recsys_dagster.definitions import defs
+from recsys_dagster.jobs import RETRAIN_JOB, RETRY_POLICY
+from recsys_dagster.schedules import daily_ingest, nightly_retraining
+
+
+def test_schedules_request_their_jobs():
+    when = dg.build_schedule_context(
+        scheduled_execution_time=dt.datetime(2024, 3, 1, 3, 0, tzinfo=dt.timezone.utc))
+    for schedule, job in ((nightly_retraining, RETRAIN_JOB), (daily_ingest,
+                                                              "ingest_play_logs_job")):
+        requests = schedule.evaluate_tick(when).run_requests
+        assert len(requests) == 1 and schedule.job_name == job
+    assert nightly_retraining.cron_schedule == "0 3 * * *"
+    assert nightly_retraining.execution_timezone == "UTC"
+    retrain = defs.resolve_job_def(RETRAIN_JOB)
+    keys = {k.path[-1] for k in retrain.asset_layer.executable_asset_keys}
+    assert "play_events" not in keys and {"als_model", "user_recommendations"} <= keys
+
+
+def test_retrain_sensor_waits_for_enough_deliveries(monkeypatch):
+    monkeypatch.setenv(sensors.RETRAIN_AFTER_ENV, "3")
+    instance = dg.DagsterInstance.ephemeral()
+
+    def tick(cursor=None):
+        ctx = dg.build_sensor_context(instance=instance, cursor=cursor)
+        return sensors.retrain_on_new_deliveries.evaluate_tick(ctx), ctx
+
+    for _ in range(2):
+        instance.report_runless_asset_event(dg.AssetMaterialization("play_events"))
+    result, _ = tick()
+    assert not result.run_requests and "2 new deliveries" in result.skip_message
+    instance.report_runless_asset_event(dg.AssetMaterialization("play_events"))
+    result, _ = tick()
+    assert len(result.run_requests) == 1
+    cursor = result.cursor
+    # Nothing new since the request: skip again.
+    result, _ = tick(cursor)
+    assert not result.run_requests
+
+
+def test_run_failure_sensor_records_the_failure(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
+
+    @dg.op
+    def breaks():
+        raise RuntimeError("disk on fire")
+
+    @dg.job
+    def doomed():
+        breaks()
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = doomed.execute_in_process(instance=instance, raise_on_error=False)
+    ctx = dg.build_run_status_sensor_context(
+        sensor_name="report_run_failure", dagster_instance=instance,
+        dagster_run=result.dagster_run, dagster_event=result.get_run_failure_event(),
+    ).for_run_failure()
+    sensors.report_run_failure(ctx)
+    lines = (tmp_path / sensors.FAILURE_LOG).read_text().splitlines()
+    record = json.loads(lines[-1])
+    assert record["run_id"] == result.run_id and record["job"] == "doomed"
+    assert record["failed_steps"] == ["breaks"]
+
+
+def test_transient_step_failure_is_retried(tmp_path):
+    marker = tmp_path / "attempts"
+
+    @dg.asset
+    def flaky():
+        n = int(marker.read_text()) if marker.exists() else 0
+        marker.write_text(str(n + 1))
+        if n == 0:
+            raise ConnectionError("transient")
+        return n
+
+    job = dg.define_asset_job("flaky_job", selection=[flaky], op_retry_policy=RETRY_POLICY)
+    d = dg.Definitions(assets=[flaky], jobs=[job])
+    result = d.resolve_job_def("flaky_job").execute_in_process()
+    assert result.success and marker.read_text() == "2"
+    for name in ("recsys_pipeline", "ingest_play_logs_job", "retrain_and_publish"):
+        assert defs.resolve_job_def(name).op_retry_policy == RETRY_POLICY
