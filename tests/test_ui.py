@@ -97,6 +97,41 @@ def dagster_dev(tmp_path_factory):
         log.close()
 
 
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def test_asset_graph_in_a_real_browser(dagster_dev):
+    """Headless Chromium (Debian's) opens the lineage pages; every asset name is on them."""
+    from playwright.sync_api import sync_playwright
+
+    port, _ = dagster_dev
+    base = f"http://127.0.0.1:{port}"
+    ARTIFACTS.mkdir(exist_ok=True)
+    by_group = {}
+    for asset, group in GROUPS.items():
+        by_group.setdefault(group, []).append(asset)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                     args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1800, "height": 1100})
+            page.goto(f"{base}/asset-groups")
+            page.get_by_role("button", name="Skip").click(timeout=60_000)  # community dialog
+            for group in by_group:
+                page.get_by_text(group, exact=True).first.wait_for(timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "global_lineage.png"))
+            for group, assets in by_group.items():
+                page.goto(f"{base}/locations/recsys_dagster/asset-groups/{group}")
+                for asset in assets:
+                    page.get_by_text(asset, exact=True).first.wait_for(timeout=30_000)
+                page.screenshot(path=str(ARTIFACTS / f"lineage_{group}.png"))
+        finally:
+            browser.close()
+    assert (ARTIFACTS / "lineage_serving.png").stat().st_size > 10_000
+
+
 def test_lineage_matches_the_design(dagster_dev):
     port, _ = dagster_dev
     nodes = gql(port, """{ assetNodes { assetKey { path } groupName description
