@@ -5,7 +5,8 @@ import dagster as dg
 
 from .assets import evaluation, features, ingest, serving, training
 from .checks import ALL_CHECKS
-from .jobs import ingest_play_logs_job, recsys_pipeline, retrain_and_publish
+from .jobs import (ingest_play_logs_job, recsys_pipeline, refresh_recommendations,
+                   retrain_and_publish)
 from .resources import ParquetIOManager, SparkResource, Warehouse
 from .schedules import ALL_SCHEDULES
 from .sensors import ALL_SENSORS
@@ -33,7 +34,7 @@ def make_resources(spark: SparkResource | None = None, warehouse: Warehouse | No
 defs = dg.Definitions(
     assets=ASSETS,
     asset_checks=ALL_CHECKS,
-    jobs=[recsys_pipeline, ingest_play_logs_job, retrain_and_publish],
+    jobs=[recsys_pipeline, ingest_play_logs_job, retrain_and_publish, refresh_recommendations],
     schedules=ALL_SCHEDULES,
     sensors=ALL_SENSORS,
     resources=make_resources(),

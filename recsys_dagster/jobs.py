@@ -9,6 +9,7 @@ import dagster as dg
 PIPELINE_JOB = "recsys_pipeline"
 INGEST_JOB = "ingest_play_logs_job"
 RETRAIN_JOB = "retrain_and_publish"
+REFRESH_JOB = "refresh_recommendations"
 
 RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL)
 
@@ -31,5 +32,15 @@ retrain_and_publish = dg.define_asset_job(
     RETRAIN_JOB,
     selection=dg.AssetSelection.groups("features", "training", "evaluation", "serving"),
     description="Retrain on the stored play events; republish only if the gates pass.",
+    op_retry_policy=RETRY_POLICY,
+)
+
+refresh_recommendations = dg.define_asset_job(
+    REFRESH_JOB,
+    selection=(dg.AssetSelection.groups("ingestion")
+               | dg.AssetSelection.assets("user_index", "item_index", "interactions",
+                                          "user_recommendations")),
+    description="Between retrains: ingest, then recommend with the current model; users who "
+    "arrived since it was trained are folded in (flagged folded_in).",
     op_retry_policy=RETRY_POLICY,
 )

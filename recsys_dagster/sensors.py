@@ -6,7 +6,8 @@ import os
 
 import dagster as dg
 
-from .jobs import recsys_pipeline, retrain_and_publish, ingest_play_logs_job
+from .jobs import (ingest_play_logs_job, recsys_pipeline, refresh_recommendations,
+                   retrain_and_publish)
 from .paths import data_dir
 
 RETRAIN_AFTER_ENV = "RECSYS_RETRAIN_AFTER_DELIVERIES"
@@ -36,7 +37,7 @@ def retrain_on_new_deliveries(context: dg.SensorEvaluationContext):
 
 
 @dg.run_failure_sensor(monitored_jobs=[recsys_pipeline, ingest_play_logs_job,
-                                       retrain_and_publish],
+                                       retrain_and_publish, refresh_recommendations],
                        default_status=dg.DefaultSensorStatus.RUNNING,
                        description="Logs every failed run and appends it to "
                        "$RECSYS_DATA_DIR/_alerts/run_failures.jsonl for alerting.")

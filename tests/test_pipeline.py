@@ -129,7 +129,8 @@ def test_split_is_temporal_and_disjoint(first_run, spark):
 def test_user_recommendations(first_run, spark):
     _, _, store = first_run
     recs = store.read_pandas("user_recommendations")
-    assert list(recs.columns) == ["user_id", "rank", "item_id", "score"]
+    assert list(recs.columns) == ["user_id", "rank", "item_id", "score", "folded_in"]
+    assert not recs.folded_in.any()  # the model was trained on everybody
     per_user = recs.groupby("user_id")
     assert per_user.size().max() <= 7
     assert all(sorted(g["rank"]) == list(range(1, len(g) + 1)) for _, g in per_user)

@@ -11,6 +11,8 @@ from pyspark.sql import functions as F
 
 from .. import checks
 from ..config import RecommendationsConfig, SimilarItemsConfig
+from ..ml.als.solve import fold_in
+from ..ml.confidence import ConfidenceParams, confidence_matrix
 from ..ml.recommend import recommend_for_users, similar_items as similar
 from ..tables import TableSet
 from .metadata import KINDS, OWNERS, SERVED_METRIC, SERVED_VALUE, table_metadata
@@ -27,6 +29,18 @@ def served_model_metadata(context) -> dict:
         return {}
     metric = meta["primary_metric"].value
     return {SERVED_METRIC: metric, SERVED_VALUE: float(meta[f"als/{metric}"].value)}
+
+
+def users_with_fold_in(als_model: TableSet, interactions: DataFrame) -> DataFrame:
+    """(idx, features, folded_in): the model's users, plus users who arrived after it was
+    trained, solved against its fixed item factors (no retraining)."""
+    known = als_model["user_factors"]
+    newcomers = interactions.join(known.select(F.col("idx").alias("user_idx")), "user_idx",
+                                  "left_anti")
+    conf = confidence_matrix(newcomers, ConfidenceParams(**als_model.params["confidence"]))
+    folded = fold_in(conf, als_model["item_factors"], als_model.params["als"]["reg_param"])
+    return (known.select("idx", "features", F.lit(False).alias("folded_in"))
+            .unionByName(folded.withColumn("folded_in", F.lit(True))))
 
 
 def _ids(index: DataFrame, idx_col: str, id_col: str) -> DataFrame:
@@ -46,13 +60,18 @@ def _ids(index: DataFrame, idx_col: str, id_col: str) -> DataFrame:
 def user_recommendations(context: dg.AssetExecutionContext, config: RecommendationsConfig,
                          als_model: TableSet, interactions: DataFrame, user_index: DataFrame,
                          item_index: DataFrame):
-    """Top-N items per user by predicted preference, already-played items left out."""
+    """Top-N items per user by predicted preference, already-played items left out; users new
+    since the model was trained are folded in and flagged."""
     played = interactions.select("user_idx", "item_idx")
-    recs = recommend_for_users(als_model["user_factors"], als_model["item_factors"], config.top_n,
-                               seen=played if config.exclude_played else None)
+    users = users_with_fold_in(als_model, interactions).persist()
+    recs = recommend_for_users(users.select("idx", "features"), als_model["item_factors"],
+                               config.top_n, seen=played if config.exclude_played else None)
+    flags = users.select(F.col("idx").alias("user_idx"), "folded_in")
     table = (recs.join(_ids(user_index, "user_idx", "user_id"), "user_idx")
              .join(F.broadcast(_ids(item_index, "item_idx", "item_id")), "item_idx")
-             .select("user_id", "rank", "item_id", "score", "user_idx", "item_idx")).persist()
+             .join(flags, "user_idx")
+             .select("user_id", "rank", "item_id", "score", "folded_in", "user_idx",
+                     "item_idx")).persist()
     stats = table.groupBy("user_idx").agg(F.count("*").alias("n"), F.max("rank").alias("r"))
     summary = stats.agg(F.count("*").alias("users"), F.max("n").alias("max_n"),
                         F.sum(F.when(F.col("n") != F.col("r"), 1).otherwise(0)).alias("gaps")
@@ -64,6 +83,7 @@ def user_recommendations(context: dg.AssetExecutionContext, config: Recommendati
     yield dg.Output(out, metadata={
         **table_metadata(out, n_rows, preview_rows=10, order_by=["user_id", "rank"]),
         "users": int(summary["users"]), "top_n": config.top_n,
+        "folded_in_users": users.where(F.col("folded_in")).count(),
         "distinct_items_recommended": n_items,
         "exclude_played": config.exclude_played,
         **served_model_metadata(context),
@@ -81,6 +101,7 @@ def user_recommendations(context: dg.AssetExecutionContext, config: Recommendati
         metadata={"already_played_rows": n_played, "exclude_played": config.exclude_played},
     )
     table.unpersist()
+    users.unpersist()
 
 
 @dg.asset(group_name="serving", kinds=KINDS, owners=OWNERS, code_version="1", deps=GATE)
