@@ -38,3 +38,14 @@ def test_worse_challenger_is_blocked_and_champion_keeps_serving(resources, data_
     meta = evals[0].metadata
     assert meta["champion"].value == champion and meta["challenger"].value < champion * 0.98
     assert store.current_path("user_recommendations") == served
+
+    # Between retrains, a refresh must not serve the rejected challenger's factors.
+    refresh = ["play_events", "play_events_quarantine", "item_catalog", "user_index",
+               "item_index", "interactions", "user_recommendations"]
+    third = materialize(refresh, resources, {"ops": {"ingest_play_logs":
+                                                     config(16, 8, 0.1)["ops"]["ingest_play_logs"]}},
+                        instance=instance, raise_on_error=False)
+    assert not third.success
+    failure = [e for e in third.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "has not been published" in str(failure[0].event_specific_data.error.message)
+    assert store.current_path("user_recommendations") == served

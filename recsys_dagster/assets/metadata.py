@@ -9,6 +9,7 @@ KINDS = {"spark", "parquet"}
 # Recorded on user_recommendations: the test metric of the model being served (the champion).
 SERVED_METRIC = "served_model/metric"
 SERVED_VALUE = "served_model/value"
+MODEL_RUN = "served_model/run_id"
 
 
 def column_schema(df: DataFrame) -> dg.TableSchema:

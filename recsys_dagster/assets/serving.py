@@ -15,20 +15,45 @@ from ..ml.als.solve import fold_in
 from ..ml.confidence import ConfidenceParams, confidence_matrix
 from ..ml.recommend import recommend_for_users, similar_items as similar
 from ..tables import TableSet
-from .metadata import KINDS, OWNERS, SERVED_METRIC, SERVED_VALUE, table_metadata
+from .metadata import KINDS, MODEL_RUN, OWNERS, SERVED_METRIC, SERVED_VALUE, table_metadata
 
 GATE = ["evaluation_metrics"]
 
 
-def served_model_metadata(context) -> dict:
-    """The test metric of the model these recommendations come from (the champion that the
-    next evaluation compares its challenger with), read from the evaluation that gated them."""
-    event = context.instance.get_latest_materialization_event(dg.AssetKey("evaluation_metrics"))
-    meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
-    if "primary_metric" not in meta:
+def _latest(context, key: str):
+    return context.instance.get_latest_materialization_event(dg.AssetKey(key))
+
+
+def published_model_metadata(context) -> dict:
+    """Which model these recommendations come from, and its test metric (the champion that the
+    next evaluation compares its challenger with).
+
+    Serving may only use an als_model that passed the publication gates. In a run that also
+    evaluated it, reaching this step means the blocking gates passed. A model trained in this
+    very run without its evaluation was selected so by the operator (Dagster's blocking checks
+    act within a run). In a run that did neither (refresh_recommendations), the current
+    als_model must be the one the served recommendations were last made from: a model whose
+    gates failed in an earlier run is refused.
+    """
+    model_event = _latest(context, "als_model")
+    if model_event is None:  # no history in this instance (e.g. a bare in-process run)
         return {}
-    metric = meta["primary_metric"].value
-    return {SERVED_METRIC: metric, SERVED_VALUE: float(meta[f"als/{metric}"].value)}
+    eval_event = _latest(context, "evaluation_metrics")
+    if eval_event is not None and eval_event.run_id == context.run_id:
+        meta = eval_event.asset_materialization.metadata
+        metric = meta["primary_metric"].value
+        return {MODEL_RUN: model_event.run_id, SERVED_METRIC: metric,
+                SERVED_VALUE: float(meta[f"als/{metric}"].value)}
+    if model_event.run_id == context.run_id:
+        return {MODEL_RUN: model_event.run_id}
+    served = _latest(context, "user_recommendations")
+    served_meta = served.asset_materialization.metadata if served else {}
+    if MODEL_RUN not in served_meta or served_meta[MODEL_RUN].value != model_event.run_id:
+        raise dg.Failure(
+            f"als_model from run {model_event.run_id} has not been published (its evaluation "
+            "gates failed or never ran); run retrain_and_publish before refreshing.")
+    return {k: served_meta[k].value for k in (MODEL_RUN, SERVED_METRIC, SERVED_VALUE)
+            if k in served_meta}
 
 
 def users_with_fold_in(als_model: TableSet, interactions: DataFrame) -> DataFrame:
@@ -62,6 +87,7 @@ def user_recommendations(context: dg.AssetExecutionContext, config: Recommendati
                          item_index: DataFrame):
     """Top-N items per user by predicted preference, already-played items left out; users new
     since the model was trained are folded in and flagged."""
+    published = published_model_metadata(context)  # fail fast on an unpublished model
     played = interactions.select("user_idx", "item_idx")
     users = users_with_fold_in(als_model, interactions).persist()
     recs = recommend_for_users(users.select("idx", "features"), als_model["item_factors"],
@@ -86,7 +112,7 @@ def user_recommendations(context: dg.AssetExecutionContext, config: Recommendati
         "folded_in_users": users.where(F.col("folded_in")).count(),
         "distinct_items_recommended": n_items,
         "exclude_played": config.exclude_played,
-        **served_model_metadata(context),
+        **published,
     })
     max_n = int(summary["max_n"] or 0)
     yield dg.AssetCheckResult(
