@@ -72,7 +72,12 @@ def test_indexes_and_interactions(first_run, spark):
 
 
 def test_confidence_and_model(first_run, spark):
-    _, _, store = first_run
+    result, _, store = first_run
+    meta = [m for m in result.get_asset_materialization_events()
+            if m.asset_key.path == ["als_model"]][0].materialization.metadata
+    assert meta["data_first_play"].value.startswith("2024-01")  # the synthetic window
+    assert meta["training_pairs"].value == store.read(spark, "interactions").count()
+    assert meta["params"].value["als"]["rank"] == 16
     matrix = store.read(spark, "confidence_matrix")["matrix"]
     assert matrix.agg(F.min("confidence")).first()[0] >= 1.0
     model = store.read(spark, "als_model")

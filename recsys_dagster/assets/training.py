@@ -1,7 +1,7 @@
 """Training: hyperparameter search and the implicit ALS factors on Spark."""
 
 import dagster as dg
-from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from ..config import ALSConfig, TuningConfig
 from ..ml.als import ALSParams, train_als
@@ -71,7 +71,14 @@ def als_model(context: dg.AssetExecutionContext, config: ALSConfig, confidence_m
         params = ALSParams(**{**params.as_dict(),
                               **{k: overrides[k] for k in ("rank", "reg_param", "max_iter")}})
         context.log.info(f"using tuned ALS settings: {params}")
-    factors = train_als(confidence_matrix["matrix"], params)
+    matrix = confidence_matrix["matrix"]
+    window = {}
+    if "first_ts" in matrix.columns:
+        row = matrix.agg(F.min("first_ts").alias("a"), F.max("last_ts").alias("b"),
+                         F.count("*").alias("n")).first()
+        window = {"data_first_play": str(row["a"]), "data_last_play": str(row["b"]),
+                  "training_pairs": int(row["n"])}
+    factors = train_als(matrix, params)
     users, items = factors.user_factors, factors.item_factors
     n_users, n_items = users.count(), items.count()
     context.log.info(f"ALS {params.engine}: {factors.timings}")
@@ -86,6 +93,7 @@ def als_model(context: dg.AssetExecutionContext, config: ALSConfig, confidence_m
             "users": n_users, "items": n_items, "rank": params.rank,
             "engine": params.engine, "max_iter": params.max_iter, "reg_param": params.reg_param,
             "tuned": bool(overrides),
+            **window,
             "fit_seconds": float(factors.timings["fit_seconds"]),
             "seconds_per_iteration": float(factors.timings["seconds_per_iteration"]),
             "params": dg.MetadataValue.json(model_params),
