@@ -86,7 +86,6 @@ def read_delimited(spark, path: str, mapping: ColumnMapping, delimiter: str = ",
     lines = spark.read.text(path).select(F.regexp_replace("value", r"\r$", "").alias("_raw"))
     if header_line is not None:
         lines = lines.where(F.col("_raw") != header_line)
-    lines = lines.where(F.trim("_raw") != "")  # blank lines carry no play
     fields = F.split(F.col("_raw"), re.escape(delimiter), -1)
     n_fields = F.size(fields)
 
@@ -96,14 +95,16 @@ def read_delimited(spark, path: str, mapping: ColumnMapping, delimiter: str = ",
         return F.regexp_replace(F.trim(F.get(fields, positions[name])), r'^"(.*)"$', "$1")
 
     bad_width = (n_fields != width) if header else (n_fields < width)
+    blank = F.trim(F.col("_raw")) == ""
     return lines.select(
         field(mapping.user).alias("user_id"),
         field(mapping.item).alias("item_id"),
         field(mapping.plays).alias("plays"),
         field(mapping.ts).alias("ts"),
         "_raw",
-        F.when(bad_width, F.concat(F.lit(f"malformed line: expected {width} fields, got "),
-                                   n_fields.cast("string"))).alias("_reason"),
+        F.when(blank, F.lit("blank line"))
+        .when(bad_width, F.concat(F.lit(f"malformed line: expected {width} fields, got "),
+                                  n_fields.cast("string"))).alias("_reason"),
     )
 
 

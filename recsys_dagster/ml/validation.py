@@ -60,7 +60,9 @@ def validate_plays(raw: DataFrame, max_plays: int = DEFAULT_MAX_PLAYS,
     good = tagged.where(F.col("_why").isNull()).select(
         F.trim("user_id").alias("user_id"),
         F.trim("item_id").alias("item_id"),
-        (F.expr("try_cast(trim(plays) AS DOUBLE)").cast("long") if has_plays
+        # try_cast twice: Spark may evaluate this before the filter, on rejected rows too
+        # (NaN, 1e30), and a plain cast of those raises under ANSI mode.
+        (F.expr("try_cast(try_cast(trim(plays) AS DOUBLE) AS BIGINT)") if has_plays
          else F.lit(1).cast("long")).alias("plays"),
         parse_timestamp(F.col("ts")).alias("ts"),
     )
