@@ -123,3 +123,11 @@ def test_headerless_positions(spark, tmp_path):
     good, bad = validate_plays(raw)
     assert [(r.user_id, r.plays) for r in good.collect()] == [("a", 3)]
     assert bad.where(F.col("reason").startswith("malformed")).count() == 1
+
+
+def test_utf8_bom_and_blank_lines(spark, tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes("\ufeffuser_id,item_id,plays\nu,i,2\n\nv,j,1\n".encode("utf-8"))
+    good, bad = validate_plays(sources.read_delimited(spark, str(path), sources.ColumnMapping()))
+    assert sorted((r.user_id, r.plays) for r in good.collect()) == [("u", 2), ("v", 1)]
+    assert [r.reason for r in bad.collect()] == ["blank line"]

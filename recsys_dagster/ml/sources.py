@@ -64,7 +64,8 @@ def read_delimited(spark, path: str, mapping: ColumnMapping, delimiter: str = ",
     """
     _require_file(path)
     if header:
-        names = [_unquoted(n) for n in _first_line(path).split(delimiter)]
+        header_line = _first_line(path).lstrip("\ufeff")
+        names = [_unquoted(n) for n in header_line.split(delimiter)]
         missing = [c for c in mapping.required() if c not in names]
         if missing:
             raise SourceError(
@@ -74,7 +75,6 @@ def read_delimited(spark, path: str, mapping: ColumnMapping, delimiter: str = ",
             )
         positions = {c: names.index(c) for c in mapping.required()}
         width = len(names)
-        header_line = _first_line(path)
     else:
         try:
             positions = {c: int(c) for c in mapping.required()}
@@ -83,7 +83,8 @@ def read_delimited(spark, path: str, mapping: ColumnMapping, delimiter: str = ",
         width = max(positions.values()) + 1
         header_line = None
 
-    lines = spark.read.text(path).select(F.regexp_replace("value", r"\r$", "").alias("_raw"))
+    lines = spark.read.text(path).select(
+        F.regexp_replace("value", r"^\x{FEFF}|\r$", "").alias("_raw"))
     if header_line is not None:
         lines = lines.where(F.col("_raw") != header_line)
     fields = F.split(F.col("_raw"), re.escape(delimiter), -1)
