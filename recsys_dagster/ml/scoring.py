@@ -23,6 +23,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from .metrics import RANKING_METRICS, ranking_metrics_at_k
+from .topk import best_positions
 
 PER_USER_COLUMNS = (*RANKING_METRICS, "auc", "ild", "novelty")
 BATCH = 256
@@ -106,15 +107,14 @@ def score_batch(cat: Catalogue, scorer, user_ids, features, trains, tests, k: in
     feats = (np.stack(features).astype(np.float32) if scorer.needs_features()
              else None)
     scores = scorer.scores(feats, train_pos)
+    for r, pos in enumerate(train_pos):
+        scores[r, pos] = -np.inf
     n = cat.item_ids.size
-    kk = min(k, n)
+    best, best_scores = best_positions(scores, cat.item_ids, min(k, n))
     out = []
     for r, uid in enumerate(user_ids):
-        s = scores[r].copy()
-        s[train_pos[r]] = -np.inf
-        top = np.argpartition(-s, kk - 1)[:kk] if kk else np.zeros(0, dtype=np.int64)
-        top = top[np.lexsort((cat.item_ids[top], -s[top]))]
-        top = top[np.isfinite(s[top])]
+        s = scores[r]
+        top = best[r][np.isfinite(best_scores[r])]
         recs = cat.item_ids[top]
         relevant = np.asarray(tests[r], dtype=np.int64)
         row = ranking_metrics_at_k(recs, relevant, k)

@@ -31,6 +31,16 @@ def normalize_rows(mat: np.ndarray) -> np.ndarray:
     return np.divide(mat, norms, out=np.zeros_like(mat), where=norms > 0)
 
 
+def best_positions(scores: np.ndarray, cand_ids: np.ndarray, k: int):
+    """(positions, scores) of the k best columns of each row, best first, ties broken by the
+    smaller candidate id. Masked entries (-inf) sort last; callers drop them."""
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    top = np.take_along_axis(scores, part, axis=1)
+    # Boundary ties: argpartition may pick any of several equal scores; re-rank by (score, id).
+    order = np.lexsort((cand_ids[part], -top), axis=1)
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(top, order, axis=1)
+
+
 def top_k_rows(query_ids: np.ndarray, queries: np.ndarray, cand_ids: np.ndarray,
                cands: np.ndarray, k: int, excludes=None, exclude_self: bool = False):
     """Pure NumPy core: arrays (query, rank, candidate, score) of the k best per query.
@@ -59,12 +69,7 @@ def top_k_rows(query_ids: np.ndarray, queries: np.ndarray, cand_ids: np.ndarray,
         ok = pos < n
         ok[ok] = cand_ids[pos[ok]] == query_ids[ok]
         scores[np.flatnonzero(ok), pos[ok]] = -np.inf
-    part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-    top = np.take_along_axis(scores, part, axis=1)
-    # Boundary ties: argpartition may pick any of several equal scores; re-rank by (score, id).
-    order = np.lexsort((cand_ids[part], -top), axis=1)
-    part = np.take_along_axis(part, order, axis=1)
-    top = np.take_along_axis(top, order, axis=1)
+    part, top = best_positions(scores, cand_ids, kk)
     rank = np.broadcast_to(np.arange(1, kk + 1), part.shape)
     keep = np.isfinite(top)
     q = np.broadcast_to(query_ids[:, None], part.shape)
