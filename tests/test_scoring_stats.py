@@ -9,7 +9,7 @@ from scipy import sparse
 
 from recsys_dagster.ml.scoring import (Catalogue, DotScorer, KnnScorer, auc,
                                        intra_list_diversity, score_batch, score_users)
-from recsys_dagster.ml.stats import bootstrap_ci, entropy, gini
+from recsys_dagster.ml.stats import bootstrap_ci, coverage, entropy, gini
 
 
 def test_auc_hand_cases():
@@ -27,7 +27,8 @@ def test_intra_list_diversity():
     assert math.isnan(intra_list_diversity(orth[:1]))
 
 
-def test_gini_entropy():
+def test_coverage_gini_entropy():
+    assert coverage([0, 2, 0, 1]) == pytest.approx(0.5)
     assert gini([5, 5, 5, 5]) == pytest.approx(0.0)
     assert gini([0, 0, 0, 8]) == pytest.approx(0.75)  # (n-1)/n for one item out of n
     assert entropy([1, 1, 1, 1]) == pytest.approx(2.0)

@@ -21,7 +21,7 @@ from .confidence import ConfidenceParams, confidence_matrix
 from .knn import item_cosine_neighbours, similarity_matrix
 from .metrics import RANKING_METRICS
 from .scoring import Catalogue, DotScorer, KnnScorer, score_users
-from .stats import bootstrap_ci, entropy, gini
+from .stats import bootstrap_ci, coverage, entropy, gini
 from .topk import collect_matrix, normalize_rows
 
 MODELS = ("als", "popularity", "item_knn")
@@ -131,7 +131,7 @@ def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als:
         counts = np.zeros(cat.item_ids.size)
         rec_pos, _ = cat.positions(np.concatenate(pu.recs.to_numpy()) if len(pu) else [])
         np.add.at(counts, rec_pos, 1)
-        rows += [(name, "coverage", k, float((counts > 0).mean()), "all", None, None),
+        rows += [(name, "coverage", k, coverage(counts), "all", None, None),
                  (name, "gini", k, gini(counts), "all", None, None),
                  (name, "entropy", k, entropy(counts), "all", None, None)]
     # Paired bootstrap of the primary metric's difference over the same users.

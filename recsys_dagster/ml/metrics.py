@@ -8,15 +8,13 @@ For one user with a ranked list `recommended` and a set `relevant` (held-out ite
   map@K       = sum of precision@(i+1) at every hit position i / min(|relevant|, K)
 These match Spark's RankingEvaluator (precisionAtK, recallAtK, ndcgAtK, meanAveragePrecisionAtK)
 for binary relevance. Means are over users with at least one held-out item; a user who got no
-recommendation counts as zero. coverage = distinct recommended items / catalogue size.
+recommendation counts as zero. The other metrics (AUC, diversity, novelty) are in scoring.py,
+the distributional ones (coverage, Gini, entropy) in stats.py.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 RANKING_METRICS = ("precision", "recall", "ndcg", "map")
 
@@ -41,36 +39,3 @@ def ranking_metrics_at_k(recommended, relevant, k: int) -> dict[str, float]:
         "ndcg": dcg / idcg,
         "map": float(prec_at_hits.sum()) / min(len(rel), k),
     }
-
-
-def per_user_metrics(recs: DataFrame, holdout: DataFrame, k: int) -> DataFrame:
-    """(user_idx, precision, recall, ndcg, map) for every user with held-out items."""
-    ranked = (recs.where(F.col("rank") <= k)
-              .groupBy("user_idx")
-              .agg(F.array_sort(F.collect_list(F.struct("rank", "item_idx"))).alias("_r"))
-              .select("user_idx", F.col("_r.item_idx").alias("recommended")))
-    truth = holdout.groupBy("user_idx").agg(F.collect_set("item_idx").alias("relevant"))
-    joined = truth.join(ranked, "user_idx", "left")
-    schema = "user_idx int, " + ", ".join(f"{m} double" for m in RANKING_METRICS)
-
-    def compute(batches):
-        for pdf in batches:
-            rows = [ranking_metrics_at_k([] if r is None else r, rel, k)
-                    for r, rel in zip(pdf["recommended"], pdf["relevant"])]
-            out = pd.DataFrame(rows, columns=list(RANKING_METRICS))
-            out.insert(0, "user_idx", pdf["user_idx"].to_numpy(dtype=np.int32))
-            yield out
-
-    return joined.mapInPandas(compute, schema)
-
-
-def summarize(recs: DataFrame, holdout: DataFrame, k: int, n_catalogue: int) -> dict[str, float]:
-    """Mean ranking metrics at k, catalogue coverage and the number of users evaluated."""
-    per_user = per_user_metrics(recs, holdout, k)
-    row = per_user.agg(F.count("*").alias("users"),
-                       *[F.avg(m).alias(m) for m in RANKING_METRICS]).first()
-    n_rec = recs.where(F.col("rank") <= k).select("item_idx").distinct().count()
-    out = {m: float(row[m] or 0.0) for m in RANKING_METRICS}
-    out["coverage"] = n_rec / n_catalogue if n_catalogue else 0.0
-    out["users"] = int(row["users"])
-    return out

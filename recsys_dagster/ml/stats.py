@@ -5,6 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 
+def coverage(counts) -> float:
+    """Share of catalogue items recommended at least once (counts: one entry per item)."""
+    x = np.asarray(counts)
+    return float((x > 0).mean()) if x.size else 0.0
+
+
 def gini(counts) -> float:
     """Gini coefficient of how often each catalogue item is recommended (0 equal, 1 one item)."""
     x = np.sort(np.asarray(counts, dtype=np.float64))
