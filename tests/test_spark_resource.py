@@ -5,7 +5,7 @@ from recsys_dagster.spark_session import resolve_settings
 
 def test_profile_defaults_and_env_overrides():
     local = resolve_settings(profile="local", env={})
-    assert local.master == "local[*]" and local.remote is None
+    assert local.master == "local[*,4]" and local.remote is None
     assert local.conf["spark.serializer"] == "org.apache.spark.serializer.KryoSerializer"
     assert local.checkpoint_dir
     env = {"RECSYS_SPARK_MASTER": "spark://127.0.0.1:7077",
@@ -34,7 +34,7 @@ def test_bad_settings_fail_clearly():
 
 def test_session_has_test_settings_and_checkpoint_dir(spark):
     conf = spark.sparkContext.getConf()
-    assert spark.sparkContext.master == "local[2]"
+    assert spark.sparkContext.master == "local[2,4]"
     assert conf.get("spark.serializer") == "org.apache.spark.serializer.KryoSerializer"
     assert spark.conf.get("spark.sql.shuffle.partitions") == "2"
     assert conf.get("spark.ui.enabled") == "false"
