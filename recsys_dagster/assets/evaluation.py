@@ -4,7 +4,6 @@ import base64
 
 import dagster as dg
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from .. import checks
 from ..config import EvaluationConfig, SplitConfig
