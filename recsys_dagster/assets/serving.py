@@ -100,9 +100,10 @@ def user_recommendations(context: dg.AssetExecutionContext, config: Recommendati
                      "item_idx")).persist()
     stats = table.groupBy("user_idx").agg(F.count("*").alias("n"), F.max("rank").alias("r"))
     summary = stats.agg(F.count("*").alias("users"), F.max("n").alias("max_n"),
+                        F.sum("n").alias("rows"),
                         F.sum(F.when(F.col("n") != F.col("r"), 1).otherwise(0)).alias("gaps")
                         ).first()
-    n_rows = table.count()
+    n_rows = int(summary["rows"] or 0)  # one pass over the cached table gives all the counts
     n_played = table.join(played, ["user_idx", "item_idx"]).count()
     n_items = table.select("item_idx").distinct().count()
     out = table.drop("user_idx", "item_idx")
