@@ -1,6 +1,11 @@
 """Command line: run the whole pipeline in-process and show where the results are.
 
     python -m recsys_dagster.cli run [--config resources/config/demo.yaml]
+    python -m recsys_dagster.cli backfill --from 2024-03-24 --to 2024-03-30 [--config ...]
+
+`run` ingests every day of the play-log calendar in one run (job ingest_play_logs_job), then
+retrains as of the newest day (job retrain_and_publish). `backfill` (re-)ingests a range of
+days only; a re-delivered day replaces the stored one.
 
 The YAML file is a Dagster run config (the same text can be pasted into the UI's launchpad).
 With DAGSTER_HOME set (the Makefile sets it) the run is recorded, so `dagster dev` shows it.
@@ -23,27 +28,63 @@ def _instance():
     return dg.DagsterInstance.ephemeral()
 
 
+def _load_config(config_path: str | None) -> dict:
+    if not config_path:
+        return {}
+    with open(config_path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh) or {}
+
+
+def _ingest(run_config: dict, first: str, last: str, instance):
+    from .definitions import defs
+    from .jobs import INGEST_JOB
+    from .pipeline import config_for, range_tags
+
+    job = defs.resolve_job_def(INGEST_JOB)
+    return job.execute_in_process(run_config=config_for(run_config, ingestion=True),
+                                  instance=instance, tags=range_tags(first, last),
+                                  raise_on_error=False)
+
+
+def _report(result, what: str, wall: float) -> bool:
+    print(f"\n{what}: run {result.run_id} {'SUCCESS' if result.success else 'FAILED'} "
+          f"in {wall:.1f} s")
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    for check in failed:
+        print(f"  check FAILED: {check.asset_key.to_user_string()} {check.check_name}")
+    return result.success and not failed
+
+
+def backfill(config_path: str | None, first: str, last: str) -> int:
+    t0 = time.perf_counter()
+    result = _ingest(_load_config(config_path), first, last, _instance())
+    return 0 if _report(result, f"ingest {first}..{last}", time.perf_counter() - t0) else 1
+
+
 def run(config_path: str | None, show_users: int) -> int:
     from .definitions import defs
-    from .jobs import PIPELINE_JOB
+    from .jobs import RETRAIN_JOB
     from .paths import data_dir
+    from .pipeline import calendar, config_for
     from .tables import TableStore
 
-    run_config = {}
-    if config_path:
-        with open(config_path, encoding="utf-8") as fh:
-            run_config = yaml.safe_load(fh) or {}
-    job = defs.resolve_job_def(PIPELINE_JOB)
+    run_config = _load_config(config_path)
+    instance = _instance()
+    first, last = calendar()
     t0 = time.perf_counter()
-    result = job.execute_in_process(run_config=run_config, instance=_instance(),
+    ingest = _ingest(run_config, first, last, instance)
+    if not _report(ingest, f"ingest {first}..{last}", time.perf_counter() - t0):
+        return 1
+    t1 = time.perf_counter()
+    job = defs.resolve_job_def(RETRAIN_JOB)
+    result = job.execute_in_process(run_config=config_for(run_config, ingestion=False),
+                                    instance=instance, partition_key=last,
                                     raise_on_error=False)
-    wall = time.perf_counter() - t0
+    wall = time.perf_counter() - t1
     failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
     store = TableStore(data_dir())
-    print(f"\nrun {result.run_id}: {'SUCCESS' if result.success else 'FAILED'} "
-          f"in {wall:.1f} s")
-    for check in failed_checks:
-        print(f"  check FAILED: {check.asset_key.to_user_string()} {check.check_name}")
+    _report(result, f"retrain as of {last}", wall)
+    print(f"whole pipeline: {time.perf_counter() - t0:.1f} s")
     if not result.success:
         return 1
     print(f"\noutputs under {store.base_dir}:")
@@ -51,7 +92,11 @@ def run(config_path: str | None, show_users: int) -> int:
                  "item_index", "interactions", "evaluation_split", "als_tuning",
                  "confidence_matrix", "als_model",
                  "evaluation_metrics", "user_recommendations", "similar_items"):
-        if store.exists(name):
+        days = store.partitions(name)
+        if days:
+            print(f"  {name:24s} {store.table_dir(name)}/<day>/current ({len(days)} days, "
+                  f"{days[0]}..{days[-1]})")
+        elif store.exists(name):
             print(f"  {name:24s} {os.path.join(store.table_dir(name), 'current')}")
     metrics = store.read_pandas("evaluation_metrics", frame="metrics")
     overall = metrics[(metrics.segment == "all") & ~metrics.model.str.contains("-")]
@@ -62,9 +107,10 @@ def run(config_path: str | None, show_users: int) -> int:
     for r in ci.itertuples():
         print(f"  {r.model} {r.metric}@{r.k}: {r.value:.4f} (95% CI {r.ci_low:.4f}..{r.ci_high:.4f})")
     recs = store.read_pandas("user_recommendations")
-    names = store.read_pandas("item_catalog")
+    names = (store.read_pandas("item_catalog").sort_values("day")
+             .drop_duplicates("item_id", keep="last"))
     if len(names):
-        recs = recs.merge(names, on="item_id", how="left")
+        recs = recs.merge(names[["item_id", "name"]], on="item_id", how="left")
     users = sorted(recs.user_id.unique())[:show_users]
     print(f"\nrecommendations for {len(users)} of {recs.user_id.nunique()} users:")
     for user in users:
@@ -83,9 +129,15 @@ def main(argv=None) -> int:
     p_run = sub.add_parser("run", help="materialise every asset in-process")
     p_run.add_argument("--config", help="Dagster run config YAML (resources/config/*.yaml)")
     p_run.add_argument("--show-users", type=int, default=3, help="users to print")
+    p_fill = sub.add_parser("backfill", help="(re-)ingest a range of days of play logs")
+    p_fill.add_argument("--from", dest="first", required=True, help="first day, YYYY-MM-DD")
+    p_fill.add_argument("--to", dest="last", required=True, help="last day, YYYY-MM-DD")
+    p_fill.add_argument("--config", help="Dagster run config YAML (its ingest section is used)")
     args = parser.parse_args(argv)
     if args.command == "run":
         return run(args.config, args.show_users)
+    if args.command == "backfill":
+        return backfill(args.config, args.first, args.last)
     return 2
 
 

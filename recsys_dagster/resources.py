@@ -71,19 +71,36 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     spark: dg.ResourceDependency[SparkResource]
     warehouse: dg.ResourceDependency[Warehouse]
 
-    @staticmethod
-    def _name_and_partition(context) -> tuple[str, str | None]:
-        name = "__".join(context.asset_key.path)
-        partition = context.partition_key if context.has_partition_key else None
-        return name, partition
-
     def handle_output(self, context: dg.OutputContext, obj) -> None:
         if obj is None:
             return
-        name, partition = self._name_and_partition(context)
-        path = self.warehouse.store().write(name, obj, partition)
+        name = "__".join(context.asset_key.path)
+        store = self.warehouse.store()
+        keys = list(context.asset_partition_keys) if context.has_asset_partitions else []
+        if len(keys) > 1:  # a single-run backfill: one DataFrame, split by its `day` column
+            paths = store.write_days(name, obj, keys)
+            context.add_output_metadata({"days_written": len(paths),
+                                         "path": dg.MetadataValue.path(store.table_dir(name))})
+            return
+        path = store.write(name, obj, keys[0] if keys else None)
         context.add_output_metadata({"path": dg.MetadataValue.path(path)})
 
     def load_input(self, context: dg.InputContext):
-        name, partition = self._name_and_partition(context)
-        return self.warehouse.store().read(self.spark.spark_session, name, partition)
+        name = "__".join(context.asset_key.path)
+        store = self.warehouse.store()
+        session = self.spark.spark_session
+        if not context.has_asset_partitions:
+            return store.read(session, name)
+        keys = list(context.asset_partition_keys)
+        if len(keys) == 1:
+            if not store.exists(name, keys[0]):
+                raise FileNotFoundError(
+                    f"{name} for day {keys[0]} has not been materialised under "
+                    f"{store.base_dir}; materialise {name} for {keys[0]} first")
+            return store.read(session, name, keys[0])
+        frame, missing = store.read_days(session, name, keys)
+        if missing:
+            context.log.warning(
+                f"{name}: {len(missing)} of {len(keys)} days in the window were never "
+                f"materialised and are skipped ({missing[0]}..{missing[-1]})")
+        return frame

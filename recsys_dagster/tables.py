@@ -84,8 +84,7 @@ class TableStore:
         """Write a Spark DataFrame or a TableSet as a new version; return its folder."""
         tdir = self.table_dir(name, partition)
         os.makedirs(tdir, exist_ok=True)
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-        vdir = os.path.join(tdir, f"v-{stamp}-{uuid.uuid4().hex[:8]}")
+        vdir = os.path.join(tdir, self._version_name())
         if isinstance(value, TableSet):
             for frame_name, frame in value.frames.items():
                 frame.write.parquet(os.path.join(vdir, frame_name))
@@ -100,14 +99,61 @@ class TableStore:
         else:
             value.write.parquet(vdir)
             manifest = {"kind": "dataframe"}
-        manifest["written_at"] = stamp
+        self._finish(tdir, vdir, manifest)
+        return vdir
+
+    def write_days(self, name: str, frame, days: list[str], column: str = "day") -> list[str]:
+        """Write one DataFrame that spans several day partitions as one version per day.
+
+        One Spark job writes every day (partitionBy into a staging folder); each day's folder
+        is then moved into place as a new version and swapped in on its own. A day without
+        rows gets an empty table, so a re-delivered day that lost its plays is emptied too.
+        """
+        tdir = self.table_dir(name)
+        for day in days:
+            self.table_dir(name, day)  # validates every key before anything is written
+        staging = os.path.join(tdir, f".staging-{uuid.uuid4().hex[:8]}")
+        part = "_partition_day"
+        (frame.withColumn(part, frame[column].cast("string"))
+         .write.partitionBy(part).parquet(staging))
+        written = []
+        try:
+            extra = sorted(d.split("=", 1)[1] for d in os.listdir(staging)
+                           if d.startswith(f"{part}=") and d.split("=", 1)[1] not in set(days))
+            if extra:
+                raise ValueError(f"{name}: rows for days outside the run's range: {extra[:5]}")
+            for day in days:
+                src = os.path.join(staging, f"{part}={day}")
+                if os.path.isdir(src):
+                    written.append(self._adopt(name, day, src))
+                else:
+                    written.append(self.write(name, frame.limit(0), day))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return written
+
+    def _adopt(self, name: str, partition: str, folder: str) -> str:
+        """Move a finished Parquet folder in as the new version of a partition."""
+        tdir = self.table_dir(name, partition)
+        os.makedirs(tdir, exist_ok=True)
+        vdir = os.path.join(tdir, self._version_name())
+        os.replace(folder, vdir)
+        self._finish(tdir, vdir, {"kind": "dataframe"})
+        return vdir
+
+    @staticmethod
+    def _version_name() -> str:
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        return f"v-{stamp}-{uuid.uuid4().hex[:8]}"
+
+    def _finish(self, tdir: str, vdir: str, manifest: dict) -> None:
+        manifest["written_at"] = os.path.basename(vdir).split("-")[1]
         with open(os.path.join(vdir, MANIFEST), "w", encoding="utf-8") as fh:
             json.dump(manifest, fh, indent=2, sort_keys=True, default=str)
             fh.flush()
             os.fsync(fh.fileno())
         self._swap_current(tdir, vdir)
         self._prune(tdir, keep=os.path.basename(vdir))
-        return vdir
 
     @staticmethod
     def _swap_current(tdir: str, vdir: str) -> None:
@@ -132,7 +178,10 @@ class TableStore:
 
     # ---- reading -----------------------------------------------------------------------
     def read(self, spark, name: str, partition: str | None = None):
-        """Load the current version as a Spark DataFrame (or a TableSet of them)."""
+        """Load the current version as a Spark DataFrame (or a TableSet of them); for a
+        day-partitioned table without a partition, the union of every stored day."""
+        if partition is None and not self.exists(name) and self.partitions(name):
+            return self.read_days(spark, name, self.partitions(name))[0]
         path = self.current_path(name, partition)
         manifest = self.manifest(name, partition)
         if manifest["kind"] == "tableset":
@@ -140,10 +189,37 @@ class TableStore:
             return TableSet(frames=frames, params=manifest.get("params", {}))
         return spark.read.parquet(path)
 
+    def read_days(self, spark, name: str, days: list[str]):
+        """The union of the given day partitions that have been written, and the days that
+        have not (callers decide whether a missing day is an error)."""
+        present = [d for d in days if self.exists(name, d)]
+        missing = [d for d in days if d not in set(present)]
+        if not present:
+            raise FileNotFoundError(
+                f"table {name!r} has none of the {len(days)} requested day partitions "
+                f"({days[0]}..{days[-1]}) under {self.base_dir}; materialise those days first"
+                if days else f"no day partitions of {name!r} were requested")
+        frame = spark.read.parquet(*[self.current_path(name, d) for d in present])
+        return frame, missing
+
+    def partitions(self, name: str) -> list[str]:
+        """The partitions of a table that have a current version, sorted."""
+        base = self.table_dir(name)
+        if not os.path.isdir(base):
+            return []
+        return sorted(p for p in os.listdir(base)
+                      if not p.startswith((".", "v-")) and p != CURRENT and self.exists(name, p))
+
     def read_pandas(self, name: str, frame: str | None = None, partition: str | None = None):
         """Load the current version with pyarrow (no Spark), for the CLI and small tables."""
         import pyarrow.parquet as pq
 
+        import pandas as pd
+
+        if partition is None and not self.exists(name) and self.partitions(name):
+            # A day-partitioned table: every stored day, one after the other.
+            return pd.concat([self.read_pandas(name, frame, day) for day in
+                              self.partitions(name)], ignore_index=True)
         path = self.current_path(name, partition)
         if path is None:
             self.manifest(name, partition)  # raises with a clear message

@@ -2,16 +2,61 @@
 
 import dagster as dg
 
+from recsys_dagster.pipeline import INGESTION_ASSETS, calendar, config_for, range_tags
 
-def materialize(selection, resources, run_config=None, raise_on_error=True, instance=None):
-    """Materialise a selection of the real Definitions' assets and checks in-process."""
+
+class Runs:
+    """The runs that made up one materialisation, read like one result."""
+
+    def __init__(self, results):
+        self.results = results
+
+    @property
+    def success(self):
+        return all(r.success for r in self.results)
+
+    @property
+    def all_events(self):
+        return [e for r in self.results for e in r.all_events]
+
+    def get_asset_check_evaluations(self):
+        return [e for r in self.results for e in r.get_asset_check_evaluations()]
+
+    def get_asset_materialization_events(self):
+        return [e for r in self.results for e in r.get_asset_materialization_events()]
+
+
+def materialize(selection, resources, run_config=None, raise_on_error=True, instance=None,
+                days=None, assets=None):
+    """Materialise a selection of the real Definitions' assets and checks in-process, as the
+    CLI does: the ingestion assets for `days` (default: the whole calendar) in one run, then
+    the rest as of the calendar's last day. `assets` replaces assets by key (variants)."""
     from recsys_dagster.definitions import ASSETS
     from recsys_dagster.checks import ALL_CHECKS
 
-    return dg.materialize(
-        [*ASSETS, *ALL_CHECKS], selection=selection, resources=resources,
-        run_config=run_config or {}, raise_on_error=raise_on_error, instance=instance,
-    )
+    defs = list(ASSETS)
+    for variant in assets or []:
+        defs = [a for a in defs if not set(a.keys) & set(variant.keys)] + [variant]
+    names = list(selection) if selection is not None else None
+    ingest = [n for n in INGESTION_ASSETS if names is None or n in names]
+    rest = ([n for n in names if n not in INGESTION_ASSETS] if names is not None
+            else dg.AssetSelection.all() - dg.AssetSelection.assets(*INGESTION_ASSETS))
+    results = []
+    first, last = days or calendar()
+    common = dict(resources=resources, raise_on_error=raise_on_error, instance=instance)
+    if ingest:
+        results.append(dg.materialize(
+            [*defs, *ALL_CHECKS], selection=ingest, tags=range_tags(first, last),
+            run_config=config_for(run_config, ingestion=True), **common))
+        if not results[-1].success:
+            return Runs(results)
+    if rest:
+        # Only interactions is partitioned after ingestion; a run without it has no days.
+        day = last if names is None or "interactions" in names else None
+        results.append(dg.materialize(
+            [*defs, *ALL_CHECKS], selection=rest, partition_key=day,
+            run_config=config_for(run_config, ingestion=False), **common))
+    return Runs(results)
 
 
 def checks_by_name(result):

@@ -51,9 +51,11 @@ def test_ingestion_outputs(first_run, spark):
     _, _, store = first_run
     events = store.read(spark, "play_events")
     assert dict(events.dtypes) == {"user_id": "string", "item_id": "string", "plays": "bigint",
-                                   "ts": "timestamp"}
+                                   "ts": "timestamp", "day": "date"}
     row = events.agg(F.min("plays"), F.count("*"), F.count("ts")).first()
     assert row[0] >= 1 and row[1] == row[2] > 1000
+    assert events.where(F.to_date("ts") != F.col("day")).count() == 0  # each play in its day
+    assert len(store.partitions("play_events")) == 90  # every day of the synthetic calendar
     assert store.read(spark, "play_events_quarantine").count() == 0
     assert store.read(spark, "item_catalog").count() == 800
 

@@ -155,27 +155,69 @@ mutation($params: ExecutionParams!) {
 }"""
 
 
-def test_whole_graph_materialises_from_the_ui(dagster_dev):
-    port, data = dagster_dev
-    run_config = {"ops": {
-        "ingest_play_logs": {"config": {"synthetic": {"n_users": 400, "n_items": 500,
-                                                      "n_artists": 80}}},
-        "als_model": {"config": {"rank": 8, "max_iter": 5}},
-    }}
-    params = {"selector": {"repositoryLocationName": "recsys_dagster",
-                           "repositoryName": "__repository__", "jobName": "recsys_pipeline"},
-              "runConfigData": run_config, "mode": "default"}
-    launched = gql(port, LAUNCH, {"params": params})["launchRun"]
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
-    deadline = time.time() + 420
+BACKFILL = """
+mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+  }
+}"""
+
+SMALL = {"ops": {
+    "ingest_play_logs": {"config": {"synthetic": {"n_users": 400, "n_items": 500,
+                                                  "n_artists": 80}}},
+    "als_model": {"config": {"rank": 8, "max_iter": 5}},
+}}
+
+
+def wait_for(port, query, variables, path, done, timeout=420):
+    deadline = time.time() + timeout
     status = None
     while time.time() < deadline:
-        status = gql(port, "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }",
-                     {"id": run_id})["runOrError"]["status"]
-        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+        status = gql(port, query, variables)
+        for key in path:
+            status = status[key]
+        if done(status):
             break
         time.sleep(3)
+    return status
+
+
+def test_backfill_then_retrain_from_the_ui(dagster_dev):
+    """As a user would: backfill every day of play logs (the daemon runs it as one run),
+    then launch the retrain job for the newest day; every table is written."""
+    port, data = dagster_dev
+    ingest = {"ops": {"ingest_play_logs": SMALL["ops"]["ingest_play_logs"]}}
+    launched = gql(port, BACKFILL, {"params": {
+        "assetSelection": [{"path": [a]} for a in ("play_events", "play_events_quarantine",
+                                                   "item_catalog")],
+        "allPartitions": True, "runConfigData": ingest}})["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    status = wait_for(port, "query($id: String!) { partitionBackfillOrError(backfillId: $id) "
+                      "{ ... on PartitionBackfill { status } } }",
+                      {"id": launched["backfillId"]}, ["partitionBackfillOrError", "status"],
+                      lambda s: s not in ("REQUESTED", "CANCELING"))
+    assert status in ("COMPLETED", "COMPLETED_SUCCESS"), status
+    days = sorted(p.name for p in (data / "play_events").iterdir() if p.name.startswith("20"))
+    assert len(days) == 90 and days[-1] == "2024-03-30"
+
+    params = {"selector": {"repositoryLocationName": "recsys_dagster",
+                           "repositoryName": "__repository__", "jobName": "retrain_and_publish"},
+              "runConfigData": {"ops": {"als_model": SMALL["ops"]["als_model"]}},
+              "executionMetadata": {"tags": [{"key": "dagster/partition",
+                                              "value": "2024-03-30"}]},
+              "mode": "default"}
+    launched = gql(port, LAUNCH, {"params": params})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    status = wait_for(port, "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }",
+                      {"id": launched["run"]["runId"]}, ["runOrError", "status"],
+                      lambda s: s in ("SUCCESS", "FAILURE", "CANCELED"))
     assert status == "SUCCESS"
     for name in GROUPS:
-        assert os.path.islink(data / name / "current"), name
+        if name in ("play_events", "play_events_quarantine", "item_catalog"):
+            assert (data / name / "2024-03-30" / "current").is_symlink(), name
+        elif name == "interactions":
+            assert (data / name / "2024-03-30" / "current").is_symlink(), name
+        else:
+            assert (data / name / "current").is_symlink(), name

@@ -12,6 +12,7 @@ from ..ml.confidence import ConfidenceParams
 from ..ml.evaluate import TABLE_COLUMNS, evaluate, has_timestamps
 from ..ml.plots import segment_plot
 from ..ml.split import three_way_split
+from ..partitions import LATEST_DAY
 from ..resources import SparkResource
 from ..tables import TableSet
 from .metadata import KINDS, OWNERS, SERVED_METRIC, SERVED_VALUE, column_schema
@@ -44,7 +45,8 @@ def champion_check(context, config: EvaluationConfig, challenger: float) -> dg.A
     )
 
 
-@dg.asset(group_name="evaluation", kinds=KINDS, owners=OWNERS, code_version="1")
+@dg.asset(group_name="evaluation", kinds=KINDS, owners=OWNERS, code_version="1",
+          ins={"interactions": LATEST_DAY})
 def evaluation_split(config: SplitConfig, interactions: DataFrame):
     """Train / validation / test interactions per user (temporal when timestamps exist)."""
     temporal = config.split == "temporal" or (config.split == "auto"

@@ -7,7 +7,10 @@ from pyspark.sql import functions as F
 
 from ..config import ConfidenceConfig
 from ..ml.confidence import ConfidenceParams, confidence_matrix as weigh
+from ..ml.days import DAY
 from ..ml.indexing import build_interactions, extend_index
+from ..partitions import (LATEST_DAY, PLAY_DAYS, TRAINING_WINDOW_DAYS, WINDOW_ENV, describe_window,
+                          window_mapping, window_range)
 from ..resources import SparkResource, Warehouse
 from ..tables import TableSet
 from .training import tuned
@@ -43,24 +46,58 @@ def item_index(context: dg.AssetExecutionContext, play_events: DataFrame, spark:
     return _index(context, "item_id", play_events, spark, warehouse)
 
 
-@dg.asset(group_name="features", kinds=KINDS, owners=OWNERS, code_version="1")
-def interactions(play_events: DataFrame, user_index: DataFrame, item_index: DataFrame):
-    """One row per (user, item): total plays, first and last play time."""
-    df = build_interactions(play_events, user_index, item_index).persist()
-    row = df.agg(F.count("*").alias("nnz"), F.countDistinct("user_idx").alias("users"),
-                 F.countDistinct("item_idx").alias("items"), F.sum("plays").alias("plays"),
-                 F.min("first_ts").alias("first"), F.max("last_ts").alias("last")).first()
-    nnz, users, items = int(row["nnz"]), int(row["users"]), int(row["items"])
-    return dg.Output(df, metadata={
-        **table_metadata(df, nnz, order_by=["user_idx", "item_idx"]),
-        "nnz": nnz, "users": users, "items": items,
-        "total_plays": int(row["plays"] or 0),
-        "density": float(nnz / (users * items)) if users and items else 0.0,
-        "first_play": str(row["first"]), "last_play": str(row["last"]),
-    })
+def interactions_asset(window: int | None = TRAINING_WINDOW_DAYS,
+                       partitions: dg.DailyPartitionsDefinition = PLAY_DAYS):
+    """The interactions asset for a training window (None = all history)."""
+
+    @dg.asset(
+        name="interactions", group_name="features", kinds=KINDS, owners=OWNERS,
+        code_version="2", partitions_def=partitions,
+        ins={"play_events": dg.AssetIn(partition_mapping=window_mapping(window))},
+        description="One row per (user, item) as of a day: total plays, first and last play "
+        f"time, over the training window ({describe_window(window)}; "
+        f"${WINDOW_ENV}). Partition D reads play_events for the window ending on D.",
+    )
+    def interactions(context: dg.AssetExecutionContext, play_events: DataFrame,
+                     user_index: DataFrame, item_index: DataFrame):
+        window_keys = context.asset_partition_keys_for_input("play_events")
+        snapshot_days = [r[0].isoformat() for r in play_events.where(F.col("ts").isNull())
+                         .select(DAY).distinct().orderBy(DAY).collect()]
+        if len(snapshot_days) > 1:
+            raise ValueError(
+                "plays without timestamps (snapshot deliveries, each the whole history) were "
+                f"delivered on {len(snapshot_days)} days ({', '.join(snapshot_days[:5])}); "
+                "summing them would count plays twice. Deliver a snapshot to one day only.")
+        df = build_interactions(play_events, user_index, item_index).persist()
+        row = df.agg(F.count("*").alias("nnz"), F.countDistinct("user_idx").alias("users"),
+                     F.countDistinct("item_idx").alias("items"), F.sum("plays").alias("plays"),
+                     F.min("first_ts").alias("first"), F.max("last_ts").alias("last")).first()
+        days = play_events.agg(F.countDistinct(DAY).alias("n"), F.min(DAY).alias("first"),
+                               F.max(DAY).alias("last")).first()
+        nnz, users, items = int(row["nnz"]), int(row["users"]), int(row["items"])
+        if nnz == 0:
+            raise ValueError(f"no plays in the training window {window_keys[0]}..{window_keys[-1]}"
+                             " (materialise play_events for those days first)")
+        return dg.Output(df, metadata={
+            **table_metadata(df, nnz, order_by=["user_idx", "item_idx"]),
+            "nnz": nnz, "users": users, "items": items,
+            "total_plays": int(row["plays"] or 0),
+            "density": float(nnz / (users * items)) if users and items else 0.0,
+            "first_play": str(row["first"]), "last_play": str(row["last"]),
+            "window": describe_window(window),
+            "window_days": f"{window_keys[0]}..{window_keys[-1]}",
+            "days_with_plays": int(days["n"]),
+            "first_day_with_plays": str(days["first"]), "last_day_with_plays": str(days["last"]),
+        })
+
+    return interactions
 
 
-@dg.asset(group_name="features", kinds=KINDS, owners=OWNERS, code_version="2")
+interactions = interactions_asset()
+
+
+@dg.asset(group_name="features", kinds=KINDS, owners=OWNERS, code_version="2",
+          ins={"interactions": LATEST_DAY})
 def confidence_matrix(context: dg.AssetExecutionContext, config: ConfidenceConfig,
                       interactions: DataFrame, als_tuning: TableSet):
     """Confidence c = 1 + alpha * f(plays) for every (user, item) pair."""
@@ -70,10 +107,16 @@ def confidence_matrix(context: dg.AssetExecutionContext, config: ConfidenceConfi
         params = ConfidenceParams(**{**params.as_dict(), "weighting": overrides["weighting"],
                                      "alpha": overrides["alpha"]})
         context.log.info(f"using tuned confidence settings: {params}")
+    as_of = context.asset_partition_key_for_input("interactions")
+    first, last = window_range(as_of)
+    data = {"as_of": as_of, "window": describe_window(TRAINING_WINDOW_DAYS),
+            "window_days": f"{first}..{last}"}
     matrix = weigh(interactions, params).persist()
     row = matrix.agg(F.count("*").alias("n"), F.min("confidence").alias("min"),
                      F.max("confidence").alias("max"), F.avg("confidence").alias("mean")).first()
-    return dg.Output(TableSet({"matrix": matrix}, {"confidence": params.as_dict()}), metadata={
+    return dg.Output(TableSet({"matrix": matrix}, {"confidence": params.as_dict(), "data": data}),
+                     metadata={
+        "interactions_as_of": as_of, "training_window_days": data["window_days"],
         **table_metadata(matrix, int(row["n"]), order_by=["user_idx", "item_idx"]),
         "weighting": params.weighting, "alpha": params.alpha,
         "confidence_min": float(row["min"] or 0), "confidence_max": float(row["max"] or 0),

@@ -1,5 +1,6 @@
 """Ingestion: play logs from the configured source, split into valid plays and quarantine."""
 
+import warnings
 
 import dagster as dg
 from pyspark.sql import DataFrame
@@ -8,12 +9,17 @@ from pyspark.sql import functions as F
 from .. import checks
 from ..config import PlayEventsConfig
 from ..ml import datagen, sources
+from ..ml.days import DAY, day_of_play, day_of_raw, in_days
 from ..ml.validation import validate_plays
+from ..partitions import PLAY_DAYS
 from ..paths import SEED_EXAMPLE_CSV, resolve_resource_path
 from ..resources import SparkResource
 from .metadata import KINDS, OWNERS, table_metadata
 
 CATALOG_SCHEMA = "item_id string, name string"
+with warnings.catch_warnings():  # backfill_policy is "beta" in dagster 1.13
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    SINGLE_RUN = dg.BackfillPolicy.single_run()
 
 
 def read_source(spark, config: PlayEventsConfig) -> tuple[DataFrame, DataFrame, bool, str]:
@@ -59,19 +65,25 @@ def read_source(spark, config: PlayEventsConfig) -> tuple[DataFrame, DataFrame, 
 @dg.multi_asset(
     outs={
         "play_events": dg.AssetOut(
-            description="Valid plays: user_id, item_id, plays >= 1, ts (nullable); event logs "
-            "aggregated per user, item and day.",
-            group_name="ingestion", kinds=KINDS, owners=OWNERS, code_version="1",
+            description="Valid plays, one partition per UTC day: user_id, item_id, plays >= 1, "
+            "ts (null in snapshot sources), day. Event logs are aggregated per user, item and "
+            "day. Re-materialising a day replaces it (no duplicated plays).",
+            group_name="ingestion", kinds=KINDS, owners=OWNERS, code_version="2",
         ),
         "play_events_quarantine": dg.AssetOut(
-            description="Rejected input rows, as found, with the reason they were rejected.",
-            group_name="ingestion", kinds=KINDS, owners=OWNERS, code_version="1",
+            description="Rejected input rows, as found, with the reason they were rejected; "
+            "by the day of their timestamp, or the delivery day when it is unreadable.",
+            group_name="ingestion", kinds=KINDS, owners=OWNERS, code_version="2",
         ),
         "item_catalog": dg.AssetOut(
-            description="Item names from the source (item_id, name); empty when it has none.",
-            group_name="ingestion", kinds=KINDS, owners=OWNERS, code_version="1",
+            description="Item names from the source (item_id, name, day delivered); empty when "
+            "it has none. Readers keep the newest name per item.",
+            group_name="ingestion", kinds=KINDS, owners=OWNERS, code_version="2",
         ),
     },
+    partitions_def=PLAY_DAYS,
+    # A backfill of many days is one run: the source is read once and split by day.
+    backfill_policy=SINGLE_RUN,
     check_specs=[dg.AssetCheckSpec(
         checks.QUARANTINE_FRACTION, asset="play_events", blocking=True,
         description="The share of quarantined input rows is at most max_quarantine_fraction.",
@@ -79,26 +91,38 @@ def read_source(spark, config: PlayEventsConfig) -> tuple[DataFrame, DataFrame, 
 )
 def ingest_play_logs(context: dg.AssetExecutionContext, config: PlayEventsConfig,
                      spark: SparkResource):
-    """Read play logs, validate every row, quarantine the bad ones with a reason."""
+    """Read play logs for the run's days, validate every row, quarantine the bad ones with a
+    reason. Rows of days outside the run are counted, and land when those days are run."""
     session = spark.spark_session
+    days = context.partition_key_range
+    first, last = days.start, days.end
     raw, names, has_plays, described = read_source(session, config)
     raw = raw.persist()
     n_input = raw.count()
     events, quarantine = validate_plays(raw, config.max_plays, has_plays)
-    events, quarantine = events.persist(), quarantine.persist()
+    events = day_of_play(events, last).where(in_days(first, last)).persist()
+    quarantine = day_of_raw(quarantine, last).where(in_days(first, last)).persist()
+    n_delivered = day_of_raw(raw, last).where(in_days(first, last)).count()
+    n_elsewhere = n_input - n_delivered
     n_bad = quarantine.count()
     n_events = events.count()
     reasons = (quarantine.groupBy("reason").count().orderBy(F.desc("count"), "reason")
                .limit(20).toPandas())
-    fraction = n_bad / n_input if n_input else 1.0
-    context.log.info(f"{described}: {n_input} input rows, {n_bad} quarantined")
+    fraction = n_bad / n_delivered if n_delivered else 1.0
+    context.log.info(f"{described}: {n_input} input rows; days {first}..{last}: "
+                     f"{n_delivered - n_bad} accepted, {n_bad} quarantined; "
+                     f"{n_elsewhere} belong to other days")
+    per_day = events.groupBy(DAY).agg(F.sum("plays").alias("plays")).orderBy(DAY).toPandas()
 
     yield dg.Output(events, "play_events", metadata={
         **table_metadata(events, n_events),
         "source": described,
+        "days": f"{first}..{last}",
         "input_rows": n_input,
-        "accepted_rows": n_input - n_bad,
-        "total_plays": int(events.agg(F.sum("plays")).first()[0] or 0),
+        "accepted_rows": n_delivered - n_bad,
+        "rows_for_other_days": n_elsewhere,
+        "total_plays": int(per_day.plays.sum()) if len(per_day) else 0,
+        "days_with_plays": len(per_day),
         "has_timestamps": bool(events.where(F.col("ts").isNull()).limit(1).count() == 0
                                and n_events > 0),
     })
@@ -108,12 +132,15 @@ def ingest_play_logs(context: dg.AssetExecutionContext, config: PlayEventsConfig
         "reasons": dg.MetadataValue.md(reasons.to_markdown(index=False) if len(reasons)
                                        else "_no rejected rows_"),
     })
-    names = names.persist()
+    names = names.withColumn(DAY, F.lit(last).cast("date")).persist()
     yield dg.Output(names, "item_catalog", metadata=table_metadata(names, names.count()))
     yield dg.AssetCheckResult(
         check_name=checks.QUARANTINE_FRACTION, asset_key="play_events",
-        passed=n_input > 0 and fraction <= config.max_quarantine_fraction,
+        passed=n_delivered > 0 and fraction <= config.max_quarantine_fraction,
         metadata={"quarantined_fraction": float(fraction), "quarantined_rows": n_bad,
-                  "input_rows": n_input, "threshold": config.max_quarantine_fraction},
+                  "delivered_rows": n_delivered, "threshold": config.max_quarantine_fraction},
     )
-    raw.unpersist()
+    # Unpersist all: a cached plan of the same source path would otherwise serve a later,
+    # re-delivered file's old rows to the next run in this session.
+    for frame in (raw, events, quarantine, names):
+        frame.unpersist()

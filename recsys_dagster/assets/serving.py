@@ -6,7 +6,7 @@ bad model from replacing the tables that are being served.
 
 
 import dagster as dg
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from .. import checks
@@ -14,6 +14,7 @@ from ..config import RecommendationsConfig, SimilarItemsConfig
 from ..ml.als.solve import fold_in
 from ..ml.confidence import ConfidenceParams, confidence_matrix
 from ..ml.recommend import recommend_for_users, similar_items as similar
+from ..partitions import LATEST_DAY
 from ..tables import TableSet
 from .metadata import KINDS, MODEL_RUN, OWNERS, SERVED_METRIC, SERVED_VALUE, table_metadata
 
@@ -68,12 +69,20 @@ def users_with_fold_in(als_model: TableSet, interactions: DataFrame) -> DataFram
             .unionByName(folded.withColumn("folded_in", F.lit(True))))
 
 
+def newest_names(item_catalog: DataFrame) -> DataFrame:
+    """One name per item: the one delivered last."""
+    newest = Window.partitionBy("item_id").orderBy(F.desc("day"))
+    return (item_catalog.withColumn("_n", F.row_number().over(newest)).where(F.col("_n") == 1)
+            .select("item_id", "name"))
+
+
 def _ids(index: DataFrame, idx_col: str, id_col: str) -> DataFrame:
     return index.select(F.col("idx").alias(idx_col), F.col("id").alias(id_col))
 
 
 @dg.asset(
     group_name="serving", kinds=KINDS, owners=OWNERS, code_version="2", deps=GATE,
+    ins={"interactions": LATEST_DAY},
     check_specs=[
         dg.AssetCheckSpec(checks.RECOMMENDATIONS_AT_MOST_N, asset="user_recommendations",
                           description="Every user has at most top_n rows, ranked 1..n."),
@@ -136,7 +145,7 @@ def similar_items(config: SimilarItemsConfig, als_model: TableSet, item_index: D
                   item_catalog: DataFrame):
     """Top-N similar items per item ("similar artists") by cosine of item factors."""
     sims = similar(als_model["item_factors"], config.top_n)
-    names = item_catalog.select("item_id", "name")
+    names = newest_names(item_catalog)
     table = (sims.join(F.broadcast(_ids(item_index, "item_idx", "item_id")), "item_idx")
              .join(F.broadcast(_ids(item_index, "similar_item_idx", "similar_item_id")),
                    "similar_item_idx")

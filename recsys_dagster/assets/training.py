@@ -94,6 +94,7 @@ def als_model(context: dg.AssetExecutionContext, config: ALSConfig, confidence_m
             "engine": params.engine, "max_iter": params.max_iter, "reg_param": params.reg_param,
             "tuned": bool(overrides),
             **window,
+            **{f"data_{k}": str(v) for k, v in confidence_matrix.params.get("data", {}).items()},
             "fit_seconds": float(factors.timings["fit_seconds"]),
             "seconds_per_iteration": float(factors.timings["seconds_per_iteration"]),
             "params": dg.MetadataValue.json(model_params),

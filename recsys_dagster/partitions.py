@@ -1,0 +1,104 @@
+"""The play-log calendar: daily partitions, and the training window as a partition mapping.
+
+`play_events` is partitioned by the day a play happened (UTC). Plays without a timestamp (a
+snapshot such as Last.fm HetRec or the seed example) belong to the day they were delivered
+as. `interactions` is partitioned "as of" a day: partition D reads play_events for the
+training window ending on D (the last N days, or all history), so the lineage of every
+interactions partition names the days it was built from. Everything downstream of
+interactions reads its latest partition (the calendar's last day).
+
+The calendar and the window are set by the environment when the code location loads:
+
+    RECSYS_CALENDAR_START        first day, default 2024-01-01 (the synthetic data's first day)
+    RECSYS_CALENDAR_END          day after the last one, default 2024-03-31 (the synthetic
+                                 data's 90 days); "open" = up to yesterday (production)
+    RECSYS_TRAINING_WINDOW_DAYS  days of history a model is trained on, default "all"
+"""
+
+import datetime as dt
+import os
+import warnings
+
+import dagster as dg
+
+CALENDAR_START_ENV = "RECSYS_CALENDAR_START"
+CALENDAR_END_ENV = "RECSYS_CALENDAR_END"
+WINDOW_ENV = "RECSYS_TRAINING_WINDOW_DAYS"
+DEFAULT_START = "2024-01-01"
+DEFAULT_END = "2024-03-31"
+OPEN_END = "open"
+ALL_HISTORY = "all"
+# Offsets are counted in days; this reaches back past any calendar start (clipped to it).
+_ALL_DAYS = 100_000
+
+
+def _iso(value: str, env: str) -> str:
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError as exc:
+        raise ValueError(f"${env} must be an ISO date (YYYY-MM-DD), got {value!r}") from exc
+
+
+def play_days(start: str | None = None, end: str | None = None) -> dg.DailyPartitionsDefinition:
+    """Daily partitions from start (inclusive) to end (exclusive; "open" = up to yesterday)."""
+    start = _iso(start or os.environ.get(CALENDAR_START_ENV) or DEFAULT_START, CALENDAR_START_ENV)
+    end = end or os.environ.get(CALENDAR_END_ENV) or DEFAULT_END
+    if end == OPEN_END:
+        return dg.DailyPartitionsDefinition(start_date=start, timezone="UTC")
+    end = _iso(end, CALENDAR_END_ENV)
+    if end <= start:
+        raise ValueError(f"calendar end {end} must be after its start {start}")
+    return dg.DailyPartitionsDefinition(start_date=start, end_date=end, timezone="UTC")
+
+
+def window_days(value: str | int | None = None) -> int | None:
+    """The training window in days, or None for all history."""
+    raw = str(value if value is not None else os.environ.get(WINDOW_ENV, ALL_HISTORY)).strip()
+    if raw.lower() == ALL_HISTORY:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"${WINDOW_ENV} must be a positive number of days or 'all', got {raw!r}")
+    return int(raw)
+
+
+def window_mapping(days: int | None) -> dg.TimeWindowPartitionMapping:
+    """interactions[D] <- play_events[D - days + 1 .. D] (or every day up to D)."""
+    with warnings.catch_warnings():  # allow_nonexistent_upstream_partitions is "beta"
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.TimeWindowPartitionMapping(
+            start_offset=-((days or _ALL_DAYS) - 1), end_offset=0,
+            allow_nonexistent_upstream_partitions=True,
+        )
+
+
+def describe_window(days: int | None) -> str:
+    return "all history" if days is None else f"the last {days} days"
+
+
+PLAY_DAYS = play_days()
+TRAINING_WINDOW_DAYS = window_days()
+
+
+def last_day(partitions: dg.DailyPartitionsDefinition = PLAY_DAYS) -> str:
+    key = partitions.get_last_partition_key()
+    if key is None:
+        raise ValueError("the play-log calendar has no complete day yet")
+    return key
+
+
+def first_day(partitions: dg.DailyPartitionsDefinition = PLAY_DAYS) -> str:
+    return partitions.get_first_partition_key()
+
+
+# Downstream of interactions (unpartitioned): read the calendar's latest as-of day.
+LATEST_DAY = dg.AssetIn(partition_mapping=dg.LastPartitionMapping())
+
+
+def window_range(as_of: str, days: int | None = TRAINING_WINDOW_DAYS,
+                 partitions: dg.DailyPartitionsDefinition = PLAY_DAYS) -> tuple[str, str]:
+    """(first day, last day) of the training window of interactions[as_of]."""
+    start = first_day(partitions)
+    if days is not None:
+        begin = (dt.date.fromisoformat(as_of) - dt.timedelta(days=days - 1)).isoformat()
+        start = max(start, begin)
+    return start, as_of
