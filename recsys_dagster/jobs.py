@@ -1,5 +1,8 @@
 """Jobs: the whole pipeline, ingestion alone, and retraining from the stored play events.
 
+All four are partitioned by day (play_events and interactions are): a run targets one day,
+a range of days (ingestion only, as one run) or is launched as a backfill from the UI.
+
 Every step is retried by RETRY_POLICY: a transient failure (a lost executor, a busy file
 system) costs a retry, not a failed run.
 """
@@ -24,14 +27,16 @@ recsys_pipeline = dg.define_asset_job(
 ingest_play_logs_job = dg.define_asset_job(
     INGEST_JOB,
     selection=dg.AssetSelection.groups("ingestion"),
-    description="Read and validate the play logs (play_events, quarantine, item catalogue).",
+    description="Read and validate the play logs of the run's days (play_events, quarantine, "
+    "item catalogue); a re-run day replaces the stored one.",
     op_retry_policy=RETRY_POLICY,
 )
 
 retrain_and_publish = dg.define_asset_job(
     RETRAIN_JOB,
     selection=dg.AssetSelection.groups("features", "training", "evaluation", "serving"),
-    description="Retrain on the stored play events; republish only if the gates pass.",
+    description="Retrain as of the run's day on the play events of the training window; "
+    "republish only if the gates pass.",
     op_retry_policy=RETRY_POLICY,
 )
 

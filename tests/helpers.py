@@ -52,7 +52,7 @@ def materialize(selection, resources, run_config=None, raise_on_error=True, inst
             return Runs(results)
     if rest:
         # Only interactions is partitioned after ingestion; a run without it has no days.
-        day = last if names is None or "interactions" in names else None
+        day = calendar()[1] if names is None or "interactions" in names else None
         results.append(dg.materialize(
             [*defs, *ALL_CHECKS], selection=rest, partition_key=day,
             run_config=config_for(run_config, ingestion=False), **common))

@@ -138,3 +138,25 @@ def test_cli_backfill_ingests_the_range(tmp_path):
         [sys.executable, "-m", "recsys_dagster.cli", "backfill", "--from", "2023-01-01",
          "--to", "2024-03-30"], env=env, capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "not a day of the play-log calendar" in bad.stderr
+
+
+def test_listeners_new_in_a_later_day_are_folded_in(resources, data_dir, tmp_path):
+    """Train on the days up to the 29th; the 30th brings two new listeners (a day delivered
+    as an event log); refresh_recommendations folds them in without retraining."""
+    from recsys_dagster.ml.datagen import item_id
+
+    train = {"ops": {**synthetic()["ops"], "als_model": {"config": {"rank": 8, "max_iter": 6}},
+                     "evaluation_metrics": {"config": {"n_bootstrap": 100}}}}
+    assert materialize(None, resources, train, days=("2024-01-01", "2024-03-29")).success
+    store = TableStore(data_dir)
+    trained = store.current_path("als_model")
+    log = tmp_path / "day30.csv"
+    log.write_text("user_id,item_id,ts\n" + "".join(
+        f"{u},{item_id(i)},2024-03-30T12:00:00Z\n" for u in ("new1", "new2") for i in (0, 1, 2)))
+    refresh = INGEST + FEATURES + ["user_recommendations"]
+    assert materialize(refresh, resources, event_log(log), days=("2024-03-30",) * 2).success
+    assert store.current_path("als_model") == trained  # no retrain
+    recs = store.read_pandas("user_recommendations")
+    assert set(recs[recs.folded_in].user_id) == {"new1", "new2"}
+    assert recs[recs.user_id == "new1"].item_id.isin([item_id(i) for i in (0, 1, 2)]).sum() == 0
+    assert len(recs[~recs.folded_in].user_id.unique()) >= 290  # the trained users, as before
