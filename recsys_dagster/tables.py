@@ -122,12 +122,14 @@ class TableStore:
                            if d.startswith(f"{part}=") and d.split("=", 1)[1] not in set(days))
             if extra:
                 raise ValueError(f"{name}: rows for days outside the run's range: {extra[:5]}")
+            empty = os.path.join(staging, "_empty")
             for day in days:
                 src = os.path.join(staging, f"{part}={day}")
-                if os.path.isdir(src):
-                    written.append(self._adopt(name, day, src))
-                else:
-                    written.append(self.write(name, frame.limit(0), day))
+                if not os.path.isdir(src):  # no rows that day: a copy of one empty table
+                    if not os.path.isdir(empty):
+                        frame.limit(0).write.parquet(empty)
+                    shutil.copytree(empty, src)
+                written.append(self._adopt(name, day, src))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return written
