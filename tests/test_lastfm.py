@@ -13,8 +13,11 @@ def test_lastfm_tuned_end_to_end_via_cli(spark, lastfm_dir, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     store = TableStore(data_dir())
-    for name in ("play_events", "user_recommendations", "similar_items", "evaluation_metrics"):
+    for name in ("user_recommendations", "similar_items", "evaluation_metrics"):
         assert os.path.join(store.table_dir(name), "current") in out
+    # A snapshot without timestamps is delivered as the calendar's last day.
+    assert f"{store.table_dir('play_events')}/<day>/current" in out
+    assert store.read_pandas("play_events", partition="2024-03-30").shape[0] == 92834
     m = store.read_pandas("evaluation_metrics", frame="metrics")
     overall = m[m.segment == "all"].set_index(["model", "metric"])
     als, pop = overall.value["als", "precision"], overall.value["popularity", "precision"]

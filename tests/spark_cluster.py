@@ -1,0 +1,123 @@
+"""Real Spark processes for the tests, from the pyspark package: a standalone master with
+workers, and a Spark Connect server. Loopback only; every process is started in its own
+process group and that group is always killed (SIGTERM, then SIGKILL)."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyspark
+
+SPARK_HOME = Path(pyspark.__file__).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(logs: Path) -> dict:
+    return {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": "127.0.0.1",
+            "SPARK_LOG_DIR": str(logs), "SPARK_PID_DIR": str(logs),
+            "SPARK_NO_DAEMONIZE": "1", "PYSPARK_PYTHON": sys.executable}
+
+
+def _start(cmd, env, log: Path) -> subprocess.Popen:
+    with open(log, "w") as fh:
+        return subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def stop(procs) -> None:
+    for proc in procs:
+        for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def _wait(ready, procs, what: str, log: Path, timeout=120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if any(p.poll() is not None for p in procs):
+            raise RuntimeError(f"{what} exited early; see {log}")
+        try:
+            if ready():
+                return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"{what} not ready after {timeout} s; see {log}")
+
+
+@contextmanager
+def standalone_cluster(workdir: Path, workers: int = 2, cores: int = 1, memory: str = "2g"):
+    """Yields spark://127.0.0.1:<port> with `workers` registered workers."""
+    logs = workdir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = _env(logs)
+    port, ui = free_port(), free_port()
+    spark_class = str(SPARK_HOME / "bin" / "spark-class")
+    procs = []
+    try:
+        procs.append(_start([spark_class, "org.apache.spark.deploy.master.Master",
+                             "--host", "127.0.0.1", "--port", str(port),
+                             "--webui-port", str(ui)], env, logs / "master.out"))
+        url = f"spark://127.0.0.1:{port}"
+        for i in range(workers):
+            wdir = workdir / f"worker{i}"
+            wdir.mkdir(exist_ok=True)
+            procs.append(_start([spark_class, "org.apache.spark.deploy.worker.Worker", url,
+                                 "--host", "127.0.0.1", "--cores", str(cores), "--memory",
+                                 memory, "--webui-port", str(free_port()), "--work-dir",
+                                 str(wdir)], env, logs / f"worker{i}.out"))
+
+        def alive():
+            with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=2) as r:
+                return json.load(r).get("aliveworkers", 0) >= workers
+
+        _wait(alive, procs, "standalone cluster", logs)
+        yield url
+    finally:
+        stop(procs)
+
+
+@contextmanager
+def connect_server(workdir: Path, master: str, conf: dict):
+    """Yields sc://127.0.0.1:<port> served by the bundled start-connect-server.sh."""
+    logs = workdir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    args = [str(SPARK_HOME / "sbin" / "start-connect-server.sh"), "--master", master,
+            "--conf", f"spark.connect.grpc.binding.port={port}",
+            "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
+            "--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.driver.bindAddress=127.0.0.1",
+            "--conf", "spark.ui.enabled=false"]
+    for key, value in conf.items():
+        args += ["--conf", f"{key}={value}"]
+    log = logs / "connect.out"
+    procs = [_start(args, _env(logs), log)]
+
+    def listening():
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+
+    try:
+        _wait(listening, procs, "Spark Connect server", log, timeout=180)
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        stop(procs)

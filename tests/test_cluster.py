@@ -1,0 +1,77 @@
+"""The whole pipeline on a real standalone cluster and through Spark Connect, compared with
+local mode: the same seed and data must give the same served tables."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys_dagster.tables import TableStore
+
+from spark_cluster import connect_server, standalone_cluster
+
+pytestmark = pytest.mark.slow
+
+CONFIG = """\
+ops:
+  ingest_play_logs:
+    config:
+      synthetic: {n_users: 300, n_items: 400, n_artists: 60, seed: 7}
+  als_model:
+    config: {rank: 8, max_iter: 6}
+  evaluation_metrics:
+    config: {n_bootstrap: 100}
+"""
+TABLES = {"user_recommendations": ["user_id", "rank"], "similar_items": ["item_id", "rank"]}
+
+
+def run_pipeline(tmp_path, name, **env_extra):
+    data = tmp_path / name
+    config = tmp_path / "small.yaml"
+    config.write_text(CONFIG)
+    env = {**os.environ, "RECSYS_DATA_DIR": str(data), "RECSYS_SPARK_PROFILE": "test",
+           "RECSYS_SPARK_CHECKPOINT_DIR": str(data / "_checkpoints"), **env_extra}
+    env.pop("DAGSTER_HOME", None)
+    out = subprocess.run([sys.executable, "-m", "recsys_dagster.cli", "run", "--config",
+                          str(config)], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    assert "retrain as of 2024-03-30" in out.stdout
+    store = TableStore(str(data))
+    return {t: store.read_pandas(t).sort_values(keys).reset_index(drop=True)
+            for t, keys in TABLES.items()}
+
+
+def assert_same_tables(got, want):
+    for table, keys in TABLES.items():
+        a, b = got[table], want[table]
+        item = "item_id" if table == "user_recommendations" else "similar_item_id"
+        assert len(a) == len(b) > 0, table
+        assert (a[keys + [item]] == b[keys + [item]]).all().all(), table
+        np.testing.assert_allclose(a.score.to_numpy(), b.score.to_numpy(), rtol=0, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def local_tables(tmp_path_factory):
+    return run_pipeline(tmp_path_factory.mktemp("local"), "data")
+
+
+def test_standalone_cluster_gives_the_local_tables(tmp_path, local_tables):
+    with standalone_cluster(tmp_path / "cluster") as master:
+        assert master.startswith("spark://127.0.0.1:")
+        tables = run_pipeline(tmp_path, "data", RECSYS_SPARK_MASTER=master)
+    assert_same_tables(tables, local_tables)
+
+
+def test_spark_connect_gives_the_local_tables(tmp_path, local_tables):
+    server_conf = {"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2",
+                   "spark.sql.session.timeZone": "UTC",
+                   "spark.serializer": "org.apache.spark.serializer.KryoSerializer",
+                   "spark.sql.execution.arrow.pyspark.enabled": "true",
+                   "spark.checkpoint.dir": str(tmp_path / "connect-checkpoints")}
+    with connect_server(tmp_path / "connect", "local[2,4]", server_conf) as remote:
+        tables = run_pipeline(tmp_path, "data", RECSYS_SPARK_REMOTE=remote,
+                              RECSYS_SPARK_PROFILE="connect")
+    assert_same_tables(tables, local_tables)
