@@ -123,7 +123,8 @@ def run(config_path: str | None, show_users: int) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def main(argv=None, standalone: bool = False) -> int:
+    """Entry point; standalone (the console script, `python -m`) stops Spark at the end."""
     parser = argparse.ArgumentParser(prog="recsys", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="materialise every asset in-process")
@@ -134,12 +135,20 @@ def main(argv=None) -> int:
     p_fill.add_argument("--to", dest="last", required=True, help="last day, YYYY-MM-DD")
     p_fill.add_argument("--config", help="Dagster run config YAML (its ingest section is used)")
     args = parser.parse_args(argv)
-    if args.command == "run":
-        return run(args.config, args.show_users)
-    if args.command == "backfill":
+    try:
+        if args.command == "run":
+            return run(args.config, args.show_users)
         return backfill(args.config, args.first, args.last)
-    return 2
+    finally:
+        if standalone:
+            from .spark_session import stop_sessions
+
+            stop_sessions()
+
+
+def console() -> None:
+    sys.exit(main(standalone=True))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -82,6 +82,19 @@ def resolve_settings(
     return SparkSettings(master=master, remote=remote, conf=conf, checkpoint_dir=ckpt)
 
 
+_SESSIONS: list = []
+
+
+def stop_sessions() -> None:
+    """Stop every session this process built. A Spark Connect client left open keeps the
+    interpreter from exiting (its gRPC threads), so command-line entry points call this."""
+    while _SESSIONS:
+        try:
+            _SESSIONS.pop().stop()
+        except Exception:  # already stopped, or the server is gone
+            pass
+
+
 def build_session(settings: SparkSettings):
     """Create (or join) the SparkSession these settings describe and set its checkpoint dir.
 
@@ -105,6 +118,7 @@ def build_session(settings: SparkSettings):
     for key, value in settings.conf.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
+    _SESSIONS.append(session)
     if not settings.is_connect and settings.checkpoint_dir:
         if "://" not in settings.checkpoint_dir:
             os.makedirs(settings.checkpoint_dir, exist_ok=True)
