@@ -106,7 +106,14 @@ class ConfidenceConfig(dg.Config):
 class ALSConfig(dg.Config):
     """Implicit ALS hyperparameters (MLlib conventions: lambda scaled by ratings per row)."""
 
-    engine: Literal["mllib"] = Field(default="mllib", description="ALS implementation.")
+    engine: Literal["mllib", "broadcast"] = Field(
+        default="mllib",
+        description="ALS implementation: Spark MLlib's, or ours with every factor broadcast.")
+    solver: Literal["exact", "cg"] = Field(
+        default="exact", description="Row solver of our engines: exact, or conjugate gradient.")
+    cg_steps: int = Field(default=3, description="CG steps per row and half-step.")
+    scale_reg: bool = Field(
+        default=True, description="MLlib's convention: lambda times the row's rating count.")
     rank: int = Field(default=32, description="Number of latent factors.")
     max_iter: int = Field(default=10, description="ALS iterations (each solves users, items).")
     reg_param: float = Field(default=0.1, description="Regularisation lambda.")
@@ -127,7 +134,8 @@ class ALSConfig(dg.Config):
             rank=self.rank, max_iter=self.max_iter, reg_param=self.reg_param, seed=self.seed,
             num_user_blocks=self.num_user_blocks, num_item_blocks=self.num_item_blocks,
             checkpoint_interval=self.checkpoint_interval, nonnegative=self.nonnegative,
-            engine=self.engine,
+            engine=self.engine, solver=self.solver, cg_steps=self.cg_steps,
+            scale_reg=self.scale_reg,
         )
 
 

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import numpy as np
-import pandas as pd
 import pytest
+import yaml
 
 from recsys_dagster.tables import TableStore
 
@@ -54,8 +54,18 @@ def assert_same_tables(got, want):
 
 
 @pytest.fixture(scope="module")
-def local_tables(tmp_path_factory):
-    return run_pipeline(tmp_path_factory.mktemp("local"), "data")
+def local_tables(spark, spark_resource, tmp_path_factory):
+    """The same run config in local mode (this test session's local[2,4] session)."""
+    from helpers import materialize
+    from recsys_dagster.definitions import make_resources
+    from recsys_dagster.resources import Warehouse
+
+    data = str(tmp_path_factory.mktemp("local") / "data")
+    resources = make_resources(spark=spark_resource, warehouse=Warehouse(base_dir=data))
+    assert materialize(None, resources, yaml.safe_load(CONFIG)).success
+    store = TableStore(data)
+    return {t: store.read_pandas(t).sort_values(keys).reset_index(drop=True)
+            for t, keys in TABLES.items()}
 
 
 def test_standalone_cluster_gives_the_local_tables(tmp_path, local_tables):

@@ -3,13 +3,26 @@ validation, trains with the best trial, evaluates on test with intervals and gat
 
 import os
 
+import yaml
+
 from recsys_dagster import cli
 from recsys_dagster.paths import RESOURCES_DIR, data_dir
 from recsys_dagster.tables import TableStore
 
 
-def test_lastfm_tuned_end_to_end_via_cli(spark, lastfm_dir, capsys):
-    code = cli.main(["run", "--config", str(RESOURCES_DIR / "config" / "lastfm-2k.yaml")])
+TRIALS = 6
+
+
+def test_lastfm_tuned_end_to_end_via_cli(spark, lastfm_dir, capsys, tmp_path):
+    # The ready config, with the first 6 of its 16 seeded random trials: the same sequence,
+    # which holds the best of the 16 (log, alpha 0.374, rank 128, lambda 0.424), at a third of
+    # the tuning time (the suite must stay under 20 minutes).
+    config = yaml.safe_load((RESOURCES_DIR / "config" / "lastfm-2k.yaml").read_text())
+    assert config["ops"]["als_tuning"]["config"]["n_trials"] == 16
+    config["ops"]["als_tuning"]["config"]["n_trials"] = TRIALS
+    path = tmp_path / "lastfm-2k.yaml"
+    path.write_text(yaml.safe_dump(config))
+    code = cli.main(["run", "--config", str(path)])
     out = capsys.readouterr().out
     assert code == 0, out
     store = TableStore(data_dir())
@@ -30,7 +43,9 @@ def test_lastfm_tuned_end_to_end_via_cli(spark, lastfm_dir, capsys):
     assert overall.loc[("als", "precision"), "ci_low"] > pop
     assert store.manifest("als_model")["params"]["tuned"] is True
     trials = store.read_pandas("als_tuning", frame="trials")
-    assert len(trials) == 16
+    assert len(trials) == TRIALS
+    best = store.manifest("als_model")["params"]
+    assert best["als"]["rank"] == 128 and best["confidence"]["weighting"] == "log"
     assert store.read_pandas("play_events_quarantine").empty
     assert len(store.read_pandas("play_events")) == 92834
     sims = store.read_pandas("similar_items")

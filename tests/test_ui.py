@@ -127,6 +127,15 @@ def test_asset_graph_in_a_real_browser(dagster_dev):
                 for asset in assets:
                     page.get_by_text(asset, exact=True).first.wait_for(timeout=30_000)
                 page.screenshot(path=str(ARTIFACTS / f"lineage_{group}.png"))
+            # Operating it: the schedules and sensors a user turns on, and the day partitions.
+            page.goto(f"{base}/automation")
+            for name in ("daily_ingest", "nightly_retraining", "retrain_on_new_days",
+                         "report_run_failure"):
+                page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "automation.png"))
+            page.goto(f"{base}/assets/play_events?view=partitions")
+            page.get_by_text("2024-03-30").first.wait_for(timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "play_events_partitions.png"))
         finally:
             browser.close()
     assert (ARTIFACTS / "lineage_serving.png").stat().st_size > 10_000

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-ENGINES = ("mllib",)
+ENGINES = ("mllib", "broadcast")
+SOLVERS = ("exact", "cg")
 
 
 @dataclass(frozen=True)
@@ -18,10 +19,17 @@ class ALSParams:
     checkpoint_interval: int = 5
     nonnegative: bool = False
     engine: str = "mllib"
+    solver: str = "exact"  # our engines: exact (Cholesky-class solve) or cg
+    cg_steps: int = 3
+    scale_reg: bool = True  # MLlib's convention: lambda times the row's number of ratings
 
     def validate(self) -> None:
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
+        if self.cg_steps < 1:
+            raise ValueError("cg_steps must be >= 1")
         if self.rank < 1 or self.max_iter < 1:
             raise ValueError("rank and max_iter must be >= 1")
         if self.reg_param < 0:

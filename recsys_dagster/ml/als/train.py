@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pyspark.sql import DataFrame
 
+from .broadcast import train_broadcast
 from .mllib import train_mllib
 from .params import ALSParams, Factors
 
@@ -12,4 +13,6 @@ def train_als(confidence: DataFrame, params: ALSParams) -> Factors:
     params.validate()
     if params.engine == "mllib":
         return train_mllib(confidence, params)
+    if params.engine == "broadcast":
+        return train_broadcast(confidence, params)
     raise ValueError(f"unknown ALS engine {params.engine!r}")
