@@ -61,3 +61,22 @@ def test_paths_cannot_escape_base(tmp_path, name):
 def test_missing_table_message(tmp_path):
     with pytest.raises(FileNotFoundError, match="never been written"):
         TableStore(str(tmp_path)).manifest("nothing")
+
+
+def test_write_days_splits_by_day_and_refuses_foreign_days(spark, tmp_path):
+    import datetime as dt
+
+    store = TableStore(str(tmp_path))
+    d = dt.date.fromisoformat
+    df = spark.createDataFrame([("a", d("2024-03-01")), ("b", d("2024-03-01")),
+                                ("c", d("2024-03-03"))], "user_id string, day date")
+    store.write_days("plays", df, ["2024-03-01", "2024-03-02", "2024-03-03"])
+    assert store.partitions("plays") == ["2024-03-01", "2024-03-02", "2024-03-03"]
+    assert sorted(store.read_pandas("plays", partition="2024-03-01").user_id) == ["a", "b"]
+    empty = store.read(spark, "plays", "2024-03-02")  # a day without rows: empty, same schema
+    assert empty.count() == 0 and empty.columns == ["user_id", "day"]
+    before = store.current_path("plays", "2024-03-01")
+    with pytest.raises(ValueError, match="outside the run's range.*2024-03-03"):
+        store.write_days("plays", df, ["2024-03-01"])
+    assert store.current_path("plays", "2024-03-01") == before  # nothing was swapped in
+    assert not [p for p in os.listdir(tmp_path / "plays") if p.startswith(".staging")]

@@ -9,8 +9,8 @@ from ..config import ConfidenceConfig
 from ..ml.confidence import ConfidenceParams, confidence_matrix as weigh
 from ..ml.days import DAY
 from ..ml.indexing import build_interactions, extend_index
-from ..partitions import (LATEST_DAY, PLAY_DAYS, TRAINING_WINDOW_DAYS, WINDOW_ENV, describe_window,
-                          window_mapping, window_range)
+from ..partitions import (LATEST_DAY, PLAY_DAYS, TRAINING_WINDOW_DAYS, WINDOW_ENV,
+                          describe_window, window_mapping, window_range)
 from ..resources import SparkResource, Warehouse
 from ..tables import TableSet
 from .training import tuned
