@@ -62,3 +62,18 @@ def materialize(selection, resources, run_config=None, raise_on_error=True, inst
 def checks_by_name(result):
     return {(e.asset_key.path[-1], e.check_name): e.passed
             for e in result.get_asset_check_evaluations()}
+
+
+def random_confidence(spark, n_users, n_items, n_rows, seed=3):
+    """A seeded random (user_idx, item_idx, confidence) matrix, log weighting with alpha 2."""
+    import numpy as np
+
+    from recsys_dagster.ml.confidence import ConfidenceParams, confidence_matrix
+
+    rng = np.random.default_rng(seed)
+    rows = {(int(u), int(i)): int(p) for u, i, p in zip(rng.integers(0, n_users, n_rows),
+                                                         rng.integers(0, n_items, n_rows),
+                                                         rng.integers(1, 30, n_rows))}
+    inter = spark.createDataFrame([(u, i, p) for (u, i), p in rows.items()],
+                                  "user_idx int, item_idx int, plays long")
+    return confidence_matrix(inter, ConfidenceParams(weighting="log", alpha=2.0)).persist()

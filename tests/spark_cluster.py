@@ -1,6 +1,7 @@
-"""Real Spark processes for the tests, from the pyspark package: a standalone master with
-workers, and a Spark Connect server. Loopback only; every process is started in its own
-process group and that group is always killed (SIGTERM, then SIGKILL)."""
+"""Real server processes for the tests, from the pyspark package: a standalone master with
+workers, and a Spark Connect server (test_ui also uses `stop` and `free_port` for `dagster
+dev`). Loopback only; every process is started in its own process group and that group is
+always killed (SIGTERM, then SIGKILL)."""
 
 import json
 import os
@@ -36,9 +37,10 @@ def _start(cmd, env, log: Path) -> subprocess.Popen:
                                 start_new_session=True)
 
 
-def stop(procs) -> None:
+def stop(procs, term_grace: float = 15) -> None:
+    """End each process's whole group: SIGTERM, then SIGKILL after term_grace seconds."""
     for proc in procs:
-        for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
+        for sig, grace in ((signal.SIGTERM, term_grace), (signal.SIGKILL, 10)):
             try:
                 os.killpg(proc.pid, sig)
             except ProcessLookupError:

@@ -10,6 +10,8 @@ from recsys_dagster.ml.als.solve import solve_row
 from recsys_dagster.ml.confidence import ConfidenceParams, confidence_matrix
 from recsys_dagster.ml.topk import collect_matrix
 
+from helpers import random_confidence
+
 
 def csr_block(rng, n_rows, n_other, per_row):
     counts = rng.integers(0, per_row, n_rows)
@@ -48,13 +50,7 @@ def test_cg_converges_to_the_exact_solution():
 
 
 def small_confidence(spark):
-    rng = np.random.default_rng(3)
-    rows = {(int(u), int(i)): int(p) for u, i, p in zip(rng.integers(0, 120, 1500),
-                                                         rng.integers(0, 80, 1500),
-                                                         rng.integers(1, 30, 1500))}
-    inter = spark.createDataFrame([(u, i, p) for (u, i), p in rows.items()],
-                                  "user_idx int, item_idx int, plays long")
-    return confidence_matrix(inter, ConfidenceParams(weighting="log", alpha=2.0)).persist()
+    return random_confidence(spark, 120, 80, 1500)
 
 
 def predictions(factors):

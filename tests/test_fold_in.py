@@ -6,15 +6,11 @@ from recsys_dagster.ml.als import ALSParams, train_als
 from recsys_dagster.ml.als.solve import fold_in
 from recsys_dagster.ml.confidence import ConfidenceParams, confidence_matrix
 
+from helpers import random_confidence
+
 
 def test_exact_solver_matches_mllib_user_half_step(spark):
-    rng = np.random.default_rng(3)
-    rows = {(int(u), int(i)): int(p) for u, i, p in zip(rng.integers(0, 80, 900),
-                                                         rng.integers(0, 60, 900),
-                                                         rng.integers(1, 30, 900))}
-    inter = spark.createDataFrame([(u, i, p) for (u, i), p in rows.items()],
-                                  "user_idx int, item_idx int, plays long")
-    conf = confidence_matrix(inter, ConfidenceParams(weighting="log", alpha=2.0)).persist()
+    conf = random_confidence(spark, 80, 60, 900)
     params = ALSParams(rank=6, max_iter=6, reg_param=0.05, num_user_blocks=2, num_item_blocks=2)
     model = train_als(conf, params)
     ours = {r.idx: np.array(r.features) for r in

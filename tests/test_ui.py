@@ -6,8 +6,6 @@ the whole group is killed for sure (SIGKILL after a grace period).
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +14,8 @@ import urllib.request
 import pytest
 
 from recsys_dagster.paths import REPO_ROOT
+
+from spark_cluster import free_port, stop
 
 EXPECTED_EDGES = {
     ("play_events", "user_index"), ("play_events", "item_index"),
@@ -37,12 +37,6 @@ GROUPS = {"play_events": "ingestion", "play_events_quarantine": "ingestion",
           "als_tuning": "training", "evaluation_split": "evaluation",
           "evaluation_metrics": "evaluation", "user_recommendations": "serving",
           "similar_items": "serving"}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def gql(port, query, variables=None):
@@ -84,16 +78,7 @@ def dagster_dev(tmp_path_factory):
             time.sleep(2)
         yield port, data
     finally:
-        for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout=grace)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        stop([proc], term_grace=10)  # dagster dev may ignore SIGTERM: SIGKILL follows
         log.close()
 
 

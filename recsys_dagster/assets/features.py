@@ -61,19 +61,21 @@ def interactions_asset(window: int | None = TRAINING_WINDOW_DAYS,
     def interactions(context: dg.AssetExecutionContext, play_events: DataFrame,
                      user_index: DataFrame, item_index: DataFrame):
         window_keys = context.asset_partition_keys_for_input("play_events")
-        snapshot_days = [r[0].isoformat() for r in play_events.where(F.col("ts").isNull())
-                         .select(DAY).distinct().orderBy(DAY).collect()]
-        if len(snapshot_days) > 1:
+        # One pass over the window: its days, and the days holding snapshot plays (no ts).
+        snap = F.when(F.col("ts").isNull(), F.col(DAY))
+        days = play_events.agg(F.countDistinct(DAY).alias("n"), F.min(DAY).alias("first"),
+                               F.max(DAY).alias("last"), F.countDistinct(snap).alias("snaps"),
+                               F.min(snap).alias("snap_first"),
+                               F.max(snap).alias("snap_last")).first()
+        if days["snaps"] > 1:
             raise ValueError(
                 "plays without timestamps (snapshot deliveries, each the whole history) were "
-                f"delivered on {len(snapshot_days)} days ({', '.join(snapshot_days[:5])}); "
+                f"delivered on {days['snaps']} days ({days['snap_first']}..{days['snap_last']}); "
                 "summing them would count plays twice. Deliver a snapshot to one day only.")
         df = build_interactions(play_events, user_index, item_index).persist()
         row = df.agg(F.count("*").alias("nnz"), F.countDistinct("user_idx").alias("users"),
                      F.countDistinct("item_idx").alias("items"), F.sum("plays").alias("plays"),
                      F.min("first_ts").alias("first"), F.max("last_ts").alias("last")).first()
-        days = play_events.agg(F.countDistinct(DAY).alias("n"), F.min(DAY).alias("first"),
-                               F.max(DAY).alias("last")).first()
         nnz, users, items = int(row["nnz"]), int(row["users"]), int(row["items"])
         if nnz == 0:
             raise ValueError(f"no plays in the training window {window_keys[0]}..{window_keys[-1]}"
