@@ -192,6 +192,15 @@ class EvaluationConfig(dg.Config):
     n_bootstrap: int = Field(default=1000, description="Bootstrap resamples over users.")
     seed: int = Field(default=0, description="Bootstrap seed.")
     knn_neighbours: int = Field(default=100, description="Neighbours per item for item-kNN.")
+    max_users: int = Field(
+        default=50_000, description="Score a seeded sample of this many test users (the model "
+        "is still fitted on all); 0 = every test user.")
+    knn_max_users: int = Field(
+        default=200_000, description="item-kNN co-listening from a seeded sample of this many "
+        "users; 0 = all.")
+    knn_max_items_per_user: int = Field(
+        default=1000, description="item-kNN co-listening: at most this many items of one user "
+        "(seeded sample); 0 = all.")
 
 
 class RecommendationsConfig(dg.Config):

@@ -7,6 +7,7 @@ import dagster as dg
 from dagster_pyspark import LazyPySparkResource
 from pydantic import Field
 
+from .assets.metadata import SERVED_RECORD, served_record
 from .paths import DATA_DIR_ENV, data_dir
 from .spark_session import SparkSettings, build_session, resolve_settings
 from .tables import TableStore
@@ -82,7 +83,9 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             context.add_output_metadata({"days_written": len(paths),
                                          "path": dg.MetadataValue.path(store.table_dir(name))})
             return
-        path = store.write(name, obj, keys[0] if keys else None)
+        served = served_record(context.output_metadata)
+        path = store.write(name, obj, keys[0] if keys else None,
+                           extra={SERVED_RECORD: served} if served else None)
         context.add_output_metadata({"path": dg.MetadataValue.path(path)})
 
     def load_input(self, context: dg.InputContext):

@@ -66,6 +66,11 @@ class TableStore:
         target = os.path.realpath(link)
         return target if os.path.exists(os.path.join(target, MANIFEST)) else None
 
+    def version(self, name: str, partition: str | None = None) -> str | None:
+        """The name of the current version folder (unique per write), or None."""
+        path = self.current_path(name, partition)
+        return os.path.basename(path) if path else None
+
     def exists(self, name: str, partition: str | None = None) -> bool:
         return self.current_path(name, partition) is not None
 
@@ -80,8 +85,10 @@ class TableStore:
             return json.load(fh)
 
     # ---- writing -----------------------------------------------------------------------
-    def write(self, name: str, value, partition: str | None = None) -> str:
-        """Write a Spark DataFrame or a TableSet as a new version; return its folder."""
+    def write(self, name: str, value, partition: str | None = None,
+              extra: dict[str, Any] | None = None) -> str:
+        """Write a Spark DataFrame or a TableSet as a new version; return its folder. `extra`
+        entries go into the manifest, so they are swapped in (and out) with the table."""
         tdir = self.table_dir(name, partition)
         os.makedirs(tdir, exist_ok=True)
         vdir = os.path.join(tdir, self._version_name())
@@ -99,6 +106,7 @@ class TableStore:
         else:
             value.write.parquet(vdir)
             manifest = {"kind": "dataframe"}
+        manifest.update(extra or {})
         self._finish(tdir, vdir, manifest)
         return vdir
 
@@ -182,8 +190,8 @@ class TableStore:
     def read(self, spark, name: str, partition: str | None = None):
         """Load the current version as a Spark DataFrame (or a TableSet of them); for a
         day-partitioned table without a partition, the union of every stored day."""
-        if partition is None and not self.exists(name) and self.partitions(name):
-            return self.read_days(spark, name, self.partitions(name))[0]
+        if partition is None and self.partitions(name):  # day partitions win over a table
+            return self.read_days(spark, name, self.partitions(name))[0]  # of an older layout
         path = self.current_path(name, partition)
         manifest = self.manifest(name, partition)
         if manifest["kind"] == "tableset":
@@ -218,8 +226,9 @@ class TableStore:
 
         import pandas as pd
 
-        if partition is None and not self.exists(name) and self.partitions(name):
-            # A day-partitioned table: every stored day, one after the other.
+        if partition is None and self.partitions(name):
+            # A day-partitioned table: every stored day, one after the other (an unpartitioned
+            # version left by an older layout is ignored).
             return pd.concat([self.read_pandas(name, frame, day) for day in
                               self.partitions(name)], ignore_index=True)
         path = self.current_path(name, partition)

@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from recsys_dagster.definitions import make_resources
+from recsys_dagster.resources import Warehouse
 from recsys_dagster.tables import TableStore
 
 from helpers import checks_by_name, materialize
@@ -16,18 +18,25 @@ def config(rank, max_iter, reg):
     }}
 
 
-def test_worse_challenger_is_blocked_and_champion_keeps_serving(resources, data_dir):
+def test_worse_challenger_is_blocked_and_champion_keeps_serving(resources, spark_resource,
+                                                                data_dir, tmp_path):
     instance = dg.DagsterInstance.ephemeral()
     first = materialize(None, resources, config(16, 8, 0.1), instance=instance)
     assert first.success
     name = ("evaluation_metrics", "challenger_not_worse_than_served")
     assert checks_by_name(first)[name] is True  # nothing served yet
+    store = TableStore(data_dir)
+    record = store.manifest("user_recommendations")["served_model"]
+    champion = record["value"]
+    assert record["metric"] == "precision@10" and champion > 0
+    assert record["model_version"] == store.version("als_model")
     served_meta = instance.get_latest_materialization_event(
         dg.AssetKey("user_recommendations")).asset_materialization.metadata
-    champion = served_meta["served_model/value"].value
-    assert served_meta["served_model/metric"].value == "precision@10" and champion > 0
-    store = TableStore(data_dir)
+    assert served_meta["served_model/value"].value == champion  # shown in the UI too
     served = store.current_path("user_recommendations")
+
+    other_warehouse_is_not_gated_by_this_one(instance, spark_resource,
+                                             str(tmp_path / "other-warehouse"), store, champion)
 
     # A crippled challenger: rank 1, one iteration, crushing regularisation.
     second = materialize(None, resources, config(1, 1, 50.0), instance=instance,
@@ -49,3 +58,34 @@ def test_worse_challenger_is_blocked_and_champion_keeps_serving(resources, data_
     failure = [e for e in third.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "has not been published" in str(failure[0].event_specific_data.error.message)
     assert store.current_path("user_recommendations") == served
+
+
+def other_warehouse_is_not_gated_by_this_one(instance, spark_resource, other_dir, store,
+                                             champion):
+    """The champion is what *this* warehouse serves: a good model served from one data dir
+    (sharing the Dagster instance) neither blocks a weaker one on a fresh data dir nor
+    vouches for that warehouse's unpublished models."""
+    other = make_resources(spark=spark_resource, warehouse=Warehouse(base_dir=other_dir))
+    # Rank 4, 2 iterations: p@10 ~0.059, about half the champion's, still above popularity.
+    weak = materialize(None, other, config(4, 2, 0.1), instance=instance,
+                       raise_on_error=False)
+    name = ("evaluation_metrics", "challenger_not_worse_than_served")
+    evals = [e for e in weak.get_asset_check_evaluations()
+             if (e.asset_key.path[-1], e.check_name) == name]
+    assert evals and evals[0].passed is True
+    assert evals[0].metadata["champion"].value == "none served yet"
+    assert evals[0].metadata["challenger"].value < champion * 0.98
+    other_store = TableStore(other_dir)
+    published = other_store.manifest("user_recommendations")["served_model"]
+    assert published["model_version"] == other_store.version("als_model")
+
+    # A model trained (not evaluated) in the other warehouse is not published by the first.
+    retrain = materialize(["confidence_matrix", "als_model"], other,
+                          {"ops": {"als_model": config(8, 2, 0.1)["ops"]["als_model"]}},
+                          instance=instance)
+    assert retrain.success
+    refresh = materialize(["user_recommendations"], other, instance=instance,
+                          raise_on_error=False)
+    assert not refresh.success
+    assert other_store.manifest("user_recommendations")["served_model"] == published
+    assert store.manifest("user_recommendations")["served_model"]["value"] == champion

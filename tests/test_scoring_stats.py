@@ -19,6 +19,38 @@ def test_auc_hand_cases():
     assert math.isnan(auc(s, np.array([], dtype=int), np.array([1])))
 
 
+def test_auc_counting_and_sorting_paths_agree():
+    """Few positives are counted against every negative, many are ranked by sorting: both
+    give the pairwise definition, ties included."""
+    rng = np.random.default_rng(0)
+    s = np.round(rng.normal(size=500), 1)  # many ties
+    for n_pos in (1, 5, 16, 17, 60):
+        order = rng.permutation(500)
+        pos, neg = order[:n_pos], order[n_pos:]
+        pairwise = ((s[pos][:, None] > s[neg][None, :]).sum()
+                    + 0.5 * (s[pos][:, None] == s[neg][None, :]).sum()) / (n_pos * neg.size)
+        assert auc(s, pos, neg) == pytest.approx(pairwise, rel=1e-12), n_pos
+
+
+def test_evaluation_user_sample_and_knn_item_cap(spark):
+    from recsys_dagster.ml.evaluate import sample_users
+    from recsys_dagster.ml.knn import item_cosine_neighbours
+
+    rows = [(u, i) for u in range(40) for i in range(u % 7 + 1)]
+    df = spark.createDataFrame(rows, "user_idx int, item_idx int")
+    a = {r.user_idx for r in sample_users(df, 10, seed=3).collect()}
+    b = {r.user_idx for r in sample_users(df.repartition(5), 10, seed=3).collect()}
+    assert len(a) == 10 and a == b  # seeded, independent of partitioning
+    assert a != {r.user_idx for r in sample_users(df, 10, seed=4).collect()}
+    assert sample_users(df, 40, seed=3) is None and sample_users(df, 0, seed=3) is None
+    # One user with 6 items and a cap of 2: only one co-listened pair (both directions).
+    one = spark.createDataFrame([(0, i) for i in range(6)], "user_idx int, item_idx int")
+    capped = item_cosine_neighbours(one, 10, max_items_per_user=2, seed=1).collect()
+    assert len(capped) == 2 and {(r.item_idx, r.other_idx) for r in capped} == \
+        {(capped[0].item_idx, capped[0].other_idx), (capped[0].other_idx, capped[0].item_idx)}
+    assert len(item_cosine_neighbours(one, 10).collect()) == 30
+
+
 def test_intra_list_diversity():
     orth = np.eye(3, dtype=np.float32)
     assert intra_list_diversity(orth) == pytest.approx(1.0)

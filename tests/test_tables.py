@@ -80,3 +80,8 @@ def test_write_days_splits_by_day_and_refuses_foreign_days(spark, tmp_path):
         store.write_days("plays", df, ["2024-03-01"])
     assert store.current_path("plays", "2024-03-01") == before  # nothing was swapped in
     assert not [p for p in os.listdir(tmp_path / "plays") if p.startswith(".staging")]
+
+    # An unpartitioned version left by an older layout does not shadow the day partitions.
+    store.write("plays", spark.createDataFrame([("old",)], "user_id string"))
+    assert sorted(store.read_pandas("plays").user_id) == ["a", "b", "c"]
+    assert sorted(r.user_id for r in store.read(spark, "plays").collect()) == ["a", "b", "c"]

@@ -13,9 +13,10 @@ from ..ml.evaluate import TABLE_COLUMNS, evaluate, has_timestamps
 from ..ml.plots import segment_plot
 from ..ml.split import three_way_split
 from ..partitions import LATEST_DAY
-from ..resources import SparkResource
+from ..resources import SparkResource, Warehouse
 from ..tables import TableSet
-from .metadata import KINDS, OWNERS, SERVED_METRIC, SERVED_VALUE, column_schema
+from .metadata import KINDS, OWNERS, column_schema
+from .serving import served_model
 
 TABLE_SCHEMA = ("model string, metric string, k int, value double, segment string, "
                 "ci_low double, ci_high double")
@@ -25,15 +26,14 @@ def png_markdown(png: bytes, alt: str) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
-def champion_check(context, config: EvaluationConfig, challenger: float) -> dg.AssetCheckResult:
-    """Compare with the model being served; no served model yet means nothing to defend."""
+def champion_check(config: EvaluationConfig, served: dict,
+                   challenger: float) -> dg.AssetCheckResult:
+    """Compare with the model this warehouse serves (`served`, its manifest record); no served
+    model yet, or one measured on another metric, means nothing to defend."""
     metric = f"{config.primary_metric}@{config.k}"
-    event = context.instance.get_latest_materialization_event(
-        dg.AssetKey("user_recommendations"))
-    meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
     champion = None
-    if SERVED_VALUE in meta and meta[SERVED_METRIC].value == metric:
-        champion = float(meta[SERVED_VALUE].value)
+    if served.get("value") is not None and served.get("metric") == metric:
+        champion = float(served["value"])
     floor = None if champion is None else champion * (1.0 - config.max_regression)
     return dg.AssetCheckResult(
         check_name=checks.CHALLENGER_NOT_WORSE,
@@ -75,20 +75,22 @@ def evaluation_split(config: SplitConfig, interactions: DataFrame):
         ),
         dg.AssetCheckSpec(
             checks.CHALLENGER_NOT_WORSE, asset="evaluation_metrics", blocking=True,
-            description="The new model is not worse than the served one (the metric recorded by "
-            "the last user_recommendations materialisation) by more than max_regression.",
+            description="The new model is not worse than the served one (the metric kept in the "
+            "served user_recommendations table's manifest) by more than max_regression.",
         ),
     ],
 )
 def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConfig,
-                       evaluation_split: TableSet, als_model: TableSet, spark: SparkResource):
+                       evaluation_split: TableSet, als_model: TableSet, spark: SparkResource,
+                       warehouse: Warehouse):
     """Test metrics with bootstrap intervals: ALS vs popularity and item-kNN, per segment."""
     fit = evaluation_split["train"].unionByName(evaluation_split["validation"])
     result = evaluate(
         fit, evaluation_split["test"],
         ConfidenceParams(**als_model.params["confidence"]), ALSParams(**als_model.params["als"]),
         k=config.k, primary=config.primary_metric, n_boot=config.n_bootstrap, seed=config.seed,
-        knn_neighbours=config.knn_neighbours,
+        knn_neighbours=config.knn_neighbours, max_users=config.max_users,
+        knn_max_users=config.knn_max_users, knn_max_items_per_user=config.knn_max_items_per_user,
     )
     table = result.table
     overall = table[table.segment == "all"]
@@ -124,7 +126,7 @@ def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConf
     als_lo, _ = result.interval("als", primary)
     diff_lo, diff_hi = result.interval("als-popularity", primary)
     passed = (als_lo > pop_v and diff_lo > 0 and als_v >= pop_v * (1.0 + config.min_lift))
-    yield champion_check(context, config, als_v)
+    yield champion_check(config, served_model(warehouse.store()), als_v)
     yield dg.AssetCheckResult(
         check_name=checks.ALS_BEATS_POPULARITY, passed=bool(passed),
         metadata={"metric": f"{primary}@{config.k}", "als": als_v, "popularity": pop_v,

@@ -6,10 +6,21 @@ from pyspark.sql import DataFrame
 
 OWNERS = ["team:recsys"]
 KINDS = {"spark", "parquet"}
-# Recorded on user_recommendations: the test metric of the model being served (the champion).
-SERVED_METRIC = "served_model/metric"
-SERVED_VALUE = "served_model/value"
-MODEL_RUN = "served_model/run_id"
+# Recorded on user_recommendations: which model is being served (the champion) and its test
+# metric. The IO manager also writes these into the served table's manifest (SERVED_RECORD):
+# the warehouse, not the Dagster instance, says what a warehouse serves.
+SERVED_PREFIX = "served_model/"
+SERVED_METRIC = SERVED_PREFIX + "metric"
+SERVED_VALUE = SERVED_PREFIX + "value"
+MODEL_RUN = SERVED_PREFIX + "run_id"
+MODEL_VERSION = SERVED_PREFIX + "model_version"
+SERVED_RECORD = "served_model"
+
+
+def served_record(output_metadata) -> dict:
+    """The served_model/* entries of an output's metadata, as a plain dict for a manifest."""
+    return {key[len(SERVED_PREFIX):]: getattr(value, "value", value)
+            for key, value in output_metadata.items() if key.startswith(SERVED_PREFIX)}
 
 
 def column_schema(df: DataFrame) -> dg.TableSchema:

@@ -16,45 +16,57 @@ from ..ml.confidence import ConfidenceParams, confidence_matrix
 from ..ml.recommend import recommend_for_users, similar_items as similar
 from ..partitions import LATEST_DAY
 from ..tables import TableSet
-from .metadata import KINDS, MODEL_RUN, OWNERS, SERVED_METRIC, SERVED_VALUE, table_metadata
+from ..resources import Warehouse
+from ..tables import TableStore
+from .metadata import (KINDS, MODEL_RUN, MODEL_VERSION, OWNERS, SERVED_METRIC, SERVED_PREFIX,
+                       SERVED_RECORD, SERVED_VALUE, table_metadata)
 
 GATE = ["evaluation_metrics"]
 
 
-def _latest(context, key: str):
-    return context.instance.get_latest_materialization_event(dg.AssetKey(key))
+def _made_in_this_run(context, key: str) -> dg.EventLogEntry | None:
+    event = context.instance.get_latest_materialization_event(dg.AssetKey(key))
+    return event if event is not None and event.run_id == context.run_id else None
 
 
-def published_model_metadata(context) -> dict:
+def served_model(store: TableStore) -> dict:
+    """What the warehouse serves now: the record kept in the current user_recommendations
+    manifest (model_version, run_id, metric, value), or {} when nothing was served yet."""
+    if not store.exists("user_recommendations"):
+        return {}
+    return store.manifest("user_recommendations").get(SERVED_RECORD, {})
+
+
+def published_model_metadata(context, store: TableStore) -> dict:
     """Which model these recommendations come from, and its test metric (the champion that the
-    next evaluation compares its challenger with).
+    next evaluation compares its challenger with). Recorded in the served table's manifest.
 
     Serving may only use an als_model that passed the publication gates. In a run that also
     evaluated it, reaching this step means the blocking gates passed. A model trained in this
     very run without its evaluation was selected so by the operator (Dagster's blocking checks
     act within a run). In a run that did neither (refresh_recommendations), the current
-    als_model must be the one the served recommendations were last made from: a model whose
-    gates failed in an earlier run is refused.
+    als_model must be the one this warehouse's served recommendations were made from: a model
+    whose gates failed in an earlier run is refused. The model is named by its table version,
+    so two warehouses sharing one Dagster instance never vouch for each other's models.
     """
-    model_event = _latest(context, "als_model")
-    if model_event is None:  # no history in this instance (e.g. a bare in-process run)
-        return {}
-    eval_event = _latest(context, "evaluation_metrics")
-    if eval_event is not None and eval_event.run_id == context.run_id:
-        meta = eval_event.asset_materialization.metadata
+    version = store.version("als_model")
+    if version is None:
+        raise dg.Failure(f"no als_model under {store.base_dir}; run retrain_and_publish first")
+    record = {MODEL_VERSION: version}
+    evaluated = _made_in_this_run(context, "evaluation_metrics")
+    if evaluated is not None:
+        meta = evaluated.asset_materialization.metadata
         metric = meta["primary_metric"].value
-        return {MODEL_RUN: model_event.run_id, SERVED_METRIC: metric,
+        return {**record, MODEL_RUN: context.run_id, SERVED_METRIC: metric,
                 SERVED_VALUE: float(meta[f"als/{metric}"].value)}
-    if model_event.run_id == context.run_id:
-        return {MODEL_RUN: model_event.run_id}
-    served = _latest(context, "user_recommendations")
-    served_meta = served.asset_materialization.metadata if served else {}
-    if MODEL_RUN not in served_meta or served_meta[MODEL_RUN].value != model_event.run_id:
+    if _made_in_this_run(context, "als_model") is not None:
+        return {**record, MODEL_RUN: context.run_id}
+    served = served_model(store)
+    if served.get("model_version") != version:
         raise dg.Failure(
-            f"als_model from run {model_event.run_id} has not been published (its evaluation "
-            "gates failed or never ran); run retrain_and_publish before refreshing.")
-    return {k: served_meta[k].value for k in (MODEL_RUN, SERVED_METRIC, SERVED_VALUE)
-            if k in served_meta}
+            f"als_model version {version} under {store.base_dir} has not been published (its "
+            "evaluation gates failed or never ran); run retrain_and_publish before refreshing.")
+    return {SERVED_PREFIX + key: value for key, value in served.items()}
 
 
 def users_with_fold_in(als_model: TableSet, interactions: DataFrame) -> DataFrame:
@@ -93,10 +105,10 @@ def _ids(index: DataFrame, idx_col: str, id_col: str) -> DataFrame:
 )
 def user_recommendations(context: dg.AssetExecutionContext, config: RecommendationsConfig,
                          als_model: TableSet, interactions: DataFrame, user_index: DataFrame,
-                         item_index: DataFrame):
+                         item_index: DataFrame, warehouse: Warehouse):
     """Top-N items per user by predicted preference, already-played items left out; users new
     since the model was trained are folded in and flagged."""
-    published = published_model_metadata(context)  # fail fast on an unpublished model
+    published = published_model_metadata(context, warehouse.store())  # fail fast
     played = interactions.select("user_idx", "item_idx")
     users = users_with_fold_in(als_model, interactions).persist()
     recs = recommend_for_users(users.select("idx", "features"), als_model["item_factors"],

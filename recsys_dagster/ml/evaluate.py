@@ -90,22 +90,47 @@ def _segments(n_train: pd.Series) -> pd.Series:
                      index=n_train.index)
 
 
+def sample_users(df: DataFrame, max_users: int, seed: int) -> DataFrame | None:
+    """A seeded sample of at most max_users of df's users (user_idx), the same for the same
+    data and seed whatever the partitioning; None when df has no more users than that (or
+    max_users is 0: no sampling)."""
+    users = df.select("user_idx").distinct()
+    if max_users <= 0 or users.count() <= max_users:
+        return None
+    return (users.orderBy(F.xxhash64("user_idx", F.lit(seed)), "user_idx").limit(max_users)
+            .persist())
+
+
+def restrict(df: DataFrame, users: DataFrame | None) -> DataFrame:
+    return df if users is None else df.join(F.broadcast(users), "user_idx")
+
+
 def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als: ALSParams,
              k: int, primary: str = "precision", n_boot: int = 1000, seed: int = 0,
-             knn_neighbours: int = 100) -> EvaluationResult:
+             knn_neighbours: int = 100, max_users: int = 0, knn_max_users: int = 0,
+             knn_max_items_per_user: int = 0) -> EvaluationResult:
+    """Fit on `fit`, score on `held`. At volume: `max_users` > 0 scores a seeded sample of
+    that many held-out users (the model is still fitted on every user); item-kNN counts
+    co-listening over a seeded sample of `knn_max_users` users, at most
+    `knn_max_items_per_user` items each (0: no limit)."""
     fit, held = fit.persist(), held.persist()
     factors = fit_als(fit, confidence, als)
     cat = build_catalogue(fit)
     item_matrix = factors_on_catalogue(cat, factors.item_factors)
     cat.unit_factors = normalize_rows(item_matrix)  # diversity is measured in ALS's space
     pop_vec = cat.listeners.astype(np.float32)[:, None]
-    knn = KnnScorer(similarity_matrix(item_cosine_neighbours(fit, knn_neighbours), cat.item_ids))
-    ones = fit.select("user_idx").distinct().withColumn(
+    knn_users = sample_users(fit, knn_max_users, seed)
+    knn = KnnScorer(similarity_matrix(
+        item_cosine_neighbours(restrict(fit, knn_users), knn_neighbours,
+                               knn_max_items_per_user, seed), cat.item_ids))
+    scored = sample_users(held, max_users, seed)
+    fit_s, held_s = restrict(fit, scored), restrict(held, scored)
+    ones = fit_s.select("user_idx").distinct().withColumn(
         "features", F.array(F.lit(1.0).cast("float")))
     per_user_frames = {
-        "als": score_als(factors, fit, held, cat, k, item_matrix),
-        "popularity": score_users(ones, fit, held, cat, DotScorer(pop_vec), k),
-        "item_knn": score_users(ones, fit, held, cat, knn, k),
+        "als": score_als(factors, fit_s, held_s, cat, k, item_matrix),
+        "popularity": score_users(ones, fit_s, held_s, cat, DotScorer(pop_vec), k),
+        "item_knn": score_users(ones, fit_s, held_s, cat, knn, k),
     }
     rows, per_user = [], []
     for name, df in per_user_frames.items():
@@ -144,6 +169,8 @@ def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als:
     counts = {
         "fit_rows": fit.count(), "held_out_rows": held.count(),
         "evaluated_users": int((per_user.model == "als").sum()),
+        "evaluated_users_sampled": int(scored is not None),
+        "knn_users_sampled": int(knn_users is not None),
         "cold_users": held.select("user_idx").distinct().join(fit_users, "user_idx",
                                                               "left_anti").count(),
         "held_out_rows_with_cold_items": held.join(
@@ -151,6 +178,7 @@ def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als:
         "catalogue_items": int(cat.item_ids.size),
         "als_fit_seconds": float(factors.timings["fit_seconds"]),
     }
-    fit.unpersist()
-    held.unpersist()
+    for df in (fit, held, scored, knn_users):
+        if df is not None:
+            df.unpersist()
     return EvaluationResult(table, per_user.drop(columns=["recs"]), counts)

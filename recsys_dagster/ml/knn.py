@@ -7,12 +7,20 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 
-def item_cosine_neighbours(train: DataFrame, n_neighbours: int = 100) -> DataFrame:
+def item_cosine_neighbours(train: DataFrame, n_neighbours: int = 100,
+                           max_items_per_user: int = 0, seed: int = 0) -> DataFrame:
     """(item_idx, other_idx, sim): the n most similar items by co-listening cosine.
 
     cosine(i, j) = |users of i and j| / sqrt(|users of i| |users of j|), binary listening.
+    The co-listening self-join costs the sum of squared items per user; max_items_per_user > 0
+    keeps a seeded sample of that many items of each heavier user (0: every item).
     """
     pairs = train.select("user_idx", "item_idx").distinct()
+    if max_items_per_user > 0:
+        order = Window.partitionBy("user_idx").orderBy(F.xxhash64("item_idx", F.lit(seed)),
+                                                       "item_idx")
+        pairs = (pairs.withColumn("_n", F.row_number().over(order))
+                 .where(F.col("_n") <= max_items_per_user).drop("_n"))
     counts = pairs.groupBy("item_idx").agg(F.count("*").alias("n"))
     co = (pairs.alias("a").join(pairs.alias("b"), "user_idx")
           .where(F.col("a.item_idx") != F.col("b.item_idx"))

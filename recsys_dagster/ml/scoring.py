@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from .metrics import RANKING_METRICS, ranking_metrics_at_k
-from .topk import best_positions
+from .topk import batch_size, best_positions
 
 PER_USER_COLUMNS = (*RANKING_METRICS, "auc", "ild", "novelty")
 BATCH = 256
@@ -82,10 +82,15 @@ def auc(scores: np.ndarray, positives: np.ndarray, negatives: np.ndarray) -> flo
     """P(score of a positive > score of a negative), ties one half; nan without both."""
     if positives.size == 0 or negatives.size == 0:
         return float("nan")
-    neg = np.sort(scores[negatives])
     pos = scores[positives]
-    below = np.searchsorted(neg, pos, side="left")
-    ties = np.searchsorted(neg, pos, side="right") - below
+    if positives.size <= 16:  # a few comparisons per negative beat sorting a catalogue row
+        neg = scores[negatives]
+        below = (neg[None, :] < pos[:, None]).sum(axis=1)
+        ties = (neg[None, :] == pos[:, None]).sum(axis=1)
+    else:
+        neg = np.sort(scores[negatives])
+        below = np.searchsorted(neg, pos, side="left")
+        ties = np.searchsorted(neg, pos, side="right") - below
     return float((below + 0.5 * ties).sum() / (positives.size * negatives.size))
 
 
@@ -153,10 +158,12 @@ def score_users(users: DataFrame, train: DataFrame, test: DataFrame, cat: Catalo
     schema = ("user_idx int, n_train int, " + ", ".join(f"{c} double" for c in PER_USER_COLUMNS)
               + ", recs array<int>")
 
+    step = batch_size(cat.item_ids.size, BATCH)
+
     def run(batches):
         for pdf in batches:
-            for start in range(0, len(pdf), BATCH):
-                part = pdf.iloc[start:start + BATCH]
+            for start in range(0, len(pdf), step):
+                part = pdf.iloc[start:start + step]
                 feats = [np.zeros(dim, dtype=np.float32) if f is None else np.asarray(f)
                          for f in part["features"]]
                 yield score_batch(cat, scorer, part["user_idx"].to_numpy(), feats,

@@ -15,6 +15,13 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 QUERY_BATCH = 512
+SCORE_CELLS = 1 << 24  # queries x candidates per dense score block: 64 MB of float32
+
+
+def batch_size(n_candidates: int, cap: int = QUERY_BATCH) -> int:
+    """Queries per dense score block: `cap`, fewer for a large catalogue so that a block (and
+    argpartition's int64 copy of it) stays within a few hundred MB per Python worker."""
+    return max(1, min(cap, SCORE_CELLS // max(n_candidates, 1)))
 
 
 def collect_matrix(factors: DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -94,10 +101,12 @@ def top_k(queries: DataFrame, cand_ids: np.ndarray, cands: np.ndarray, k: int,
     cands = np.ascontiguousarray(cands, dtype=np.float32)
     schema = f"{query_col} int, rank int, {cand_col} int, score float"
 
+    step = batch_size(cand_ids.size)
+
     def score(batches):
         for pdf in batches:
-            for start in range(0, len(pdf), QUERY_BATCH):
-                part = pdf.iloc[start:start + QUERY_BATCH]
+            for start in range(0, len(pdf), step):
+                part = pdf.iloc[start:start + step]
                 qid = part[query_col].to_numpy(dtype=np.int64)
                 mat = np.stack(part["features"].to_numpy()).astype(np.float32)
                 qq, rr, cc, ss = top_k_rows(qid, mat, cand_ids, cands, k,
