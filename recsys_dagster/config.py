@@ -106,9 +106,11 @@ class ConfidenceConfig(dg.Config):
 class ALSConfig(dg.Config):
     """Implicit ALS hyperparameters (MLlib conventions: lambda scaled by ratings per row)."""
 
-    engine: Literal["mllib", "broadcast"] = Field(
+    engine: Literal["mllib", "broadcast", "half_gridify", "full_gridify"] = Field(
         default="mllib",
-        description="ALS implementation: Spark MLlib's, or ours with every factor broadcast.")
+        description="ALS implementation: Spark MLlib's, or ours: every factor broadcast, "
+        "half gridify (each block gets the factors it needs) or full gridify (partial normal "
+        "equations per grid block, summed per row; exact solver only).")
     solver: Literal["exact", "cg"] = Field(
         default="exact", description="Row solver of our engines: exact, or conjugate gradient.")
     cg_steps: int = Field(default=3, description="CG steps per row and half-step.")

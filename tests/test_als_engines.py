@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from recsys_dagster.ml.als import ALSParams, train_als
+from recsys_dagster.ml.als import gridify
 from recsys_dagster.ml.als.broadcast import group_rows, half_step
 from recsys_dagster.ml.als.kernels import solve_cg, solve_exact
 from recsys_dagster.ml.als.solve import solve_row
@@ -85,8 +86,35 @@ def test_broadcast_half_steps_reproduce_an_mllib_iteration(spark):
     assert np.abs(ours - theirs).max() < 2e-3, np.abs(ours - theirs).max()
 
 
-@pytest.mark.parametrize("solver", ["exact", "cg"])
-def test_broadcast_fit_is_as_good_as_mllib(spark, solver):
+@pytest.mark.parametrize("engine", ["half_gridify", "full_gridify"])
+def test_gridified_half_steps_reproduce_an_mllib_iteration(spark, engine):
+    """The same known answer for the gridified strategies, whose factors never leave Spark."""
+    conf = small_confidence(spark)
+    common = dict(rank=6, reg_param=0.1, num_user_blocks=2, num_item_blocks=3)
+    k_iter = train_als(conf, ALSParams(**common, max_iter=4))
+    k_plus_1 = train_als(conf, ALSParams(**common, max_iter=5))
+    params = ALSParams(**common, engine=engine)
+    users, items = k_iter.user_factors, k_iter.item_factors
+    if engine == "half_gridify":
+        by_item = gridify.half_gridify_tables(conf, "item_idx", "user_idx", 3)
+        by_user = gridify.half_gridify_tables(conf, "user_idx", "item_idx", 2)
+        items = gridify.half_gridify_step(*by_item, 3, users, items, gridify.gram(users, 6),
+                                          params).localCheckpoint()
+        users = gridify.half_gridify_step(*by_user, 2, items, users, gridify.gram(items, 6),
+                                          params)
+    else:
+        grid_i = gridify.full_gridify_grid(conf, "item_idx", "user_idx", 3, 2)
+        grid_u = gridify.full_gridify_grid(conf, "user_idx", "item_idx", 2, 3)
+        items = gridify.full_gridify_step(grid_i, users, gridify.gram(users, 6), params, 3,
+                                          2).localCheckpoint()
+        users = gridify.full_gridify_step(grid_u, items, gridify.gram(items, 6), params, 2, 3)
+    ours = dense(users, 120) @ dense(items, 80).T
+    assert np.abs(ours - predictions(k_plus_1)).max() < 2e-3
+
+
+@pytest.mark.parametrize("engine,solver", [("broadcast", "exact"), ("broadcast", "cg"),
+                                           ("half_gridify", "cg"), ("full_gridify", "exact")])
+def test_our_fits_are_as_good_as_mllib(spark, engine, solver):
     """Whole fits start from different random factors, so factors differ; the objective they
     reach (weighted squared error + regularisation) must be within 3% of MLlib's (measured:
     exact +1.2%, cg +1.4% after 15 iterations: different starts, different local optima)."""
@@ -105,17 +133,33 @@ def test_broadcast_fit_is_as_good_as_mllib(spark, solver):
         return err + 0.1 * ((n_u * (x ** 2).sum(1)).sum() + (n_i * (y ** 2).sum(1)).sum())
 
     mllib = loss(train_als(conf, ALSParams(**common)))
-    ours = loss(train_als(conf, ALSParams(**common, engine="broadcast", solver=solver)))
+    ours = loss(train_als(conf, ALSParams(**common, engine=engine, solver=solver)))
     assert ours <= mllib * 1.03, (ours, mllib)
 
 
-def test_broadcast_engine_checkerboard(spark):
+@pytest.mark.parametrize("engine", ["broadcast", "half_gridify"])
+def test_engine_checkerboard(spark, engine):
     # Users 0..4 each play items 0..4 except their own index; the rest of the block agrees.
     rows = [(u, i, 10) for u in range(10) for i in range(10) if (u < 5) == (i < 5) and u != i]
     inter = spark.createDataFrame(rows, "user_idx int, item_idx int, plays long")
     f = train_als(confidence_matrix(inter, ConfidenceParams()),
-                  ALSParams(rank=4, max_iter=15, reg_param=0.05, engine="broadcast"))
+                  ALSParams(rank=4, max_iter=15, reg_param=0.05, engine=engine))
     scores = predictions(f)
     for u in range(10):
         unseen = [i for i in range(10) if i == u or (u < 5) != (i < 5)]
         assert max(unseen, key=lambda i: scores[u, i]) == u
+
+
+def test_full_gridify_refuses_cg():
+    with pytest.raises(ValueError, match="full_gridify.*exact"):
+        ALSParams(engine="full_gridify", solver="cg").validate()
+
+
+def test_half_gridify_routes_only_the_factors_a_block_needs(spark):
+    """Even users play items 0-4, odd users items 5-9: user block 0 (even) is sent item
+    factors 0-4 only, block 1 items 5-9 (the out-block table of the talk)."""
+    rows = [(u, i, 2.0) for u in range(6) for i in (range(5) if u % 2 == 0 else range(5, 10))]
+    conf = spark.createDataFrame(rows, "user_idx int, item_idx int, confidence double")
+    _, routes = gridify.half_gridify_tables(conf, "user_idx", "item_idx", 2)
+    got = {(r.blk, r.other) for r in routes.collect()}
+    assert got == {(0, i) for i in range(5)} | {(1, i) for i in range(5, 10)}

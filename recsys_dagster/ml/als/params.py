@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-ENGINES = ("mllib", "broadcast")
+ENGINES = ("mllib", "broadcast", "half_gridify", "full_gridify")
 SOLVERS = ("exact", "cg")
 
 
@@ -28,6 +28,10 @@ class ALSParams:
             raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
         if self.solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
+        if self.engine == "full_gridify" and self.solver != "exact":
+            raise ValueError("full_gridify sums partial normal equations and solves them "
+                             "exactly; use solver 'exact' (or engine half_gridify/broadcast "
+                             "for cg)")
         if self.cg_steps < 1:
             raise ValueError("cg_steps must be >= 1")
         if self.rank < 1 or self.max_iter < 1:
