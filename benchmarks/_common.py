@@ -14,8 +14,34 @@ DEFAULT_LASTFM = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "
                               "lastfm-2k")
 
 
-def spark_session(profile: str = "local"):
-    return build_session(resolve_settings(profile=profile))
+def spark_session(profile: str = "local", overrides: dict | None = None):
+    return build_session(resolve_settings(profile=profile, overrides=overrides or {}))
+
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def tree_rss(root_pid: int) -> int:
+    """Resident bytes of a process and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry)
+        children.setdefault(int(fields[1]), []).append(pid)  # fields[1]: ppid
+        rss[pid] = int(fields[21]) * PAGE  # fields[21]: rss in pages
+    total, todo = 0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total
 
 
 def lastfm_interactions(spark, folder: str = DEFAULT_LASTFM):

@@ -24,9 +24,10 @@ import time
 
 import yaml
 
+from _common import tree_rss
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USERS_PER_MILLION = 50_000
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def volume_config(millions: float) -> dict:
@@ -42,29 +43,6 @@ def volume_config(millions: float) -> dict:
                                           "n_bootstrap": 200}},
         "user_recommendations": {"config": {"top_n": 20}},
     }}
-
-
-def tree_rss(root_pid: int) -> int:
-    """Resident bytes of a process and all its descendants."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(entry)
-        children.setdefault(int(fields[1]), []).append(pid)  # fields[1]: ppid
-        rss[pid] = int(fields[21]) * PAGE  # fields[21]: rss in pages
-    total, todo = 0, [root_pid]
-    while todo:
-        pid = todo.pop()
-        total += rss.get(pid, 0)
-        todo.extend(children.get(pid, []))
-    return total
 
 
 def run_size(millions: float, workdir: str) -> tuple[list[tuple[float, int]], str, float]:

@@ -97,7 +97,7 @@ def half_gridify_tables(confidence: DataFrame, key: str, other: str, n_blocks: i
     ratings = confidence.select(
         (F.col(key) % n_blocks).cast("int").alias("blk"), F.col(key).cast("int").alias("row"),
         F.col(other).cast("int").alias("other"), F.col("confidence").cast("float"),
-    ).repartition(n_blocks, "blk").persist()
+    ).repartition("blk").persist()  # the cogroup's own partitioning: not reshuffled per step
     routes = ratings.select("blk", "other").distinct().persist()
     return ratings, routes
 
@@ -149,7 +149,7 @@ def full_gridify_grid(confidence: DataFrame, key: str, other: str, n_rows_blocks
         (F.col(other) % n_other_blocks).cast("int").alias("q"),
         F.col(key).cast("int").alias("row"), F.col(other).cast("int").alias("other"),
         F.col("confidence").cast("float"),
-    ).repartition(n_rows_blocks * n_other_blocks, "p", "q").persist()
+    ).repartition("p", "q").persist()  # as the cogroup needs it: not reshuffled per step
 
 
 def full_gridify_step(grid: DataFrame, other_factors: DataFrame, yty: np.ndarray,
