@@ -18,7 +18,8 @@ from recsys_dagster.ml.confidence import ConfidenceParams, confidence_matrix
 from recsys_dagster.ml.evaluate import build_catalogue, score_als
 from recsys_dagster.ml.split import holdout_split
 
-ENGINES = [("mllib", "exact"), ("broadcast", "exact"), ("broadcast", "cg")]
+ENGINES = [("mllib", "exact"), ("broadcast", "exact"), ("broadcast", "cg"),
+           ("half_gridify", "exact"), ("half_gridify", "cg"), ("full_gridify", "exact")]
 
 
 def main():
@@ -36,7 +37,7 @@ def main():
     cat = build_catalogue(fit)
     print(f"lastfm-2k: {conf.count()} training pairs; rank {args.rank}, reg {args.reg} "
           f"(x ratings per row, as MLlib), {args.iters} iterations, {args.repeats} repeats")
-    print(f"{'engine':10s} {'solver':6s} {'s/iter':>7s} {'vs mllib':>8s} {'prec@10':>8s} "
+    print(f"{'engine':12s} {'solver':6s} {'s/iter':>7s} {'vs mllib':>8s} {'prec@10':>8s} "
           f"{'vs mllib':>8s}")
     base = {}
     for engine, solver in ENGINES:
@@ -50,7 +51,7 @@ def main():
             precs.append(float(per_user["precision"].mean()))
         s, p = statistics.median(secs), statistics.median(precs)
         base = base or {"s": s, "p": p}
-        print(f"{engine:10s} {solver:6s} {s:7.2f} {base['s'] / s:7.2f}x {p:8.4f} "
+        print(f"{engine:12s} {solver:6s} {s:7.2f} {base['s'] / s:7.2f}x {p:8.4f} "
               f"{(p - base['p']) / base['p']:+8.2%}", flush=True)
 
 

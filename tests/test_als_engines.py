@@ -143,7 +143,7 @@ def test_engine_checkerboard(spark, engine):
     rows = [(u, i, 10) for u in range(10) for i in range(10) if (u < 5) == (i < 5) and u != i]
     inter = spark.createDataFrame(rows, "user_idx int, item_idx int, plays long")
     f = train_als(confidence_matrix(inter, ConfidenceParams()),
-                  ALSParams(rank=4, max_iter=15, reg_param=0.05, engine=engine))
+                  ALSParams(rank=4, max_iter=6, reg_param=0.05, engine=engine))
     scores = predictions(f)
     for u in range(10):
         unseen = [i for i in range(10) if i == u or (u < 5) != (i < 5)]

@@ -98,7 +98,8 @@ def half_gridify_tables(confidence: DataFrame, key: str, other: str, n_blocks: i
         (F.col(key) % n_blocks).cast("int").alias("blk"), F.col(key).cast("int").alias("row"),
         F.col(other).cast("int").alias("other"), F.col("confidence").cast("float"),
     ).repartition("blk").persist()  # the cogroup's own partitioning: not reshuffled per step
-    routes = ratings.select("blk", "other").distinct().persist()
+    # Partitioned by the factor id: each step's join moves only the factors, not the table.
+    routes = ratings.select("blk", "other").distinct().repartition("other").persist()
     return ratings, routes
 
 
