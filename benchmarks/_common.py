@@ -2,6 +2,7 @@
 
 import os
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -15,7 +16,10 @@ DEFAULT_LASTFM = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "
 
 
 def spark_session(profile: str = "local", overrides: dict | None = None):
-    return build_session(resolve_settings(profile=profile, overrides=overrides or {}))
+    """A session whose ALS checkpoints go to a temporary folder, never into the repository."""
+    checkpoints = tempfile.mkdtemp(prefix="recsys-bench-checkpoints-")
+    return build_session(resolve_settings(profile=profile, overrides=overrides or {},
+                                          checkpoint_dir=checkpoints))
 
 
 PAGE = os.sysconf("SC_PAGE_SIZE")

@@ -15,9 +15,8 @@ from ..ml.als.solve import fold_in
 from ..ml.confidence import ConfidenceParams, confidence_matrix
 from ..ml.recommend import recommend_for_users, similar_items as similar
 from ..partitions import LATEST_DAY
-from ..tables import TableSet
 from ..resources import Warehouse
-from ..tables import TableStore
+from ..tables import TableSet, TableStore
 from .metadata import (KINDS, MODEL_RUN, MODEL_VERSION, OWNERS, SERVED_METRIC, SERVED_PREFIX,
                        SERVED_RECORD, SERVED_VALUE, table_metadata)
 
