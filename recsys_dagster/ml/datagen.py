@@ -151,7 +151,7 @@ def _user_songs(rng, spec: SyntheticSpec, cat: Catalogue, n_users: int):
 def generate_chunk(spec: SyntheticSpec, chunk: int, cat: Catalogue | None = None) -> pd.DataFrame:
     """All play rows of the users in one chunk: user_id, item_id, plays, ts.
 
-    Vectorised over the chunk's users (no per-user Python loop): ~1 s per 5,000 users."""
+    Vectorised over the chunk's users (no per-user Python loop): ~0.25 s per 5,000 users."""
     cat = cat or build_catalogue(spec)
     rng = np.random.default_rng([spec.seed, 0x5EED, chunk])
     first = chunk * USERS_PER_CHUNK
@@ -175,7 +175,7 @@ def generate_chunk(spec: SyntheticSpec, chunk: int, cat: Catalogue | None = None
     users = first + user[pair]
     return pd.DataFrame({
         "user_id": pd.Series(users).map("user-{:07d}".format),
-        "item_id": pd.Series(song[pair]).map("song-{:07d}".format),
+        "item_id": pd.Series(song[pair]).map(item_id),
         "plays": split[pair, col].astype(np.int64),
         "ts": pd.to_datetime(secs, unit="s"),
     })
