@@ -5,7 +5,8 @@ import pytest
 
 from recsys_dagster.ml.als import ALSParams, train_als
 from recsys_dagster.ml.als import gridify
-from recsys_dagster.ml.als.broadcast import group_rows, half_step
+from recsys_dagster.ml.als.blocks import gram, rating_blocks
+from recsys_dagster.ml.als.broadcast import half_step
 from recsys_dagster.ml.als.kernels import solve_cg, solve_exact
 from recsys_dagster.ml.als.solve import solve_row
 from recsys_dagster.ml.confidence import ConfidenceParams, confidence_matrix
@@ -77,10 +78,10 @@ def test_broadcast_half_steps_reproduce_an_mllib_iteration(spark):
     k_plus_1 = train_als(conf, ALSParams(**common, max_iter=5))
     users, items = dense(k_iter.user_factors, 120), dense(k_iter.item_factors, 80)
     params = ALSParams(**common, engine="broadcast")
-    by_user = group_rows(conf, "user_idx", "item_idx")
-    by_item = group_rows(conf, "item_idx", "user_idx")
-    items = half_step(by_item, users, items, params)
-    users = half_step(by_user, items, users, params)
+    by_user, by_item = rating_blocks(conf, 2, 2, rank=6, seed=0)
+    _, items, items_gram = half_step(by_item, users, gram(users), 80, params)
+    np.testing.assert_allclose(items_gram, gram(items), rtol=1e-9, atol=1e-9)
+    _, users, _ = half_step(by_user, items, items_gram, 120, params)
     ours = users @ items.T
     theirs = predictions(k_plus_1)
     assert np.abs(ours - theirs).max() < 2e-3, np.abs(ours - theirs).max()

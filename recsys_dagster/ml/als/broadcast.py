@@ -1,11 +1,16 @@
 """The talk's "broadcast everything" strategy for implicit ALS on Spark.
 
-Ratings are grouped by user and by item once (two cached tables of CSR-like rows). Each
+Ratings are cut into blocks by user and by item once (blocks.rating_blocks: one CSR record
+per block, never shuffled again), each record also holding the block's current factors. Each
 half-step ships the whole other side's factor matrix and its Gram matrix YᵀY to every task
-(PySpark broadcasts a large UDF closure once per executor), solves every row of the task with
-the chosen kernel (kernels.py), and collects the new factors to the driver for the next
-half-step. Simple and shuffle-free after the first grouping, but every iteration moves all
-factors through the driver: it is the baseline the gridified strategies improve on.
+(PySpark broadcasts a large UDF closure), solves every row of the block with the chosen kernel
+(kernels.py) starting, for CG, from the factors in the record, and writes the new factors back
+into a new block record (local checkpoint: the plan does not grow with the iterations). The
+new factors and per-block Gram partials are collected to the driver, through Arrow, for the
+next half-step. Shuffle-free after the first blocking, but every half-step moves one side's
+factors through the driver to every task: the baseline the gridified strategies improve on.
+On an executor loss the local checkpoints are gone and the fit fails (Spark's tasks retries
+cannot recompute them); the retrain job is rerun, as for the gridified engines.
 """
 
 from __future__ import annotations
@@ -17,74 +22,59 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from .blocks import (BLOCK_SCHEMA, block_factors, collect_factors, rating_blocks, unpack,
+                     with_factors)
 from .kernels import solve_cg, solve_exact
 from .params import ALSParams, Factors
 
 _ROWS = "idx int, features array<float>"
 
 
-def group_rows(confidence: DataFrame, key: str, other: str) -> DataFrame:
-    """(idx, others, conf) rows: one per user (or item) with its ratings, cached."""
-    return (confidence.groupBy(F.col(key).cast("int").alias("idx"))
-            .agg(F.collect_list(F.col(other).cast("int")).alias("others"),
-                 F.collect_list(F.col("confidence").cast("float")).alias("conf"))
-            .persist())
-
-
-def init_factors(n: int, rank: int, seed: int) -> np.ndarray:
-    """Seeded Gaussian rows scaled to unit norm (as MLlib initialises)."""
-    x = np.random.default_rng(seed).standard_normal((n, rank)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def half_step(rows: DataFrame, other: np.ndarray, previous: np.ndarray,
-              params: ALSParams) -> np.ndarray:
-    """Solve every row of `rows` against the fixed `other` factors; a dense result matrix."""
-    y64 = other.astype(np.float64)
-    yty = y64.T @ y64
-    solver, reg, scale = params.solver, params.reg_param, params.scale_reg
-    steps = params.cg_steps
+def half_step(blocks: DataFrame, other: np.ndarray, other_gram: np.ndarray, n_rows: int,
+              params: ALSParams) -> tuple[DataFrame, np.ndarray, np.ndarray]:
+    """Solve every row of the blocks against the fixed `other` factors (Gram `other_gram`).
+    Returns the new blocks, their factors (dense, n_rows x rank, zero for rows without
+    ratings) and the factors' Gram matrix, summed from the tasks' per-block partials."""
+    solver, reg, scale, steps = params.solver, params.reg_param, params.scale_reg, params.cg_steps
+    rank, exact = params.rank, params.solver == "exact"
 
     def solve(batches):
         for pdf in batches:
-            counts = pdf["others"].map(len).to_numpy()
-            indptr = np.concatenate([[0], np.cumsum(counts)])
-            indices = (np.concatenate(pdf["others"].to_numpy()).astype(np.int64)
-                       if counts.sum() else np.zeros(0, np.int64))
-            conf = (np.concatenate(pdf["conf"].to_numpy()).astype(np.float32)
-                    if counts.sum() else np.zeros(0, np.float32))
-            idx = pdf["idx"].to_numpy()
-            if solver == "cg":
-                x = solve_cg(other, yty, indptr, indices, conf, reg, previous[idx], steps,
-                             scale)
-            else:
-                x = solve_exact(other, yty, indptr, indices, conf, reg, scale)
-            yield pd.DataFrame({"idx": idx.astype(np.int32), "features": list(x)})
+            for _, record in pdf.iterrows():
+                b = unpack(record)
+                if solver == "cg":
+                    x = solve_cg(other, other_gram, b.indptr, b.others, b.conf, reg,
+                                 block_factors(record, rank), steps, scale)
+                else:
+                    x = solve_exact(other, other_gram, b.indptr, b.others, b.conf, reg, scale)
+                yield pd.DataFrame([with_factors(record, x, float64_gram=exact)])
 
-    solved = rows.mapInPandas(solve, _ROWS).toPandas()
-    out = np.zeros_like(previous)
-    if len(solved):
-        out[solved["idx"].to_numpy()] = np.stack(solved["features"].to_numpy())
-    return out
+    solved = blocks.mapInPandas(solve, BLOCK_SCHEMA).localCheckpoint(eager=False)
+    factors, factors_gram = collect_factors(solved, n_rows, rank)  # computes `solved` once
+    return solved, factors, factors_gram
+
+
+def _row_ids(blocks: DataFrame) -> np.ndarray:
+    return np.concatenate([np.frombuffer(r["rows"], np.int32) for r in
+                           blocks.select("rows").collect()] or [np.zeros(0, np.int32)])
 
 
 def train_broadcast(confidence: DataFrame, params: ALSParams) -> Factors:
     spark = confidence.sparkSession
-    by_user = group_rows(confidence, "user_idx", "item_idx")
-    by_item = group_rows(confidence, "item_idx", "user_idx")
     sizes = confidence.agg(F.max("user_idx").alias("u"), F.max("item_idx").alias("i")).first()
     n_users, n_items = int(sizes["u"]) + 1, int(sizes["i"]) + 1
-    x = init_factors(n_users, params.rank, params.seed)
-    y = init_factors(n_items, params.rank, params.seed + 1)
-    t0 = time.perf_counter()
-    for _ in range(params.max_iter):
-        x = half_step(by_user, y, x, params)
-        y = half_step(by_item, x, y, params)
+    t0 = time.perf_counter()  # blocking the ratings is part of the fit, as in MLlib's
+    by_user, by_item = rating_blocks(confidence, params.num_user_blocks,
+                                     params.num_item_blocks, params.rank, params.seed)
+    cached = [by_user, by_item]
+    y, y_gram = collect_factors(by_item, n_items, params.rank)  # the initial item factors
+    for _ in range(params.max_iter):  # users first: both sides start random
+        by_user, x, x_gram = half_step(by_user, y, y_gram, n_users, params)
+        by_item, y, y_gram = half_step(by_item, x, x_gram, n_items, params)
     fit_s = time.perf_counter() - t0
-    users = by_user.select("idx").toPandas()["idx"].to_numpy()
-    items = by_item.select("idx").toPandas()["idx"].to_numpy()
-    by_user.unpersist()
-    by_item.unpersist()
+    users, items = _row_ids(by_user), _row_ids(by_item)
+    for df in cached:
+        df.unpersist()
 
     def frame(ids, mat):
         ids = np.sort(ids)
