@@ -15,8 +15,11 @@ memory (resident set of the process tree: Python, JVM, Python workers, sampled e
 and its shuffle bytes (Spark's own stage metrics, from the status REST API) are its own.
 
 Broadcast moves no shuffle bytes; its network-equivalent bytes per iteration are the factor
-matrices each task receives (the other side's factors, once per task, as PySpark ships a large
-closure) plus the factors collected to the driver. Printed: medians over --repeats runs.
+matrices each executor receives (the other side's factors, once per executor and half-step:
+PySpark ships a large closure as a Spark broadcast) plus the factors collected to the driver:
+(|X| + |Y|) x (executors + 1). Local mode has one executor, so this is the smallest it can
+be; it grows with the cluster while the gridified strategies' shuffles do not.
+Printed: medians over --repeats runs.
 """
 
 import argparse
@@ -110,6 +113,14 @@ def dense(df, n):
     return out
 
 
+def executor_count(spark) -> int:
+    """Executors a broadcast reaches: 1 in local mode (the driver's own), else the workers'."""
+    sc = spark.sparkContext
+    if sc.master.startswith("local"):
+        return 1
+    return max(1, sc._jsc.sc().getExecutorMemoryStatus().size() - 1)
+
+
 def fit_spark(args, engine: str, solver: str) -> dict:
     from pyspark.sql import functions as F
 
@@ -130,10 +141,11 @@ def fit_spark(args, engine: str, solver: str) -> dict:
            "shuffle_write_per_iteration": (w1 - w0) / args.iters,
            "shuffle_read_per_iteration": (r1 - r0) / args.iters,
            "pairs": int(sizes["n"])}
-    if engine == "broadcast":  # each task receives the other side; factors come back
-        tasks = conf.rdd.getNumPartitions()
-        shipped = (x.nbytes + y.nbytes) * tasks + x.nbytes + y.nbytes
+    if engine == "broadcast":  # each executor receives the other side; factors come back
+        executors = executor_count(spark)
+        shipped = (x.nbytes + y.nbytes) * executors + x.nbytes + y.nbytes
         out["network_equivalent_per_iteration"] = shipped
+        out["executors"] = executors
     out["precision@10"] = precision_at_10(spark, args, x, y)
     spark.stop()
     return out
@@ -204,7 +216,9 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=4, help="user and item blocks")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--engines", nargs="+", default=[f"{e}:{s}" for e, s in ENGINES])
-    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--workdir", default=None,
+                    help="data folder; one holding an earlier run's prepared data is reused "
+                         "(same --users/--items/--songs-per-user assumed)")
     ap.add_argument("--fit", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.fit:  # child: one fit, one JSON line
@@ -214,7 +228,10 @@ def main() -> None:
         return
     args.workdir = args.workdir or tempfile.mkdtemp(prefix="recsys-als-")
     t0 = time.perf_counter()
-    prepare(args)
+    if os.path.exists(os.path.join(args.workdir, "held")):  # --workdir of an earlier run
+        print(f"reusing the data prepared under {args.workdir}")
+    else:
+        prepare(args)
     print(f"data: {args.users} users x {args.items} songs, prepared in "
           f"{time.perf_counter() - t0:.0f} s under {args.workdir}; rank {args.rank}, "
           f"lambda {args.reg}, {args.iters} iterations, {args.blocks} blocks, "

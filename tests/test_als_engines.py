@@ -1,12 +1,15 @@
 """Our ALS engines: the row kernels, and whole fits compared with Spark MLlib."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from recsys_dagster.ml.als import ALSParams, train_als
 from recsys_dagster.ml.als import gridify
-from recsys_dagster.ml.als.blocks import gram, rating_blocks
+from recsys_dagster.ml.als.blocks import (BLOCK_SCHEMA, gram, partition_keys, rating_blocks,
+                                          unpack, with_factors)
 from recsys_dagster.ml.als.broadcast import half_step
+from recsys_dagster.ml.als import kernels
 from recsys_dagster.ml.als.kernels import solve_cg, solve_exact
 from recsys_dagster.ml.als.solve import solve_row
 from recsys_dagster.ml.confidence import ConfidenceParams, confidence_matrix
@@ -23,8 +26,9 @@ def csr_block(rng, n_rows, n_other, per_row):
     return indptr, indices.astype(np.int64), conf
 
 
-@pytest.mark.parametrize("scale_reg", [True, False])
-def test_exact_kernel_equals_the_single_row_solve(scale_reg):
+@pytest.mark.parametrize("scale_reg,chunk", [(True, 2048), (False, 2048), (True, 7)])
+def test_exact_kernel_equals_the_single_row_solve(scale_reg, chunk, monkeypatch):
+    monkeypatch.setattr(kernels, "EXACT_CHUNK", chunk)  # 7: 30 rows in five chunks
     rng = np.random.default_rng(0)
     y = rng.standard_normal((50, 7)).astype(np.float32)
     yty = y.astype(np.float64).T @ y.astype(np.float64)
@@ -88,6 +92,18 @@ def test_broadcast_half_steps_reproduce_an_mllib_iteration(spark):
 
 
 @pytest.mark.parametrize("engine", ["half_gridify", "full_gridify"])
+def holding(blocks, mat):
+    """The blocks with their factors replaced by rows of a dense matrix."""
+    def put(batches):
+        for pdf in batches:
+            for _, record in pdf.iterrows():
+                rows = np.frombuffer(record["rows"], np.int32)
+                yield pd.DataFrame([with_factors(record, mat[rows])])
+
+    return blocks.mapInPandas(put, BLOCK_SCHEMA)
+
+
+@pytest.mark.parametrize("engine", ["half_gridify", "full_gridify"])
 def test_gridified_half_steps_reproduce_an_mllib_iteration(spark, engine):
     """The same known answer for the gridified strategies, whose factors never leave Spark."""
     conf = small_confidence(spark)
@@ -97,12 +113,14 @@ def test_gridified_half_steps_reproduce_an_mllib_iteration(spark, engine):
     params = ALSParams(**common, engine=engine)
     users, items = k_iter.user_factors, k_iter.item_factors
     if engine == "half_gridify":
-        by_item = gridify.half_gridify_tables(conf, "item_idx", "user_idx", 3)
-        by_user = gridify.half_gridify_tables(conf, "user_idx", "item_idx", 2)
-        items = gridify.half_gridify_step(*by_item, 3, users, items, gridify.gram(users, 6),
-                                          params).localCheckpoint()
-        users = gridify.half_gridify_step(*by_user, 2, items, users, gridify.gram(items, 6),
-                                          params)
+        by_user, by_item = rating_blocks(conf, 2, 3, rank=6, seed=0)
+        uk, ik = partition_keys(spark, 2), partition_keys(spark, 3)
+        x_out = gridify.initial_stream(holding(by_user, dense(users, 120)), ik, 6)
+        y_out = gridify.half_gridify_step(by_item, gridify.incoming(x_out, None, 3), uk,
+                                          gram(dense(users, 120)), params)
+        x_out = gridify.half_gridify_step(by_user, gridify.incoming(y_out, None, 2), ik,
+                                          gridify.stream_gram(y_out, 6), params)
+        users, items = gridify.stream_factors(x_out, 6), gridify.stream_factors(y_out, 6)
     else:
         grid_i = gridify.full_gridify_grid(conf, "item_idx", "user_idx", 3, 2)
         grid_u = gridify.full_gridify_grid(conf, "user_idx", "item_idx", 2, 3)
@@ -156,11 +174,47 @@ def test_full_gridify_refuses_cg():
         ALSParams(engine="full_gridify", solver="cg").validate()
 
 
+@pytest.mark.parametrize("engine", ["broadcast", "half_gridify", "full_gridify"])
+def test_our_engines_refuse_nonnegative(engine):
+    with pytest.raises(ValueError, match="nonnegative.*mllib"):
+        ALSParams(engine=engine, nonnegative=True).validate()
+    ALSParams(engine="mllib", nonnegative=True).validate()
+
+
 def test_half_gridify_routes_only_the_factors_a_block_needs(spark):
     """Even users play items 0-4, odd users items 5-9: user block 0 (even) is sent item
-    factors 0-4 only, block 1 items 5-9 (the out-block table of the talk)."""
+    factors 0-4 only, block 1 items 5-9 (the out-block table of the talk), whatever item
+    block they live in."""
     rows = [(u, i, 2.0) for u in range(6) for i in (range(5) if u % 2 == 0 else range(5, 10))]
     conf = spark.createDataFrame(rows, "user_idx int, item_idx int, confidence double")
-    _, routes = gridify.half_gridify_tables(conf, "user_idx", "item_idx", 2)
-    got = {(r.blk, r.other) for r in routes.collect()}
-    assert got == {(0, i) for i in range(5)} | {(1, i) for i in range(5, 10)}
+    _, by_item = rating_blocks(conf, 2, 2, rank=3, seed=0)
+    keys = partition_keys(spark, 2)
+    sent: dict[int, set] = {0: set(), 1: set()}
+    routed = gridify.initial_stream(by_item, keys, 3).filter("kind = 0").collect()
+    for m in routed:
+        ids = np.frombuffer(m["ids"], np.int32)
+        assert np.frombuffer(m["factors"], np.float32).size == 3 * ids.size
+        sent[keys.index(m["part"])] |= set(ids.tolist())
+    assert sent == {0: set(range(5)), 1: set(range(5, 10))}
+    assert len(routed) == 4  # each of the 2 item blocks sends to each of the 2 user blocks
+
+
+def test_blocks_land_one_per_partition_and_keep_every_rating(spark):
+    conf = random_confidence(spark, 120, 80, 1500)
+    by_user, by_item = rating_blocks(conf, 4, 3, rank=2, seed=0)
+    want = conf.toPandas().sort_values(["user_idx", "item_idx"])
+    for blocks, n, key, other in ((by_user, 4, "user_idx", "item_idx"),
+                                  (by_item, 3, "item_idx", "user_idx")):
+        assert blocks.rdd.glom().map(len).collect() == [1] * n
+        got = []
+        for record in blocks.collect():
+            b = unpack(record)
+            assert (b.rows % n == record["blk"]).all()
+            for u in range(b.rows.size):
+                lo, hi = b.indptr[u], b.indptr[u + 1]
+                got += [(b.rows[u], o, c) for o, c in zip(b.others[lo:hi], b.conf[lo:hi])]
+        got = pd.DataFrame(got, columns=[key, other, "confidence"])
+        got = got.sort_values(["user_idx", "item_idx"])
+        np.testing.assert_array_equal(got[["user_idx", "item_idx"]].to_numpy(),
+                                      want[["user_idx", "item_idx"]].to_numpy())
+        np.testing.assert_allclose(got["confidence"], want["confidence"], rtol=1e-6)

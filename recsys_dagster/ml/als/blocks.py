@@ -20,9 +20,9 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-BLOCK_SCHEMA = ("blk int, rows binary, indptr binary, others binary, conf binary, "
-                "factors binary, gram binary")
-_RATINGS = ("blk", "rows", "indptr", "others", "conf")
+BLOCK_SCHEMA = ("part int, blk int, rows binary, indptr binary, others binary, conf binary, "
+                "route_ptr binary, routes binary, factors binary, gram binary")
+_RATINGS = ("part", "blk", "rows", "indptr", "others", "conf", "route_ptr", "routes")
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,18 @@ def csr(keys: np.ndarray, others: np.ndarray, conf: np.ndarray) -> Block:
     rows, starts = np.unique(keys, return_index=True)
     return Block(rows.astype(np.int64), np.append(starts, keys.size).astype(np.int64),
                  others.astype(np.int64), conf.astype(np.float32))
+
+
+def out_routes(block: Block, n_dest: int) -> tuple[np.ndarray, np.ndarray]:
+    """The talk's out-block table for one block: (ptr, positions) with positions[ptr[p]:
+    ptr[p + 1]] the rows of this block that block p of the other side rated (sorted), i.e.
+    exactly the factors that block p needs from this one."""
+    n = block.rows.size
+    row_pos = np.repeat(np.arange(n, dtype=np.int64), np.diff(block.indptr))
+    pairs = np.unique((block.others % n_dest) * n + row_pos)
+    dest, pos = np.divmod(pairs, max(n, 1))
+    return (np.searchsorted(dest, np.arange(n_dest + 1)).astype(np.int64),
+            pos.astype(np.int32))
 
 
 def gram(mat: np.ndarray, float64: bool = True) -> np.ndarray:
@@ -69,10 +81,12 @@ def with_factors(record, factors: np.ndarray, float64_gram: bool = True) -> dict
             "gram": gram(factors, float64_gram).tobytes()}
 
 
-def pack(blk: int, block: Block, factors: np.ndarray) -> dict:
-    ratings = {"blk": blk, "rows": block.rows.astype(np.int32).tobytes(),
+def pack(part: int, blk: int, block: Block, n_dest: int, factors: np.ndarray) -> dict:
+    route_ptr, routes = out_routes(block, n_dest)
+    ratings = {"part": part, "blk": blk, "rows": block.rows.astype(np.int32).tobytes(),
                "indptr": block.indptr.tobytes(),
-               "others": block.others.astype(np.int32).tobytes(), "conf": block.conf.tobytes()}
+               "others": block.others.astype(np.int32).tobytes(), "conf": block.conf.tobytes(),
+               "route_ptr": route_ptr.tobytes(), "routes": routes.tobytes()}
     return with_factors(ratings, factors)
 
 
@@ -98,7 +112,8 @@ def collect_factors(blocks: DataFrame, n_rows: int, rank: int) -> tuple[np.ndarr
     return out, total
 
 
-def _joined(values, dtype) -> np.ndarray:
+def joined(values, dtype) -> np.ndarray:
+    """One array from a column of binary fragments."""
     return np.concatenate([np.frombuffer(v, dtype) for v in values])
 
 
@@ -139,12 +154,14 @@ def rating_blocks(confidence: DataFrame, n_user_blocks: int, n_item_blocks: int,
         def run(batches):
             frags = pd.concat([pdf for pdf in batches if len(pdf)] or [pd.DataFrame()],
                               ignore_index=True)
-            for blk, part in frags.groupby("blk", sort=True) if len(frags) else ():
-                block = csr(_joined(part["keys"], np.int32).astype(np.int64),
-                            _joined(part["others"], np.int32).astype(np.int64),
-                            _joined(part["conf"], np.float32))
+            for blk, mine in frags.groupby("blk", sort=True) if len(frags) else ():
+                block = csr(joined(mine["keys"], np.int32).astype(np.int64),
+                            joined(mine["others"], np.int32).astype(np.int64),
+                            joined(mine["conf"], np.float32))
                 x0 = init_factors(block.rows.size, rank, [seed + side, int(blk)])
-                yield pd.DataFrame([pack(int(blk), block, x0)])
+                n_dest = n_item_blocks if side == 0 else n_user_blocks
+                yield pd.DataFrame([pack(int(mine["part"].iloc[0]), int(blk), block, n_dest,
+                                         x0)])
         return run
 
     spark = confidence.sparkSession
@@ -157,6 +174,10 @@ def rating_blocks(confidence: DataFrame, n_user_blocks: int, n_item_blocks: int,
                      .withColumn("part", partition_key(spark, n, "blk"))
                      .repartition(n, "part")
                      .mapInPandas(merge(side), BLOCK_SCHEMA)
+                     # Once more by the output column: the cached blocks then carry a
+                     # partitioning Spark knows, and a cogroup keyed by it (half gridify)
+                     # shuffles only the other side, never the ratings.
+                     .repartition(n, "part")
                      .persist())
     for df in sides:
         df.count()
@@ -164,16 +185,23 @@ def rating_blocks(confidence: DataFrame, n_user_blocks: int, n_item_blocks: int,
     return sides[0], sides[1]
 
 
-def partition_key(spark, n: int, column: str):
-    """An int column that puts block b (0 <= b < n, in `column`) alone in partition b when
-    repartitioned into n partitions by it. Spark hash-partitions by pmod(murmur3(key, 42), n),
-    so small ints like the block numbers collide (4 blocks measured landing in 3 partitions,
-    one core idle half the step); instead each block gets the first int Spark's own hash sends
-    to partition b (hash() is the same Murmur3 with seed 42)."""
+def partition_keys(spark, n: int) -> list[int]:
+    """keys[b]: an int that Spark's hash partitioning into n partitions sends to partition b.
+    Spark hash-partitions by pmod(murmur3(key, 42), n), so small ints like the block numbers
+    collide (4 blocks measured landing in 3 partitions, one core idle half the step); instead
+    each block is keyed by the first int Spark's own hash() (the same Murmur3, seed 42) sends
+    to its partition."""
     found: dict[int, int] = {}
     candidates = spark.range(64 * n).select(F.col("id").cast("int").alias("k"))
     for row in candidates.select("k", F.expr(f"pmod(hash(k), {n})").alias("p")).collect():
         found.setdefault(int(row["p"]), int(row["k"]))
     if len(found) < n:
         raise RuntimeError(f"no key found for every one of {n} partitions")
-    return F.element_at(F.array(*[F.lit(found[b]) for b in range(n)]), F.col(column) + 1)
+    return [found[b] for b in range(n)]
+
+
+def partition_key(spark, n: int, column: str):
+    """The partition key (partition_keys) of the block number in `column`, as a column:
+    repartition(n, it) puts block b alone in partition b."""
+    keys = partition_keys(spark, n)
+    return F.element_at(F.array(*[F.lit(k) for k in keys]), F.col(column) + 1)

@@ -24,26 +24,34 @@ def _row_reg(counts: np.ndarray, reg: float, scale_reg: bool) -> np.ndarray:
     return reg * (counts.astype(np.float64) if scale_reg else np.ones(counts.size))
 
 
+EXACT_CHUNK = 2048  # rows whose r x r systems are formed at once (rank 64: 64 MiB)
+
+
 def solve_exact(y: np.ndarray, yty: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
                 conf: np.ndarray, reg: float, scale_reg: bool = True) -> np.ndarray:
-    """Exact solutions for every row of a CSR block (float64 arithmetic, float32 result)."""
+    """Exact solutions for every row of a CSR block (float64 arithmetic, float32 result),
+    EXACT_CHUNK rows at a time so a block of any size needs a bounded r x r stack."""
     n_rows, rank = indptr.size - 1, y.shape[1]
     counts = np.diff(indptr)
     lam = _row_reg(counts, reg, scale_reg)
-    a = np.broadcast_to(yty, (n_rows, rank, rank)).copy()
-    b = np.zeros((n_rows, rank))
-    for u in range(n_rows):
-        lo, hi = indptr[u], indptr[u + 1]
-        if lo == hi:
-            continue
-        yi = y[indices[lo:hi]].astype(np.float64)
-        c = conf[lo:hi].astype(np.float64)
-        a[u] += (yi.T * (c - 1.0)) @ yi
-        b[u] = yi.T @ c
-    a[:, np.arange(rank), np.arange(rank)] += lam[:, None]
-    x = np.linalg.solve(a, b[..., None])[..., 0]
-    x[counts == 0] = 0.0
-    return x.astype(np.float32)
+    out = np.zeros((n_rows, rank), dtype=np.float32)
+    diag = np.arange(rank)
+    for start in range(0, n_rows, EXACT_CHUNK):
+        stop = min(start + EXACT_CHUNK, n_rows)
+        a = np.broadcast_to(yty, (stop - start, rank, rank)).copy()
+        b = np.zeros((stop - start, rank))
+        for u in range(start, stop):
+            lo, hi = indptr[u], indptr[u + 1]
+            if lo == hi:
+                continue
+            yi = y[indices[lo:hi]].astype(np.float64)
+            c = conf[lo:hi].astype(np.float64)
+            a[u - start] += (yi.T * (c - 1.0)) @ yi
+            b[u - start] = yi.T @ c
+        a[:, diag, diag] += lam[start:stop, None]
+        out[start:stop] = np.linalg.solve(a, b[..., None])[..., 0]
+    out[counts == 0] = 0.0
+    return out
 
 
 @numba.njit(cache=True, fastmath=True)

@@ -32,6 +32,9 @@ class ALSParams:
             raise ValueError("full_gridify sums partial normal equations and solves them "
                              "exactly; use solver 'exact' (or engine half_gridify/broadcast "
                              "for cg)")
+        if self.nonnegative and self.engine != "mllib":
+            raise ValueError("nonnegative factors are only offered by engine 'mllib' (its "
+                             "NNLS solver); our engines solve unconstrained")
         if self.cg_steps < 1:
             raise ValueError("cg_steps must be >= 1")
         if self.rank < 1 or self.max_iter < 1:
