@@ -103,16 +103,22 @@ class ConfidenceConfig(dg.Config):
         return ConfidenceParams(self.weighting, self.alpha, self.eps, self.bm25_k1, self.bm25_b)
 
 
+Engine = Literal["mllib", "broadcast", "half_gridify", "full_gridify"]
+DEFAULT_ENGINE, DEFAULT_SOLVER = "broadcast", "cg"
+
+
 class ALSConfig(dg.Config):
     """Implicit ALS hyperparameters (MLlib conventions: lambda scaled by ratings per row)."""
 
-    engine: Literal["mllib", "broadcast", "half_gridify", "full_gridify"] = Field(
-        default="mllib",
-        description="ALS implementation: Spark MLlib's, or ours: every factor broadcast, "
-        "half gridify (each block gets the factors it needs) or full gridify (partial normal "
-        "equations per grid block, summed per row; exact solver only).")
+    engine: Engine = Field(
+        default=DEFAULT_ENGINE,
+        description="ALS implementation: Spark MLlib's, or ours: every factor broadcast "
+        "(the default: fastest at equal quality, README 'ALS strategies'), half gridify (each "
+        "block gets the factors it needs) or full gridify (partial normal equations per grid "
+        "block, summed per row; exact solver only). nonnegative needs mllib.")
     solver: Literal["exact", "cg"] = Field(
-        default="exact", description="Row solver of our engines: exact, or conjugate gradient.")
+        default=DEFAULT_SOLVER,
+        description="Row solver of our engines: exact, or conjugate gradient (cg_steps).")
     cg_steps: int = Field(default=3, description="CG steps per row and half-step.")
     scale_reg: bool = Field(
         default=True, description="MLlib's convention: lambda times the row's rating count.")
@@ -166,6 +172,10 @@ class TuningConfig(dg.Config):
     metric: Literal["precision", "recall", "ndcg", "map"] = Field(
         default="precision", description="Validation metric to maximise.")
     parallelism: int = Field(default=2, description="Trials run concurrently (Spark jobs).")
+    engine: Engine = Field(default=DEFAULT_ENGINE,
+                           description="ALS engine of the trials (as als_model's).")
+    solver: Literal["exact", "cg"] = Field(default=DEFAULT_SOLVER,
+                                           description="Row solver of the trials.")
     weighting: list[str] = Field(default_factory=lambda: ["log", "bm25", "linear"],
                                  description="Confidence weightings to try.")
     alpha: list[float] = Field(default_factory=lambda: [0.1, 0.3, 1.0, 3.0, 10.0],

@@ -17,7 +17,7 @@ TRIALS_SCHEMA = ("trial int, weighting string, alpha double, rank int, reg_param
                  "max_iter int, score double, seconds double")
 
 
-@dg.asset(group_name="training", kinds=KINDS, owners=OWNERS, code_version="1")
+@dg.asset(group_name="training", kinds=KINDS, owners=OWNERS, code_version="2")
 def als_tuning(context: dg.AssetExecutionContext, config: TuningConfig,
                evaluation_split: TableSet, spark: SparkResource):
     """Search for ALS and confidence settings, scored on the validation split only."""
@@ -32,7 +32,8 @@ def als_tuning(context: dg.AssetExecutionContext, config: TuningConfig,
                   else random_candidates(space, config.n_trials, config.seed))
     context.log.info(f"{config.search} search: {len(candidates)} trials")
     result = tune(evaluation_split["train"], evaluation_split["validation"], candidates,
-                  ALSParams(), ConfidenceParams(), config.k, config.metric, config.parallelism,
+                  ALSParams(engine=config.engine, solver=config.solver), ConfidenceParams(),
+                  config.k, config.metric, config.parallelism,
                   on_trial=lambda t: context.log.info(f"trial {t}"))
     trials = result.trials
     df = session.createDataFrame(trials, TRIALS_SCHEMA)
@@ -61,7 +62,7 @@ def tuned(section: str, als_tuning: TableSet, use_tuned: bool) -> dict:
     return dict(best[section]) if best else {}
 
 
-@dg.asset(group_name="training", kinds=KINDS, owners=OWNERS, code_version="2")
+@dg.asset(group_name="training", kinds=KINDS, owners=OWNERS, code_version="3")
 def als_model(context: dg.AssetExecutionContext, config: ALSConfig, confidence_matrix: TableSet,
               als_tuning: TableSet):
     """User and item factors from implicit-feedback ALS on the confidence matrix."""

@@ -38,8 +38,9 @@ class Block:
 
 
 def csr(keys: np.ndarray, others: np.ndarray, conf: np.ndarray) -> Block:
-    """Ratings (key, other, conf) sorted by key into CSR form."""
-    order = np.argsort(keys, kind="stable")
+    """Ratings (key, other, conf) sorted by key, other, conf into CSR form: the same arrays
+    (so the same float sums) whatever order the ratings arrived in."""
+    order = np.lexsort((conf, others, keys))  # conf too: a pair may come twice
     keys, others, conf = keys[order], others[order], conf[order]
     rows, starts = np.unique(keys, return_index=True)
     return Block(rows.astype(np.int64), np.append(starts, keys.size).astype(np.int64),

@@ -9,7 +9,7 @@ into a new block record (local checkpoint: the plan does not grow with the itera
 new factors and per-block Gram partials are collected to the driver, through Arrow, for the
 next half-step. Shuffle-free after the first blocking, but every half-step moves one side's
 factors through the driver to every task: the baseline the gridified strategies improve on.
-On an executor loss the local checkpoints are gone and the fit fails (Spark's tasks retries
+On an executor loss the local checkpoints are gone and the fit fails (Spark's task retries
 cannot recompute them); the retrain job is rerun, as for the gridified engines.
 """
 
