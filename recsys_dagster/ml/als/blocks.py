@@ -32,10 +32,6 @@ class Block:
     others: np.ndarray   # int64, the other side's ids, per row
     conf: np.ndarray     # float32, confidences aligned with others
 
-    @property
-    def nnz(self) -> int:
-        return int(self.others.size)
-
 
 def csr(keys: np.ndarray, others: np.ndarray, conf: np.ndarray) -> Block:
     """Ratings (key, other, conf) sorted by key, other, conf into CSR form: the same arrays

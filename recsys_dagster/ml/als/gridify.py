@@ -32,7 +32,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from .blocks import (block_factors, gram as dense_gram, joined, partition_keys,
+from .blocks import (block_factors, csr, gram as dense_gram, joined, partition_keys,
                      rating_blocks, unpack)
 from .kernels import EXACT_CHUNK, solve_cg, solve_exact
 from .params import ALSParams, Factors
@@ -68,15 +68,6 @@ def gram(factors: DataFrame, rank: int) -> np.ndarray:
 
     parts = factors.mapInPandas(partial, "g array<double>").collect()
     return sum((np.asarray(r["g"]).reshape(rank, rank) for r in parts), np.zeros((rank, rank)))
-
-
-def _csr(keys: np.ndarray, others: np.ndarray, conf: np.ndarray):
-    """Rows sorted by key: (row ids, indptr, others, conf)."""
-    order = np.argsort(keys, kind="stable")
-    keys, others, conf = keys[order], others[order], conf[order]
-    rows, starts = np.unique(keys, return_index=True)
-    indptr = np.append(starts, keys.size)
-    return rows, indptr, others, conf
 
 
 def _local(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -233,9 +224,10 @@ def full_gridify_step(grid: DataFrame, other_factors: DataFrame, yty: np.ndarray
             return pd.DataFrame({"p": [], "row": [], "n": [], "ys": [], "c": [], "a": [],
                                  "b": []})
         ids, mat = _matrix(factors_pdf, rank)
-        rows, indptr, others, conf = _csr(ratings_pdf["row"].to_numpy(np.int64),
-                                          ratings_pdf["other"].to_numpy(np.int64),
-                                          ratings_pdf["confidence"].to_numpy(np.float32))
+        block = csr(ratings_pdf["row"].to_numpy(np.int64),
+                    ratings_pdf["other"].to_numpy(np.int64),
+                    ratings_pdf["confidence"].to_numpy(np.float32))
+        rows, indptr, others, conf = block.rows, block.indptr, block.others, block.conf
         y = mat[_local(ids, others)]
         ys, cs, a_parts, b_parts = [], [], [], []
         for u in range(rows.size):
