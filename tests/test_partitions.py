@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 
-import dagster as dg
 import pytest
 from pyspark.sql import functions as F
 
