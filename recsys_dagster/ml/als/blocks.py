@@ -182,19 +182,25 @@ def rating_blocks(confidence: DataFrame, n_user_blocks: int, n_item_blocks: int,
     return sides[0], sides[1]
 
 
+_PARTITION_KEYS: dict[int, list[int]] = {}
+
+
 def partition_keys(spark, n: int) -> list[int]:
     """keys[b]: an int that Spark's hash partitioning into n partitions sends to partition b.
     Spark hash-partitions by pmod(murmur3(key, 42), n), so small ints like the block numbers
     collide (4 blocks measured landing in 3 partitions, one core idle half the step); instead
     each block is keyed by the first int Spark's own hash() (the same Murmur3, seed 42) sends
-    to its partition."""
-    found: dict[int, int] = {}
-    candidates = spark.range(64 * n).select(F.col("id").cast("int").alias("k"))
-    for row in candidates.select("k", F.expr(f"pmod(hash(k), {n})").alias("p")).collect():
-        found.setdefault(int(row["p"]), int(row["k"]))
-    if len(found) < n:
-        raise RuntimeError(f"no key found for every one of {n} partitions")
-    return [found[b] for b in range(n)]
+    to its partition. Spark's hash is fixed, so the keys are looked up once per n per process
+    (every fit used to ask Spark again, twice for half gridify)."""
+    if n not in _PARTITION_KEYS:
+        found: dict[int, int] = {}
+        candidates = spark.range(64 * n).select(F.col("id").cast("int").alias("k"))
+        for row in candidates.select("k", F.expr(f"pmod(hash(k), {n})").alias("p")).collect():
+            found.setdefault(int(row["p"]), int(row["k"]))
+        if len(found) < n:
+            raise RuntimeError(f"no key found for every one of {n} partitions")
+        _PARTITION_KEYS[n] = [found[b] for b in range(n)]
+    return list(_PARTITION_KEYS[n])
 
 
 def partition_key(spark, n: int, column: str):
