@@ -6,8 +6,8 @@ import pytest
 
 from recsys_dagster.ml.als import ALSParams, train_als
 from recsys_dagster.ml.als import gridify
-from recsys_dagster.ml.als.blocks import (BLOCK_SCHEMA, gram, partition_keys, rating_blocks,
-                                          unpack, with_factors)
+from recsys_dagster.ml.als.blocks import (BLOCK_SCHEMA, csr, gram, partition_keys,
+                                          rating_blocks, unpack, with_factors)
 from recsys_dagster.ml.als.broadcast import half_step
 from recsys_dagster.ml.als import kernels
 from recsys_dagster.ml.als.kernels import solve_cg, solve_exact
@@ -199,9 +199,39 @@ def test_half_gridify_routes_only_the_factors_a_block_needs(spark):
     assert len(routed) == 4  # each of the 2 item blocks sends to each of the 2 user blocks
 
 
-def test_blocks_land_one_per_partition_and_keep_every_rating(spark):
+@pytest.mark.parametrize("duplicate", [False, True])
+def test_csr_is_the_same_whatever_the_arrival_order(duplicate):
+    rng = np.random.default_rng(5)
+    pairs = rng.choice(40 * 30, 300, replace=False)
+    keys, others = pairs // 30, pairs % 30
+    conf = rng.gamma(1.0, 3.0, 300).astype(np.float32)
+    if duplicate:  # (key 3, other 7) twice, with different confidences
+        keys, others = np.append(keys, [3, 3]), np.append(others, [7, 7])
+        conf = np.append(conf, np.float32([2.5, 1.5]))
+    first = csr(keys, others, conf)
+    for seed in range(3):
+        p = np.random.default_rng(seed).permutation(keys.size)
+        again = csr(keys[p], others[p], conf[p])
+        for a, b in zip((first.rows, first.indptr, first.others, first.conf),
+                        (again.rows, again.indptr, again.others, again.conf)):
+            np.testing.assert_array_equal(a, b)
+    row = int(np.searchsorted(first.rows, 3))
+    lo, hi = first.indptr[row], first.indptr[row + 1]
+    got = list(zip(first.others[lo:hi], first.conf[lo:hi]))
+    assert got == sorted(got) and len(got) == (keys == 3).sum()
+
+
+def test_blocking_refuses_negative_ids(spark):
+    conf = spark.createDataFrame([(0, 1, 2.0), (-1, 0, 3.0)],
+                                 "user_idx int, item_idx int, confidence double")
+    with pytest.raises(Exception, match="non-negative user_idx"):
+        rating_blocks(conf, 2, 2, rank=2, seed=0)
+
+
+@pytest.mark.parametrize("routed", [True, False])
+def test_blocks_land_one_per_partition_and_keep_every_rating(spark, routed):
     conf = random_confidence(spark, 120, 80, 1500)
-    by_user, by_item = rating_blocks(conf, 4, 3, rank=2, seed=0)
+    by_user, by_item = rating_blocks(conf, 4, 3, rank=2, seed=0, routed=routed)
     want = conf.toPandas().sort_values(["user_idx", "item_idx"])
     for blocks, n, key, other in ((by_user, 4, "user_idx", "item_idx"),
                                   (by_item, 3, "item_idx", "user_idx")):
@@ -209,6 +239,7 @@ def test_blocks_land_one_per_partition_and_keep_every_rating(spark):
         got = []
         for record in blocks.collect():
             b = unpack(record)
+            assert (len(record["routes"]) > 0) == routed  # out-block tables only if routed
             assert (b.rows % n == record["blk"]).all()
             for u in range(b.rows.size):
                 lo, hi = b.indptr[u], b.indptr[u + 1]

@@ -36,7 +36,10 @@ class Block:
 def csr(keys: np.ndarray, others: np.ndarray, conf: np.ndarray) -> Block:
     """Ratings (key, other, conf) sorted by key, other, conf into CSR form: the same arrays
     (so the same float sums) whatever order the ratings arrived in."""
-    order = np.lexsort((conf, others, keys))  # conf too: a pair may come twice
+    pair = (keys.astype(np.int64) << 32) | others.astype(np.int64)  # both ids are int32 >= 0
+    order = np.argsort(pair)  # 0.07 s for 1.6 M ratings, 0.5 s as a 3-key lexsort
+    if pair.size and (np.diff(pair[order]) == 0).any():  # a pair came twice: order by conf
+        order = np.lexsort((conf, pair))
     keys, others, conf = keys[order], others[order], conf[order]
     rows, starts = np.unique(keys, return_index=True)
     return Block(rows.astype(np.int64), np.append(starts, keys.size).astype(np.int64),
@@ -78,8 +81,10 @@ def with_factors(record, factors: np.ndarray, float64_gram: bool = True) -> dict
             "gram": gram(factors, float64_gram).tobytes()}
 
 
-def pack(part: int, blk: int, block: Block, n_dest: int, factors: np.ndarray) -> dict:
-    route_ptr, routes = out_routes(block, n_dest)
+def pack(part: int, blk: int, block: Block, n_dest: int | None, factors: np.ndarray) -> dict:
+    """A block record; its out-block table is left empty when n_dest is None (no routing)."""
+    route_ptr, routes = (out_routes(block, n_dest) if n_dest else
+                         (np.zeros(0, np.int64), np.zeros(0, np.int32)))
     ratings = {"part": part, "blk": blk, "rows": block.rows.astype(np.int32).tobytes(),
                "indptr": block.indptr.tobytes(),
                "others": block.others.astype(np.int32).tobytes(), "conf": block.conf.tobytes(),
@@ -118,11 +123,13 @@ _FRAGMENTS = "side int, blk int, keys binary, others binary, conf binary"
 
 
 def rating_blocks(confidence: DataFrame, n_user_blocks: int, n_item_blocks: int, rank: int,
-                  seed: int) -> tuple[DataFrame, DataFrame]:
+                  seed: int, routed: bool = True) -> tuple[DataFrame, DataFrame]:
     """(by_user, by_item): one CSR record per block of users (user_idx mod n_user_blocks) and
     of items, from (user_idx, item_idx, confidence) ratings, with seeded initial factors
     (init_factors from (seed, blk) for users, (seed + 1, blk) for items: the same whatever
     the partitioning, for a given block count); both persisted. Ratings never move again.
+    routed=False (broadcast) leaves out what only routing needs: the out-block tables and a
+    partitioning Spark knows (one more shuffle of every block).
 
     The rows go through Arrow into Python once: each input partition emits, per side and
     block, one fragment of raw (key, other, conf) arrays as binary; only those fragments are
@@ -136,6 +143,9 @@ def rating_blocks(confidence: DataFrame, n_user_blocks: int, n_item_blocks: int,
         pdf = pd.concat(parts, ignore_index=True)
         users = pdf["user_idx"].to_numpy(np.int32)
         items = pdf["item_idx"].to_numpy(np.int32)
+        for name, ids in (("user_idx", users), ("item_idx", items)):
+            if ids.size and ids.min() < 0:
+                raise ValueError(f"ALS needs non-negative {name} (an index), got {ids.min()}")
         conf = pdf["confidence"].to_numpy(np.float32)
         out = []
         for side, keys, others, n in ((0, users, items, n_user_blocks),
@@ -156,7 +166,7 @@ def rating_blocks(confidence: DataFrame, n_user_blocks: int, n_item_blocks: int,
                             joined(mine["others"], np.int32).astype(np.int64),
                             joined(mine["conf"], np.float32))
                 x0 = init_factors(block.rows.size, rank, [seed + side, int(blk)])
-                n_dest = n_item_blocks if side == 0 else n_user_blocks
+                n_dest = (n_item_blocks if side == 0 else n_user_blocks) if routed else None
                 yield pd.DataFrame([pack(int(mine["part"].iloc[0]), int(blk), block, n_dest,
                                          x0)])
         return run
@@ -167,15 +177,15 @@ def rating_blocks(confidence: DataFrame, n_user_blocks: int, n_item_blocks: int,
              .mapInPandas(fragments, _FRAGMENTS).persist())
     sides = []
     for side, n in ((0, n_user_blocks), (1, n_item_blocks)):
-        sides.append(frags.filter(F.col("side") == side)
-                     .withColumn("part", partition_key(spark, n, "blk"))
-                     .repartition(n, "part")
-                     .mapInPandas(merge(side), BLOCK_SCHEMA)
-                     # Once more by the output column: the cached blocks then carry a
-                     # partitioning Spark knows, and a cogroup keyed by it (half gridify)
-                     # shuffles only the other side, never the ratings.
-                     .repartition(n, "part")
-                     .persist())
+        merged = (frags.filter(F.col("side") == side)
+                  .withColumn("part", partition_key(spark, n, "blk"))
+                  .repartition(n, "part")
+                  .mapInPandas(merge(side), BLOCK_SCHEMA))
+        if routed:  # once more by the output column: the cached blocks then carry a
+            # partitioning Spark knows, and a cogroup keyed by it (half gridify) shuffles
+            # only the other side, never the ratings
+            merged = merged.repartition(n, "part")
+        sides.append(merged.persist())
     for df in sides:
         df.count()
     frags.unpersist()

@@ -65,7 +65,8 @@ def train_broadcast(confidence: DataFrame, params: ALSParams) -> Factors:
     n_users, n_items = int(sizes["u"]) + 1, int(sizes["i"]) + 1
     t0 = time.perf_counter()  # blocking the ratings is part of the fit, as in MLlib's
     by_user, by_item = rating_blocks(confidence, params.num_user_blocks,
-                                     params.num_item_blocks, params.rank, params.seed)
+                                     params.num_item_blocks, params.rank, params.seed,
+                                     routed=False)
     cached = [by_user, by_item]
     y, y_gram = collect_factors(by_item, n_items, params.rank)  # the initial item factors
     for _ in range(params.max_iter):  # users first: both sides start random
