@@ -146,6 +146,7 @@ def fit_spark(args, engine: str, solver: str) -> dict:
         shipped = (x.nbytes + y.nbytes) * executors + x.nbytes + y.nbytes
         out["network_equivalent_per_iteration"] = shipped
         out["executors"] = executors
+        out["factor_bytes"] = x.nbytes + y.nbytes
     out["precision@10"] = precision_at_10(spark, args, x, y)
     spark.stop()
     return out
@@ -239,7 +240,7 @@ def main() -> None:
     print(f"{'engine':14s} {'solver':6s} {'s/iter':>7s} {'vs mllib':>8s} {'shuffle w MB/it':>15s} "
           f"{'shuffle r MB/it':>15s} {'net-eq MB/it':>12s} {'peak GiB':>8s} {'prec@10':>8s}",
           flush=True)
-    base = None
+    base, shuffles, factor_bytes = None, {}, None
     for spec in args.engines:
         engine, solver = spec.split(":")
         runs = [run_child(args, engine, solver) for _ in range(args.repeats)]
@@ -251,11 +252,27 @@ def main() -> None:
         base = base or (s if engine == "mllib" else None)
         ratio = f"{base / s:7.2f}x" if base else "      -"
         net = med("network_equivalent_per_iteration")
+        if engine == "broadcast":
+            factor_bytes = med("factor_bytes")
+        elif engine in ("half_gridify", "full_gridify"):
+            shuffles[f"{engine} {solver}"] = med("shuffle_write_per_iteration")
         print(f"{engine:14s} {solver:6s} {s:7.2f} {ratio} "
               f"{med('shuffle_write_per_iteration') / 1e6:15.1f} "
               f"{med('shuffle_read_per_iteration') / 1e6:15.1f} "
               f"{net / 1e6 if net else 0:12.1f} {med('peak_rss') / 2**30:8.2f} "
               f"{med('precision@10'):8.4f}   pairs {runs[0]['pairs']}", flush=True)
+    if factor_bytes:
+        for line in crossovers(factor_bytes, shuffles):
+            print(line)
+
+
+def crossovers(factor_bytes: float, shuffles: dict) -> list[str]:
+    """From how many executors E broadcast's network-equivalent bytes, (|X| + |Y|) x (E + 1)
+    per iteration, exceed each gridified strategy's measured shuffle bytes per iteration (a
+    model: the gridified shuffles are those measured here, at this block count)."""
+    return [f"broadcast ships more than {name} ({sh / 1e6:.0f} MB/it) from "
+            f"{int(sh // factor_bytes)} executors on: (|X|+|Y|) = {factor_bytes / 1e6:.1f} MB "
+            f"x (E + 1)" for name, sh in shuffles.items()]
 
 
 if __name__ == "__main__":
