@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 
 from .blocks import (BLOCK_SCHEMA, block_factors, collect_factors, rating_blocks, unpack,
                      with_factors)
+from .checkpoints import release
 from .kernels import solve_cg, solve_exact
 from .params import ALSParams, Factors
 
@@ -70,12 +71,17 @@ def train_broadcast(confidence: DataFrame, params: ALSParams) -> Factors:
     cached = [by_user, by_item]
     y, y_gram = collect_factors(by_item, n_items, params.rank)  # the initial item factors
     for _ in range(params.max_iter):  # users first: both sides start random
-        by_user, x, x_gram = half_step(by_user, y, y_gram, n_users, params)
-        by_item, y, y_gram = half_step(by_item, x, x_gram, n_items, params)
+        solved, x, x_gram = half_step(by_user, y, y_gram, n_users, params)
+        release(by_user)  # superseded (a no-op for the blocks themselves, unpersisted below)
+        by_user = solved
+        solved, y, y_gram = half_step(by_item, x, x_gram, n_items, params)
+        release(by_item)
+        by_item = solved
     fit_s = time.perf_counter() - t0
     users, items = _row_ids(by_user), _row_ids(by_item)
-    for df in cached:
-        df.unpersist()
+    for df in cached + [by_user, by_item]:
+        if not release(df):
+            df.unpersist()
 
     def frame(ids, mat):
         ids = np.sort(ids)

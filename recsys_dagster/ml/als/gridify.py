@@ -34,6 +34,7 @@ from pyspark.sql import functions as F
 
 from .blocks import (block_factors, csr, gram as dense_gram, joined, partition_keys,
                      rating_blocks, unpack)
+from .checkpoints import release
 from .kernels import EXACT_CHUNK, solve_cg, solve_exact
 from .params import ALSParams, Factors
 
@@ -298,8 +299,14 @@ def train_gridified(confidence: DataFrame, params: ALSParams) -> Factors:
     grid_u = full_gridify_grid(conf, "user_idx", "item_idx", ku, ki)
     grid_i = full_gridify_grid(conf, "item_idx", "user_idx", ki, ku)
     for _ in range(params.max_iter):  # items first, then users: MLlib's order
-        y = full_gridify_step(grid_i, x, gram(x, params.rank), params, ki, ku).localCheckpoint()
-        x = full_gridify_step(grid_u, y, gram(y, params.rank), params, ku, ki).localCheckpoint()
+        solved = full_gridify_step(grid_i, x, gram(x, params.rank), params, ki, ku)
+        solved = solved.localCheckpoint()  # eager: x and the old y are no longer needed
+        release(y)
+        y = solved
+        solved = full_gridify_step(grid_u, y, gram(y, params.rank), params, ku, ki)
+        solved = solved.localCheckpoint()
+        release(x)
+        x = solved
     fit_s = time.perf_counter() - t0
     grid_u.unpersist()
     grid_i.unpersist()
@@ -316,12 +323,16 @@ def _train_half_gridify(conf: DataFrame, params: ALSParams) -> Factors:
     y_out = initial_stream(by_item, user_keys, rank, exact)
     x_gram = stream_gram(x_out, rank)
     for _ in range(params.max_iter):  # items first, then users: MLlib's order
-        y_out = half_gridify_step(by_item, incoming(x_out, None if exact else y_out, ki),
-                                  user_keys, x_gram, params)
-        y_gram = stream_gram(y_out, rank)
-        x_out = half_gridify_step(by_user, incoming(y_out, None if exact else x_out, ku),
-                                  item_keys, y_gram, params)
-        x_gram = stream_gram(x_out, rank)
+        solved = half_gridify_step(by_item, incoming(x_out, None if exact else y_out, ki),
+                                   user_keys, x_gram, params)
+        y_gram = stream_gram(solved, rank)  # materialises it: the old items step is done with
+        release(y_out)
+        y_out = solved
+        solved = half_gridify_step(by_user, incoming(y_out, None if exact else x_out, ku),
+                                   item_keys, y_gram, params)
+        x_gram = stream_gram(solved, rank)
+        release(x_out)
+        x_out = solved
     fit_s = time.perf_counter() - t0
     for df in (by_user, by_item):
         df.unpersist()
