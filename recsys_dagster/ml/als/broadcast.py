@@ -5,7 +5,8 @@ per block, never shuffled again), each record also holding the block's current f
 half-step ships the whole other side's factor matrix and its Gram matrix YᵀY to every task
 (PySpark broadcasts a large UDF closure), solves every row of the block with the chosen kernel
 (kernels.py) starting, for CG, from the factors in the record, and writes the new factors back
-into a new block record (local checkpoint: the plan does not grow with the iterations). The
+into a new block record (local checkpoint: the plan does not grow with the iterations;
+the superseded one is dropped at once, checkpoints.release). The
 new factors and per-block Gram partials are collected to the driver, through Arrow, for the
 next half-step. Shuffle-free after the first blocking, but every half-step moves one side's
 factors through the driver to every task: the baseline the gridified strategies improve on.

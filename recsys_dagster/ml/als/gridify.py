@@ -19,8 +19,9 @@ full gridify: ratings are cut into a (solved blocks x other blocks) grid, cached
   ratings' own factors) are what it shuffles.
 
 Each half-step's result is checkpointed locally (Spark's localCheckpoint) so the query plan
-does not grow with the iterations; on an executor loss those checkpoints are gone and the fit
-fails (rerun the job).
+does not grow with the iterations, and dropped once the next one of its side exists
+(checkpoints.release); on an executor loss those checkpoints are gone and the fit fails
+(rerun the job).
 """
 
 from __future__ import annotations
