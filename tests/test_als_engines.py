@@ -83,9 +83,9 @@ def test_broadcast_half_steps_reproduce_an_mllib_iteration(spark):
     users, items = dense(k_iter.user_factors, 120), dense(k_iter.item_factors, 80)
     params = ALSParams(**common, engine="broadcast")
     by_user, by_item = rating_blocks(conf, 2, 2, rank=6, seed=0)
-    _, items, items_gram = half_step(by_item, users, gram(users), 80, params)
+    _, items, items_gram, _ = half_step(by_item, users, gram(users), 80, params)
     np.testing.assert_allclose(items_gram, gram(items), rtol=1e-9, atol=1e-9)
-    _, users, _ = half_step(by_user, items, items_gram, 120, params)
+    _, users, _, _ = half_step(by_user, items, items_gram, 120, params)
     ours = users @ items.T
     theirs = predictions(k_plus_1)
     assert np.abs(ours - theirs).max() < 2e-3, np.abs(ours - theirs).max()

@@ -104,14 +104,18 @@ def block_factors(record, rank: int) -> np.ndarray:
     return np.frombuffer(record["factors"], np.float32).reshape(-1, rank)
 
 
-def collect_factors(blocks: DataFrame, n_rows: int, rank: int) -> tuple[np.ndarray, np.ndarray]:
-    """(dense factors, n_rows x rank, zero where a row has no ratings; their Gram matrix)
-    from every block, through Arrow (no per-row pickling)."""
+def collect_factors(blocks: DataFrame, n_rows: int,
+                    rank: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dense factors, n_rows x rank, zero where a row has no ratings; their Gram matrix; the
+    sorted ids of the rows that have ratings) from every block, through Arrow (no per-row
+    pickling), in one Spark job."""
     out, total = np.zeros((n_rows, rank), dtype=np.float32), np.zeros((rank, rank))
+    ids = [np.zeros(0, np.int32)]
     for record in blocks.select("rows", "factors", "gram").toArrow().to_pylist():
-        out[np.frombuffer(record["rows"], np.int32)] = block_factors(record, rank)
+        ids.append(np.frombuffer(record["rows"], np.int32))
+        out[ids[-1]] = block_factors(record, rank)
         total += np.frombuffer(record["gram"], np.float64).reshape(rank, rank)
-    return out, total
+    return out, total, np.sort(np.concatenate(ids))
 
 
 def joined(values, dtype) -> np.ndarray:

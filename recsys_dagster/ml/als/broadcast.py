@@ -33,10 +33,11 @@ _ROWS = "idx int, features array<float>"
 
 
 def half_step(blocks: DataFrame, other: np.ndarray, other_gram: np.ndarray, n_rows: int,
-              params: ALSParams) -> tuple[DataFrame, np.ndarray, np.ndarray]:
+              params: ALSParams) -> tuple[DataFrame, np.ndarray, np.ndarray, np.ndarray]:
     """Solve every row of the blocks against the fixed `other` factors (Gram `other_gram`).
     Returns the new blocks, their factors (dense, n_rows x rank, zero for rows without
-    ratings) and the factors' Gram matrix, summed from the tasks' per-block partials."""
+    ratings), the factors' Gram matrix, summed from the tasks' per-block partials, and the
+    ids of the rows with ratings (collect_factors)."""
     solver, reg, scale, steps = params.solver, params.reg_param, params.scale_reg, params.cg_steps
     rank, exact = params.rank, params.solver == "exact"
 
@@ -52,13 +53,7 @@ def half_step(blocks: DataFrame, other: np.ndarray, other_gram: np.ndarray, n_ro
                 yield pd.DataFrame([with_factors(record, x, float64_gram=exact)])
 
     solved = blocks.mapInPandas(solve, BLOCK_SCHEMA).localCheckpoint(eager=False)
-    factors, factors_gram = collect_factors(solved, n_rows, rank)  # computes `solved` once
-    return solved, factors, factors_gram
-
-
-def _row_ids(blocks: DataFrame) -> np.ndarray:
-    return np.concatenate([np.frombuffer(r["rows"], np.int32) for r in
-                           blocks.select("rows").collect()] or [np.zeros(0, np.int32)])
+    return (solved, *collect_factors(solved, n_rows, rank))  # computes `solved` once
 
 
 def train_broadcast(confidence: DataFrame, params: ALSParams) -> Factors:
@@ -70,22 +65,20 @@ def train_broadcast(confidence: DataFrame, params: ALSParams) -> Factors:
                                      params.num_item_blocks, params.rank, params.seed,
                                      routed=False)
     cached = [by_user, by_item]
-    y, y_gram = collect_factors(by_item, n_items, params.rank)  # the initial item factors
+    y, y_gram, _ = collect_factors(by_item, n_items, params.rank)  # initial item factors
     for _ in range(params.max_iter):  # users first: both sides start random
-        solved, x, x_gram = half_step(by_user, y, y_gram, n_users, params)
+        solved, x, x_gram, users = half_step(by_user, y, y_gram, n_users, params)
         release(by_user)  # superseded (a no-op for the blocks themselves, unpersisted below)
         by_user = solved
-        solved, y, y_gram = half_step(by_item, x, x_gram, n_items, params)
+        solved, y, y_gram, items = half_step(by_item, x, x_gram, n_items, params)
         release(by_item)
         by_item = solved
     fit_s = time.perf_counter() - t0
-    users, items = _row_ids(by_user), _row_ids(by_item)
     for df in cached + [by_user, by_item]:
         if not release(df):
             df.unpersist()
 
-    def frame(ids, mat):
-        ids = np.sort(ids)
+    def frame(ids, mat):  # ids sorted
         return spark.createDataFrame(
             pd.DataFrame({"idx": ids.astype(np.int32), "features": list(mat[ids])}), _ROWS)
 
