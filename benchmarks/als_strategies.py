@@ -14,6 +14,13 @@ on the local profile (local[*] = 2 cores here). Each fit runs in a fresh process
 memory (resident set of the process tree: Python, JVM, Python workers, sampled every 0.2 s)
 and its shuffle bytes (Spark's own stage metrics, from the status REST API) are its own.
 
+Fixed and marginal cost: every fit pays once-per-fit costs (blocking the ratings, starting
+Spark's Python workers, compiling or loading kernels) that a longer fit spreads thinner. Each
+repeat therefore also times a --short-iters fit (2 iterations, in its own fresh process) and
+prints the marginal seconds of one more iteration, (T(iters) - T(short)) / (iters - short),
+and the fixed seconds, T(iters) - iters x marginal, for every engine, MLlib and `implicit`
+alike. The headline s/iter stays the whole fit divided by the iterations.
+
 Broadcast moves no shuffle bytes; its network-equivalent bytes per iteration are the factor
 matrices each executor receives (the other side's factors, once per executor and half-step:
 PySpark ships a large closure as a Spark broadcast) plus the factors collected to the driver:
@@ -147,7 +154,8 @@ def fit_spark(args, engine: str, solver: str) -> dict:
         out["network_equivalent_per_iteration"] = shipped
         out["executors"] = executors
         out["factor_bytes"] = x.nbytes + y.nbytes
-    out["precision@10"] = precision_at_10(spark, args, x, y)
+    if not args.time_only:
+        out["precision@10"] = precision_at_10(spark, args, x, y)
     spark.stop()
     return out
 
@@ -173,6 +181,8 @@ def fit_implicit(args) -> dict:
         t0 = time.perf_counter()
         model.fit(cui, show_progress=False)
         secs = (time.perf_counter() - t0) / args.iters
+    if args.time_only:
+        return {"seconds_per_iteration": secs, "pairs": int(cui.nnz)}
     spark = spark_session()
     prec = precision_at_10(spark, args, np.asarray(model.user_factors),
                            np.asarray(model.item_factors))
@@ -181,11 +191,14 @@ def fit_implicit(args) -> dict:
             "shuffle_read_per_iteration": 0, "precision@10": prec, "pairs": int(cui.nnz)}
 
 
-def run_child(args, engine: str, solver: str) -> dict:
-    """One fit in a fresh process; its peak tree RSS is sampled from here."""
+def run_child(args, engine: str, solver: str, iters: int | None = None) -> dict:
+    """One fit in a fresh process; its peak tree RSS is sampled from here. With `iters` (the
+    short fit of the fixed/marginal split): that many iterations, timed only."""
     cmd = [sys.executable, os.path.abspath(__file__), "--fit", f"{engine}:{solver}",
            "--workdir", args.workdir, "--rank", str(args.rank), "--reg", str(args.reg),
-           "--iters", str(args.iters), "--blocks", str(args.blocks)]
+           "--iters", str(iters or args.iters), "--blocks", str(args.blocks)]
+    if iters:
+        cmd.append("--time-only")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     peak = [0]
 
@@ -220,7 +233,11 @@ def main() -> None:
     ap.add_argument("--workdir", default=None,
                     help="data folder; one holding an earlier run's prepared data is reused "
                          "(same --users/--items/--songs-per-user assumed)")
+    ap.add_argument("--short-iters", type=int, default=2,
+                    help="iterations of the extra fit per repeat that splits fixed from "
+                         "marginal cost (0: no split)")
     ap.add_argument("--fit", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--time-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.fit:  # child: one fit, one JSON line
         engine, solver = args.fit.split(":")
@@ -237,13 +254,22 @@ def main() -> None:
           f"{time.perf_counter() - t0:.0f} s under {args.workdir}; rank {args.rank}, "
           f"lambda {args.reg}, {args.iters} iterations, {args.blocks} blocks, "
           f"medians of {args.repeats}", flush=True)
+    split = 0 < args.short_iters < args.iters
     print(f"{'engine':14s} {'solver':6s} {'s/iter':>7s} {'vs mllib':>8s} {'shuffle w MB/it':>15s} "
-          f"{'shuffle r MB/it':>15s} {'net-eq MB/it':>12s} {'peak GiB':>8s} {'prec@10':>8s}",
+          f"{'shuffle r MB/it':>15s} {'net-eq MB/it':>12s} {'peak GiB':>8s} {'prec@10':>8s}"
+          + (f" {'marginal s/it':>13s} {'vs mllib':>8s} {'fixed s':>7s}" if split else ""),
           flush=True)
-    base, shuffles, factor_bytes = None, {}, None
+    base, base_marginal, shuffles, factor_bytes = None, None, {}, None
     for spec in args.engines:
         engine, solver = spec.split(":")
-        runs = [run_child(args, engine, solver) for _ in range(args.repeats)]
+        runs = []
+        for _ in range(args.repeats):
+            runs.append(run_child(args, engine, solver))
+            if split:
+                short = run_child(args, engine, solver, args.short_iters)
+                runs[-1].update(marginal_fixed(runs[-1]["seconds_per_iteration"], args.iters,
+                                               short["seconds_per_iteration"],
+                                               args.short_iters))
 
         def med(key):
             return statistics.median(r.get(key, 0) for r in runs)
@@ -251,6 +277,13 @@ def main() -> None:
         s = med("seconds_per_iteration")
         base = base or (s if engine == "mllib" else None)
         ratio = f"{base / s:7.2f}x" if base else "      -"
+        extra = ""
+        if split:
+            marginal = med("marginal")
+            base_marginal = base_marginal or (marginal if engine == "mllib" else None)
+            extra = (f" {marginal:13.2f} "
+                     + (f"{base_marginal / marginal:7.2f}x" if base_marginal else "      -")
+                     + f" {med('fixed'):7.1f}")
         net = med("network_equivalent_per_iteration")
         if engine == "broadcast":
             factor_bytes = med("factor_bytes")
@@ -260,10 +293,17 @@ def main() -> None:
               f"{med('shuffle_write_per_iteration') / 1e6:15.1f} "
               f"{med('shuffle_read_per_iteration') / 1e6:15.1f} "
               f"{net / 1e6 if net else 0:12.1f} {med('peak_rss') / 2**30:8.2f} "
-              f"{med('precision@10'):8.4f}   pairs {runs[0]['pairs']}", flush=True)
+              f"{med('precision@10'):8.4f}{extra}   pairs {runs[0]['pairs']}", flush=True)
     if factor_bytes:
         for line in crossovers(factor_bytes, shuffles):
             print(line)
+
+
+def marginal_fixed(per_it: float, iters: int, short_per_it: float, short: int) -> dict:
+    """Seconds of one more iteration and of everything paid once per fit, from the per-
+    iteration times of a fit of `iters` and one of `short` iterations (fresh processes)."""
+    marginal = (per_it * iters - short_per_it * short) / (iters - short)
+    return {"marginal": marginal, "fixed": per_it * iters - marginal * iters}
 
 
 def crossovers(factor_bytes: float, shuffles: dict) -> list[str]:
