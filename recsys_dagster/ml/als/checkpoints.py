@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from py4j.protocol import Py4JError
 from pyspark.sql import DataFrame
+
+_QUIETED: set[str] = set()
 
 
 def release(df: DataFrame) -> bool:
@@ -18,5 +21,21 @@ def release(df: DataFrame) -> bool:
         return False
     if plan.nodeName() != "LogicalRDD":
         return False
-    plan.rdd().unpersist(True)  # blocking: gone when this returns
+    rdd = plan.rdd()
+    _quiet(df.sparkSession.sparkContext._jvm, rdd.getClass().getName())
+    rdd.unpersist(True)  # blocking: gone when this returns
     return True
+
+
+def _quiet(jvm, logger: str) -> None:
+    """Spark warns at every unpersist of a locally checkpointed RDD that it cannot be
+    recomputed (20 lines a fit): true, and the reason we drop it. Raise that RDD class's
+    logger to ERROR once; left as it is where the JVM does not log through log4j 2."""
+    if logger in _QUIETED:
+        return
+    _QUIETED.add(logger)
+    try:
+        log4j = jvm.org.apache.logging.log4j
+        log4j.core.config.Configurator.setLevel(logger, log4j.Level.ERROR)
+    except Py4JError:
+        pass

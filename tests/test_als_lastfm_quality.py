@@ -1,0 +1,43 @@
+"""Issue 5's quality bar on real data: on lastfm-2k our engines reach MLlib's precision@10
+(within 2%, relative) at equal rank, iterations and regularisation. Measured with
+benchmarks/als_engines_lastfm.py: broadcast cg +3.0%, half gridify cg +0.3% (the exact
+solvers are held to MLlib's own iteration on small data in test_als_engines.py)."""
+
+import pytest
+
+from recsys_dagster.ml import sources
+from recsys_dagster.ml.als import ALSParams, train_als
+from recsys_dagster.ml.confidence import ConfidenceParams, confidence_matrix
+from recsys_dagster.ml.evaluate import build_catalogue, score_als
+from recsys_dagster.ml.indexing import build_interactions, extend_index
+from recsys_dagster.ml.split import holdout_split
+from recsys_dagster.ml.validation import validate_plays
+
+
+@pytest.fixture(scope="module")
+def lastfm_split(spark, lastfm_dir):
+    events, _ = validate_plays(sources.read_lastfm_user_artists(spark, lastfm_dir))
+    users = extend_index(events.select(events.user_id.alias("id")))
+    items = extend_index(events.select(events.item_id.alias("id")))
+    fit, held = holdout_split(build_interactions(events, users, items), 0.2, 7, temporal=False)
+    fit, held = fit.persist(), held.persist()
+    conf = confidence_matrix(fit, ConfidenceParams()).persist()
+    yield fit, held, conf, build_catalogue(fit)
+    for df in (fit, held, conf):
+        df.unpersist()
+
+
+def precision_at_10(lastfm_split, engine: str, solver: str) -> float:
+    fit, held, conf, catalogue = lastfm_split
+    params = ALSParams(rank=64, reg_param=0.1, max_iter=10, engine=engine, solver=solver)
+    per_user = score_als(train_als(conf, params), fit, held, catalogue, 10).toPandas()
+    assert len(per_user) > 1500  # most of the 1,892 users are scored, not a handful
+    return float(per_user["precision"].mean())
+
+
+def test_default_and_routed_engines_match_mllib_precision_on_lastfm(lastfm_split):
+    mllib = precision_at_10(lastfm_split, "mllib", "exact")
+    assert 0.15 < mllib < 0.25  # MLlib itself lands where the benchmark measured it (0.196)
+    for engine in ("broadcast", "half_gridify"):
+        ours = precision_at_10(lastfm_split, engine, "cg")
+        assert ours >= 0.98 * mllib, (engine, ours, mllib)
