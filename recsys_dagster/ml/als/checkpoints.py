@@ -5,8 +5,6 @@ from __future__ import annotations
 from py4j.protocol import Py4JError
 from pyspark.sql import DataFrame
 
-_QUIETED: set[str] = set()
-
 
 def release(df: DataFrame) -> bool:
     """Drop the cached blocks of a DataFrame made by localCheckpoint(), now. Spark's cleaner
@@ -30,10 +28,8 @@ def release(df: DataFrame) -> bool:
 def _quiet(jvm, logger: str) -> None:
     """Spark warns at every unpersist of a locally checkpointed RDD that it cannot be
     recomputed (20 lines a fit): true, and the reason we drop it. Raise that RDD class's
-    logger to ERROR once; left as it is where the JVM does not log through log4j 2."""
-    if logger in _QUIETED:
-        return
-    _QUIETED.add(logger)
+    logger to ERROR (asked each time: a later session may run in a new JVM); left as it is
+    where the JVM does not log through log4j 2."""
     try:
         log4j = jvm.org.apache.logging.log4j
         log4j.core.config.Configurator.setLevel(logger, log4j.Level.ERROR)
