@@ -1,7 +1,9 @@
-"""Issue 5's quality bar on real data: on lastfm-2k our engines reach MLlib's precision@10
-(within 2%, relative) at equal rank, iterations and regularisation. Measured with
-benchmarks/als_engines_lastfm.py: broadcast cg +3.0%, half gridify cg +0.3% (the exact
-solvers are held to MLlib's own iteration on small data in test_als_engines.py)."""
+"""Issue 5's quality bar on real data: on lastfm-2k our default engine (broadcast, cg: the
+best strategy the speed targets are about) reaches MLlib's precision@10 within 2%, relative,
+at equal rank, iterations and regularisation. Measured with benchmarks/als_engines_lastfm.py:
+broadcast cg +3.0%, half gridify cg +0.3% (left out here to keep the suite under 20 minutes:
+its fit costs 13 s; it is held to MLlib's objective on small data in test_als_engines.py, as
+the exact solvers are held to MLlib's own iteration)."""
 
 import pytest
 
@@ -35,9 +37,8 @@ def precision_at_10(lastfm_split, engine: str, solver: str) -> float:
     return float(per_user["precision"].mean())
 
 
-def test_default_and_routed_engines_match_mllib_precision_on_lastfm(lastfm_split):
+def test_default_engine_matches_mllib_precision_on_lastfm(lastfm_split):
     mllib = precision_at_10(lastfm_split, "mllib", "exact")
     assert 0.15 < mllib < 0.25  # MLlib itself lands where the benchmark measured it (0.196)
-    for engine in ("broadcast", "half_gridify"):
-        ours = precision_at_10(lastfm_split, engine, "cg")
-        assert ours >= 0.98 * mllib, (engine, ours, mllib)
+    ours = precision_at_10(lastfm_split, "broadcast", "cg")
+    assert ours >= 0.98 * mllib, (ours, mllib)  # measured 0.2021 against 0.1962
