@@ -131,14 +131,13 @@ def test_gridified_half_steps_reproduce_an_mllib_iteration(spark, engine):
     assert np.abs(ours - predictions(k_plus_1)).max() < 2e-3
 
 
-@pytest.mark.parametrize("engine,solver", [("broadcast", "exact"), ("broadcast", "cg"),
-                                           ("half_gridify", "cg"), ("full_gridify", "exact")])
-def test_our_fits_are_as_good_as_mllib(spark, engine, solver):
-    """Whole fits start from different random factors, so factors differ; the objective they
-    reach (weighted squared error + regularisation) must be within 3% of MLlib's (measured:
-    exact +1.2%, cg +1.4% after 15 iterations: different starts, different local optima)."""
+FIT = dict(rank=6, max_iter=15, reg_param=0.1, num_user_blocks=2, num_item_blocks=2)
+
+
+@pytest.fixture(scope="module")
+def objective(spark):
+    """(confidence, loss of a fit, MLlib's loss): MLlib is fitted once for every engine."""
     conf = small_confidence(spark)
-    common = dict(rank=6, max_iter=15, reg_param=0.1, num_user_blocks=2, num_item_blocks=2)
     pdf = conf.toPandas()
     c = np.ones((120, 80))
     c[pdf.user_idx, pdf.item_idx] = pdf.confidence
@@ -151,8 +150,17 @@ def test_our_fits_are_as_good_as_mllib(spark, engine, solver):
         err = (c * (p - x @ y.T) ** 2).sum()
         return err + 0.1 * ((n_u * (x ** 2).sum(1)).sum() + (n_i * (y ** 2).sum(1)).sum())
 
-    mllib = loss(train_als(conf, ALSParams(**common)))
-    ours = loss(train_als(conf, ALSParams(**common, engine=engine, solver=solver)))
+    return conf, loss, loss(train_als(conf, ALSParams(**FIT)))
+
+
+@pytest.mark.parametrize("engine,solver", [("broadcast", "exact"), ("broadcast", "cg"),
+                                           ("half_gridify", "cg"), ("full_gridify", "exact")])
+def test_our_fits_are_as_good_as_mllib(objective, engine, solver):
+    """Whole fits start from different random factors, so factors differ; the objective they
+    reach (weighted squared error + regularisation) must be within 3% of MLlib's (measured:
+    exact +1.2%, cg +1.4% after 15 iterations: different starts, different local optima)."""
+    conf, loss, mllib = objective
+    ours = loss(train_als(conf, ALSParams(**FIT, engine=engine, solver=solver)))
     assert ours <= mllib * 1.03, (ours, mllib)
 
 
