@@ -50,20 +50,16 @@ ENGINES = [("mllib", "exact"), ("broadcast", "cg"), ("full_gridify", "exact"),
 
 def prepare(args) -> None:
     """Generate, index, split and weigh once; the fits read these Parquet tables."""
-    from pyspark.sql import functions as F
-
     from recsys_dagster.ml.confidence import ConfidenceParams, confidence_matrix
     from recsys_dagster.ml.datagen import SyntheticSpec, synthetic_play_logs
-    from recsys_dagster.ml.indexing import build_interactions, extend_index
+    from recsys_dagster.ml.indexing import index_and_build
     from recsys_dagster.ml.split import holdout_split
 
     spark = spark_session()
     spec = SyntheticSpec(n_users=args.users, n_items=args.items, n_artists=args.items // 10,
                          mean_items_per_user=args.songs_per_user, seed=42)
     plays = synthetic_play_logs(spark, spec).persist()
-    users = extend_index(plays.select(F.col("user_id").alias("id")))
-    items = extend_index(plays.select(F.col("item_id").alias("id")))
-    inter = build_interactions(plays, users, items)
+    inter = index_and_build(plays)
     fit, held = holdout_split(inter, 0.2, 7, temporal=False)
     confidence_matrix(fit, ConfidenceParams()).write.mode("overwrite").parquet(
         os.path.join(args.workdir, "confidence"))

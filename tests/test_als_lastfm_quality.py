@@ -11,7 +11,7 @@ from recsys_dagster.ml import sources
 from recsys_dagster.ml.als import ALSParams, train_als
 from recsys_dagster.ml.confidence import ConfidenceParams, confidence_matrix
 from recsys_dagster.ml.evaluate import build_catalogue, score_als
-from recsys_dagster.ml.indexing import build_interactions, extend_index
+from recsys_dagster.ml.indexing import index_and_build
 from recsys_dagster.ml.split import holdout_split
 from recsys_dagster.ml.validation import validate_plays
 
@@ -19,9 +19,7 @@ from recsys_dagster.ml.validation import validate_plays
 @pytest.fixture(scope="module")
 def lastfm_split(spark, lastfm_dir):
     events, _ = validate_plays(sources.read_lastfm_user_artists(spark, lastfm_dir))
-    users = extend_index(events.select(events.user_id.alias("id")))
-    items = extend_index(events.select(events.item_id.alias("id")))
-    fit, held = holdout_split(build_interactions(events, users, items), 0.2, 7, temporal=False)
+    fit, held = holdout_split(index_and_build(events), 0.2, 7, temporal=False)
     fit, held = fit.persist(), held.persist()
     conf = confidence_matrix(fit, ConfidenceParams()).persist()
     yield fit, held, conf, build_catalogue(fit)

@@ -38,3 +38,11 @@ def build_interactions(play_events: DataFrame, user_index: DataFrame,
         .agg(F.sum("plays").cast("long").alias("plays"),
              F.min("ts").alias("first_ts"), F.max("ts").alias("last_ts"))
     )
+
+
+def index_and_build(play_events: DataFrame) -> DataFrame:
+    """Interactions of events indexed from scratch (a fresh user and item index each): for
+    benchmarks and one-off fits; the pipeline's assets extend the previous indexes instead."""
+    users = extend_index(play_events.select(F.col("user_id").alias("id")))
+    items = extend_index(play_events.select(F.col("item_id").alias("id")))
+    return build_interactions(play_events, users, items)
