@@ -1,15 +1,19 @@
 # The two commands: `make demo` (install + run the whole pipeline on the default data) and
-# `make test` (install + run the whole test suite). Everything else is a convenience.
+# `make test` (install + lint + run the whole test suite). Everything else is a convenience.
+# Only the user's own runs (demo, lastfm, ui) record into .dagster_home; the suite makes a
+# Dagster instance and a data dir of its own (tests/conftest.py).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+USER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: setup demo test ui lastfm clean
+.PHONY: setup demo test lint ui lastfm clean
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml scripts/bootstrap.sh
 	VENV=$(VENV) bash scripts/bootstrap.sh
+
+demo lastfm ui: export DAGSTER_HOME ?= $(USER_HOME)
 
 demo: setup
 	@mkdir -p "$(DAGSTER_HOME)"
@@ -19,8 +23,13 @@ lastfm: setup
 	@mkdir -p "$(DAGSTER_HOME)"
 	$(PY) -m recsys_dagster.cli run --config resources/config/lastfm-2k.yaml
 
+lint: setup
+	$(VENV)/bin/ruff check .
+
 test: setup
-	$(PY) -m pytest
+	@start=$$(date +%s); \
+	$(VENV)/bin/ruff check . && $(PY) -m pytest; status=$$?; \
+	echo "make test: lint and suite took $$(( $$(date +%s) - start )) s"; exit $$status
 
 ui: setup
 	@mkdir -p "$(DAGSTER_HOME)"

@@ -6,9 +6,9 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from recsys_dagster.ml import sources  # noqa: E402
-from recsys_dagster.ml.indexing import index_and_build  # noqa: E402
-from recsys_dagster.ml.validation import validate_plays  # noqa: E402
+from recsys_dagster.ml.ingest import sources  # noqa: E402
+from recsys_dagster.ml.ingest.indexing import index_and_build  # noqa: E402
+from recsys_dagster.ml.ingest.validation import validate_plays  # noqa: E402
 from recsys_dagster.spark_session import build_session, resolve_settings  # noqa: E402
 
 DEFAULT_LASTFM = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",

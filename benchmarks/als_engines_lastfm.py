@@ -14,9 +14,9 @@ import statistics
 from _common import lastfm_interactions, spark_session
 
 from recsys_dagster.ml.als import ALSParams, train_als
-from recsys_dagster.ml.confidence import ConfidenceParams, confidence_matrix
-from recsys_dagster.ml.evaluate import build_catalogue, score_als
-from recsys_dagster.ml.split import holdout_split
+from recsys_dagster.ml.als.confidence import ConfidenceParams, confidence_matrix
+from recsys_dagster.ml.evaluation.evaluate import build_catalogue, score_als
+from recsys_dagster.ml.evaluation.split import holdout_split
 
 ENGINES = [("mllib", "exact"), ("broadcast", "exact"), ("broadcast", "cg"),
            ("half_gridify", "exact"), ("half_gridify", "cg"), ("full_gridify", "exact")]

@@ -50,10 +50,10 @@ ENGINES = [("mllib", "exact"), ("broadcast", "cg"), ("full_gridify", "exact"),
 
 def prepare(args) -> None:
     """Generate, index, split and weigh once; the fits read these Parquet tables."""
-    from recsys_dagster.ml.confidence import ConfidenceParams, confidence_matrix
-    from recsys_dagster.ml.datagen import SyntheticSpec, synthetic_play_logs
-    from recsys_dagster.ml.indexing import index_and_build
-    from recsys_dagster.ml.split import holdout_split
+    from recsys_dagster.ml.als.confidence import ConfidenceParams, confidence_matrix
+    from recsys_dagster.ml.evaluation.split import holdout_split
+    from recsys_dagster.ml.ingest.datagen import SyntheticSpec, synthetic_play_logs
+    from recsys_dagster.ml.ingest.indexing import index_and_build
 
     spark = spark_session()
     spec = SyntheticSpec(n_users=args.users, n_items=args.items, n_artists=args.items // 10,
@@ -85,8 +85,13 @@ def precision_at_10(spark, args, user_mat, item_mat) -> float:
     import numpy as np
     import pandas as pd
 
-    from recsys_dagster.ml.evaluate import build_catalogue, restrict, sample_users, score_als
     from recsys_dagster.ml.als import Factors
+    from recsys_dagster.ml.evaluation.evaluate import (
+        build_catalogue,
+        restrict,
+        sample_users,
+        score_als,
+    )
 
     fit = spark.read.parquet(os.path.join(args.workdir, "fit"))
     held = spark.read.parquet(os.path.join(args.workdir, "held"))
@@ -108,9 +113,9 @@ def precision_at_10(spark, args, user_mat, item_mat) -> float:
 def dense(df, n):
     import numpy as np
 
-    from recsys_dagster.ml.topk import collect_matrix
+    from recsys_dagster.ml.ids import factor_matrix
 
-    ids, mat = collect_matrix(df)
+    ids, mat = factor_matrix(df)
     out = np.zeros((n, mat.shape[1]), dtype=np.float32)
     out[ids] = mat
     return out
@@ -267,7 +272,7 @@ def main() -> None:
                                                short["seconds_per_iteration"],
                                                args.short_iters))
 
-        def med(key):
+        def med(key, runs=runs):
             return statistics.median(r.get(key, 0) for r in runs)
 
         s = med("seconds_per_iteration")

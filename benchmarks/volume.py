@@ -23,7 +23,6 @@ import threading
 import time
 
 import yaml
-
 from _common import tree_rss
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

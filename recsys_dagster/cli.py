@@ -105,7 +105,8 @@ def run(config_path: str | None, show_users: int) -> int:
         float_format=lambda v: f"{v:.4f}"))
     ci = metrics[metrics.ci_low.notna()]
     for r in ci.itertuples():
-        print(f"  {r.model} {r.metric}@{r.k}: {r.value:.4f} (95% CI {r.ci_low:.4f}..{r.ci_high:.4f})")
+        print(f"  {r.model} {r.metric}@{r.k}: {r.value:.4f} "
+              f"(95% CI {r.ci_low:.4f}..{r.ci_high:.4f})")
     recs = store.read_pandas("user_recommendations")
     names = (store.read_pandas("item_catalog").sort_values("day")
              .drop_duplicates("item_id", keep="last"))
@@ -115,7 +116,7 @@ def run(config_path: str | None, show_users: int) -> int:
     print(f"\nrecommendations for {len(users)} of {recs.user_id.nunique()} users:")
     for user in users:
         rows = recs[recs.user_id == user].sort_values("rank").head(5)
-        label = rows.get("name", rows.item_id).fillna(rows.item_id) if "name" in rows else rows.item_id
+        label = rows["name"].fillna(rows.item_id) if "name" in rows else rows.item_id
         items = ", ".join(f"{lab} ({s:.2f})" for lab, s in zip(label, rows.score))
         print(f"  {user}: {items}")
     if failed_checks:

@@ -5,8 +5,12 @@ import dagster as dg
 
 from .assets import evaluation, features, ingest, serving, training
 from .checks import ALL_CHECKS
-from .jobs import (ingest_play_logs_job, recsys_pipeline, refresh_recommendations,
-                   retrain_and_publish)
+from .jobs import (
+    ingest_play_logs_job,
+    recsys_pipeline,
+    refresh_recommendations,
+    retrain_and_publish,
+)
 from .resources import ParquetIOManager, SparkResource, Warehouse
 from .schedules import ALL_SCHEDULES
 from .sensors import ALL_SENSORS

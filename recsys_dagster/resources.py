@@ -1,16 +1,19 @@
 """The Spark resource (built on dagster-pyspark) and the Parquet IO manager."""
 
 
-from typing import Any, Optional
+from typing import Any
 
 import dagster as dg
 from dagster_pyspark import LazyPySparkResource
 from pydantic import Field
 
-from .assets.metadata import SERVED_RECORD, served_record
 from .paths import DATA_DIR_ENV, data_dir
 from .spark_session import SparkSettings, build_session, resolve_settings
 from .tables import TableStore
+
+# An input whose definition metadata says {LOAD: SETTINGS_ONLY} receives the params recorded in
+# the stored table's manifest, not its frames (evaluation_metrics reads als_model's settings).
+LOAD, SETTINGS_ONLY = "recsys/load", "settings"
 
 
 class SparkResource(LazyPySparkResource):
@@ -25,18 +28,18 @@ class SparkResource(LazyPySparkResource):
     spark_config: dict[str, Any] = Field(
         default_factory=dict, description="Spark settings that override the profile's."
     )
-    profile: Optional[str] = Field(
+    profile: str | None = Field(
         default=None,
         description="Name of a file in resources/spark/ (local, test, cluster, connect); "
         "default $RECSYS_SPARK_PROFILE or 'local'.",
     )
-    master: Optional[str] = Field(
+    master: str | None = Field(
         default=None, description="Spark master URL (local[*], spark://host:7077, yarn, k8s://...)."
     )
-    remote: Optional[str] = Field(
+    remote: str | None = Field(
         default=None, description="Spark Connect URL (sc://host:15002); replaces master."
     )
-    checkpoint_dir: Optional[str] = Field(
+    checkpoint_dir: str | None = Field(
         default=None, description="Checkpoint directory for ALS lineage truncation."
     )
 
@@ -67,7 +70,8 @@ class Warehouse(dg.ConfigurableResource):
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):
-    """Stores Spark DataFrames (and TableSets of them) as versioned Parquet, swapped atomically."""
+    """Stores Spark DataFrames (a Table, a TableSet of them) as versioned Parquet tables,
+    swapped in atomically (tables.TableStore)."""
 
     spark: dg.ResourceDependency[SparkResource]
     warehouse: dg.ResourceDependency[Warehouse]
@@ -83,14 +87,14 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             context.add_output_metadata({"days_written": len(paths),
                                          "path": dg.MetadataValue.path(store.table_dir(name))})
             return
-        served = served_record(context.output_metadata)
-        path = store.write(name, obj, keys[0] if keys else None,
-                           extra={SERVED_RECORD: served} if served else None)
+        path = store.write(name, obj, keys[0] if keys else None)
         context.add_output_metadata({"path": dg.MetadataValue.path(path)})
 
     def load_input(self, context: dg.InputContext):
         name = "__".join(context.asset_key.path)
         store = self.warehouse.store()
+        if (context.definition_metadata or {}).get(LOAD) == SETTINGS_ONLY:
+            return store.manifest(name)["params"]
         session = self.spark.spark_session
         if not context.has_asset_partitions:
             return store.read(session, name)

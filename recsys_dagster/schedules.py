@@ -19,8 +19,8 @@ RETRAIN_CRON_ENV = "RECSYS_RETRAIN_CRON"
 
 def newest_day(context: dg.ScheduleEvaluationContext) -> str | None:
     """The day before the tick (the newest complete UTC day), if the calendar has it."""
-    when = context.scheduled_execution_time or dt.datetime.now(dt.timezone.utc)
-    day = (when.astimezone(dt.timezone.utc).date() - dt.timedelta(days=1)).isoformat()
+    when = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
+    day = (when.astimezone(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
     return day if PLAY_DAYS.has_partition_key(day) else None
 
 

@@ -6,8 +6,12 @@ import os
 
 import dagster as dg
 
-from .jobs import (ingest_play_logs_job, recsys_pipeline, refresh_recommendations,
-                   retrain_and_publish)
+from .jobs import (
+    ingest_play_logs_job,
+    recsys_pipeline,
+    refresh_recommendations,
+    retrain_and_publish,
+)
 from .partitions import last_day
 from .paths import data_dir
 
@@ -49,7 +53,7 @@ def retrain_on_new_days(context: dg.SensorEvaluationContext):
 def report_run_failure(context: dg.RunFailureSensorContext):
     run = context.dagster_run
     record = {
-        "at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "at": dt.datetime.now(dt.UTC).isoformat(),
         "run_id": run.run_id, "job": run.job_name,
         "message": context.failure_event.message,
         "failed_steps": sorted({e.step_key for e in context.get_step_failure_events()

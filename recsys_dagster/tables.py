@@ -41,6 +41,15 @@ class TableSet:
         return self.frames[name]
 
 
+@dataclass(frozen=True)
+class Table:
+    """One DataFrame stored with entries of its own in its manifest: they are swapped in (and
+    out) with the table, so they always describe the version being read."""
+
+    frame: Any
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
 class TableStore:
     """Reads and writes versioned tables below one base directory."""
 
@@ -87,8 +96,11 @@ class TableStore:
     # ---- writing -----------------------------------------------------------------------
     def write(self, name: str, value, partition: str | None = None,
               extra: dict[str, Any] | None = None) -> str:
-        """Write a Spark DataFrame or a TableSet as a new version; return its folder. `extra`
-        entries go into the manifest, so they are swapped in (and out) with the table."""
+        """Write a Spark DataFrame, a Table or a TableSet as a new version; return its folder.
+        `extra` entries (and a Table's own) go into the manifest, so they are swapped in (and
+        out) with the table."""
+        if isinstance(value, Table):
+            value, extra = value.frame, {**value.manifest, **(extra or {})}
         tdir = self.table_dir(name, partition)
         os.makedirs(tdir, exist_ok=True)
         vdir = os.path.join(tdir, self._version_name())
@@ -153,7 +165,7 @@ class TableStore:
 
     @staticmethod
     def _version_name() -> str:
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
         return f"v-{stamp}-{uuid.uuid4().hex[:8]}"
 
     def _finish(self, tdir: str, vdir: str, manifest: dict) -> None:
@@ -222,9 +234,8 @@ class TableStore:
 
     def read_pandas(self, name: str, frame: str | None = None, partition: str | None = None):
         """Load the current version with pyarrow (no Spark), for the CLI and small tables."""
-        import pyarrow.parquet as pq
-
         import pandas as pd
+        import pyarrow.parquet as pq
 
         if partition is None and self.partitions(name):
             # A day-partitioned table: every stored day, one after the other (an unpartitioned

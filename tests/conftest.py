@@ -1,4 +1,12 @@
-"""One cheap local Spark session for the whole test session (local[2], 2 partitions, no UI)."""
+"""One cheap local Spark session for the whole test session (local[2], 2 partitions, no UI),
+and a Dagster instance and data dir of the suite's own.
+
+The suite never writes where the user's runs live: the data dir, the checkpoints and
+DAGSTER_HOME are set to a temporary folder here, before anything reads them, whatever the
+environment said; at the end of the session the user's `.dagster_home` and `data` in the
+repository (and the DAGSTER_HOME / RECSYS_DATA_DIR they had set) must be exactly as they were
+when it started, or the session fails.
+"""
 
 import os
 import shutil
@@ -6,12 +14,45 @@ import tempfile
 
 import pytest
 
+from recsys_dagster.paths import REPO_ROOT
+
+USER_PLACES = sorted({str(REPO_ROOT / ".dagster_home"), str(REPO_ROOT / "data"),
+                      *(os.path.abspath(os.environ[v]) for v in ("DAGSTER_HOME",
+                                                                 "RECSYS_DATA_DIR")
+                        if os.environ.get(v))})
 # Every SparkResource built during the tests (including the Definitions' default one) resolves
 # to the test profile, so they all join the one session made below.
 os.environ.setdefault("RECSYS_SPARK_PROFILE", "test")
 _SESSION_TMP = tempfile.mkdtemp(prefix="recsys-tests-")
-os.environ.setdefault("RECSYS_DATA_DIR", os.path.join(_SESSION_TMP, "data"))
-os.environ.setdefault("RECSYS_SPARK_CHECKPOINT_DIR", os.path.join(_SESSION_TMP, "checkpoints"))
+os.environ["RECSYS_DATA_DIR"] = os.path.join(_SESSION_TMP, "data")
+os.environ["RECSYS_SPARK_CHECKPOINT_DIR"] = os.path.join(_SESSION_TMP, "checkpoints")
+os.environ["DAGSTER_HOME"] = os.path.join(_SESSION_TMP, "dagster_home")
+os.makedirs(os.environ["DAGSTER_HOME"])
+
+
+def snapshot(places) -> dict:
+    """Every file, folder and link below the given places, with its size, time and target."""
+    seen = {}
+    for place in places:
+        for root, dirs, files in os.walk(place):
+            for name in dirs + files:
+                path = os.path.join(root, name)
+                st = os.lstat(path)
+                target = os.readlink(path) if os.path.islink(path) else None
+                seen[path] = (st.st_size, st.st_mtime_ns, target)
+        seen[place] = os.path.exists(place)
+    return seen
+
+
+_BEFORE = snapshot(USER_PLACES)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    after = snapshot(USER_PLACES)
+    if after != _BEFORE:
+        changed = sorted(k for k in set(after) | set(_BEFORE) if after.get(k) != _BEFORE.get(k))
+        print(f"\nthe test suite changed the user's runs or data: {changed[:10]}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 LASTFM_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared",
                                           "data", "lastfm-2k"))
@@ -51,5 +92,6 @@ def resources(spark, spark_resource, data_dir):
 @pytest.fixture(scope="session")
 def lastfm_dir():
     if not os.path.exists(os.path.join(LASTFM_DIR, "user_artists.dat")):
-        pytest.fail(f"lastfm-2k data not found at {LASTFM_DIR} (expected ../shared beside the repo)")
+        pytest.fail(f"lastfm-2k data not found at {LASTFM_DIR} "
+                    "(expected ../shared beside the repo)")
     return LASTFM_DIR

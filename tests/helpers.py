@@ -31,8 +31,8 @@ def materialize(selection, resources, run_config=None, raise_on_error=True, inst
     """Materialise a selection of the real Definitions' assets and checks in-process, as the
     CLI does: the ingestion assets for `days` (default: the whole calendar) in one run, then
     the rest as of the calendar's last day. `assets` replaces assets by key (variants)."""
-    from recsys_dagster.definitions import ASSETS
     from recsys_dagster.checks import ALL_CHECKS
+    from recsys_dagster.definitions import ASSETS
 
     defs = list(ASSETS)
     for variant in assets or []:
@@ -68,7 +68,7 @@ def random_confidence(spark, n_users, n_items, n_rows, seed=3):
     """A seeded random (user_idx, item_idx, confidence) matrix, log weighting with alpha 2."""
     import numpy as np
 
-    from recsys_dagster.ml.confidence import ConfidenceParams, confidence_matrix
+    from recsys_dagster.ml.als.confidence import ConfidenceParams, confidence_matrix
 
     rng = np.random.default_rng(seed)
     rows = {(int(u), int(i)): int(p) for u, i, p in zip(rng.integers(0, n_users, n_rows),

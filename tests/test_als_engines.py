@@ -3,19 +3,23 @@
 import numpy as np
 import pandas as pd
 import pytest
-
-from recsys_dagster.ml.als import ALSParams, train_als
-from recsys_dagster.ml.als import gridify
-from recsys_dagster.ml.als.blocks import (BLOCK_SCHEMA, csr, gram, partition_keys,
-                                          rating_blocks, unpack, with_factors)
-from recsys_dagster.ml.als.broadcast import half_step
-from recsys_dagster.ml.als import kernels
-from recsys_dagster.ml.als.kernels import solve_cg, solve_exact
-from recsys_dagster.ml.als.solve import solve_row
-from recsys_dagster.ml.confidence import ConfidenceParams, confidence_matrix
-from recsys_dagster.ml.topk import collect_matrix
-
 from helpers import random_confidence
+
+from recsys_dagster.ml.als import ALSParams, full_gridify, half_gridify, kernels, train_als
+from recsys_dagster.ml.als.blocks import (
+    BLOCK_SCHEMA,
+    collect_factors,
+    csr,
+    gram,
+    partition_keys,
+    rating_blocks,
+    unpack,
+    with_factors,
+)
+from recsys_dagster.ml.als.broadcast import solve_blocks
+from recsys_dagster.ml.als.confidence import ConfidenceParams, confidence_matrix
+from recsys_dagster.ml.als.kernels import row_solver, solve_cg, solve_exact
+from recsys_dagster.ml.ids import factor_matrix
 
 
 def csr_block(rng, n_rows, n_other, per_row):
@@ -27,16 +31,22 @@ def csr_block(rng, n_rows, n_other, per_row):
 
 
 @pytest.mark.parametrize("scale_reg,chunk", [(True, 2048), (False, 2048), (True, 7)])
-def test_exact_kernel_equals_the_single_row_solve(scale_reg, chunk, monkeypatch):
+def test_exact_kernel_solves_each_rows_dense_normal_equations(scale_reg, chunk, monkeypatch):
+    """Against the textbook form: Yᵀ C_u Y + λ_u I with the whole catalogue's confidences
+    (1 where unrated) and preferences p_u, solved row by row."""
     monkeypatch.setattr(kernels, "EXACT_CHUNK", chunk)  # 7: 30 rows in five chunks
     rng = np.random.default_rng(0)
     y = rng.standard_normal((50, 7)).astype(np.float32)
     yty = y.astype(np.float64).T @ y.astype(np.float64)
     indptr, indices, conf = csr_block(rng, 30, 50, 12)
     got = solve_exact(y, yty, indptr, indices, conf, 0.1, scale_reg)
+    y64 = y.astype(np.float64)
     for u in range(30):
         lo, hi = indptr[u], indptr[u + 1]
-        want = (solve_row(y.astype(np.float64), yty, indices[lo:hi], conf[lo:hi], 0.1, scale_reg)
+        c, p = np.ones(50), np.zeros(50)
+        c[indices[lo:hi]], p[indices[lo:hi]] = conf[lo:hi], 1.0
+        lam = 0.1 * ((hi - lo) if scale_reg else 1.0)
+        want = (np.linalg.solve(y64.T @ (c[:, None] * y64) + lam * np.eye(7), y64.T @ (c * p))
                 if hi > lo else np.zeros(7))
         np.testing.assert_allclose(got[u], want, rtol=1e-4, atol=1e-5)
 
@@ -60,13 +70,13 @@ def small_confidence(spark):
 
 
 def predictions(factors):
-    _, x = collect_matrix(factors.user_factors)
-    _, y = collect_matrix(factors.item_factors)
+    _, x = factor_matrix(factors.user_factors)
+    _, y = factor_matrix(factors.item_factors)
     return x @ y.T
 
 
 def dense(factors_df, n):
-    ids, mat = collect_matrix(factors_df)
+    ids, mat = factor_matrix(factors_df)
     out = np.zeros((n, mat.shape[1]), dtype=np.float32)
     out[ids] = mat
     return out
@@ -78,20 +88,20 @@ def test_broadcast_half_steps_reproduce_an_mllib_iteration(spark):
     first k iterations are the same)."""
     conf = small_confidence(spark)
     common = dict(rank=6, reg_param=0.1, num_user_blocks=2, num_item_blocks=2)
-    k_iter = train_als(conf, ALSParams(**common, max_iter=4))
-    k_plus_1 = train_als(conf, ALSParams(**common, max_iter=5))
+    k_iter = train_als(conf, ALSParams(**common, engine="mllib", max_iter=4))
+    k_plus_1 = train_als(conf, ALSParams(**common, engine="mllib", max_iter=5))
     users, items = dense(k_iter.user_factors, 120), dense(k_iter.item_factors, 80)
-    params = ALSParams(**common, engine="broadcast")
+    solver = row_solver(ALSParams(**common, engine="broadcast", solver="exact"))
     by_user, by_item = rating_blocks(conf, 2, 2, rank=6, seed=0)
-    _, items, items_gram, _ = half_step(by_item, users, gram(users), 80, params)
+    items, items_gram, _ = collect_factors(solve_blocks(by_item, users, gram(users), 6, solver),
+                                           80, 6)
     np.testing.assert_allclose(items_gram, gram(items), rtol=1e-9, atol=1e-9)
-    _, users, _, _ = half_step(by_user, items, items_gram, 120, params)
+    users, _, _ = collect_factors(solve_blocks(by_user, items, items_gram, 6, solver), 120, 6)
     ours = users @ items.T
     theirs = predictions(k_plus_1)
     assert np.abs(ours - theirs).max() < 2e-3, np.abs(ours - theirs).max()
 
 
-@pytest.mark.parametrize("engine", ["half_gridify", "full_gridify"])
 def holding(blocks, mat):
     """The blocks with their factors replaced by rows of a dense matrix."""
     def put(batches):
@@ -108,25 +118,27 @@ def test_gridified_half_steps_reproduce_an_mllib_iteration(spark, engine):
     """The same known answer for the gridified strategies, whose factors never leave Spark."""
     conf = small_confidence(spark)
     common = dict(rank=6, reg_param=0.1, num_user_blocks=2, num_item_blocks=3)
-    k_iter = train_als(conf, ALSParams(**common, max_iter=4))
-    k_plus_1 = train_als(conf, ALSParams(**common, max_iter=5))
-    params = ALSParams(**common, engine=engine)
+    k_iter = train_als(conf, ALSParams(**common, engine="mllib", max_iter=4))
+    k_plus_1 = train_als(conf, ALSParams(**common, engine="mllib", max_iter=5))
+    solver = row_solver(ALSParams(**common, engine=engine, solver="exact"))
     users, items = k_iter.user_factors, k_iter.item_factors
     if engine == "half_gridify":
+        hg = half_gridify
         by_user, by_item = rating_blocks(conf, 2, 3, rank=6, seed=0)
         uk, ik = partition_keys(spark, 2), partition_keys(spark, 3)
-        x_out = gridify.initial_stream(holding(by_user, dense(users, 120)), ik, 6)
-        y_out = gridify.half_gridify_step(by_item, gridify.incoming(x_out, None, 3), uk,
-                                          gram(dense(users, 120)), params)
-        x_out = gridify.half_gridify_step(by_user, gridify.incoming(y_out, None, 2), ik,
-                                          gridify.stream_gram(y_out, 6), params)
-        users, items = gridify.stream_factors(x_out, 6), gridify.stream_factors(y_out, 6)
+        x_out = hg.initial_stream(holding(by_user, dense(users, 120)), ik, 6)
+        y_out = hg.half_gridify_step(by_item, hg.incoming(x_out, None, 3), uk,
+                                     gram(dense(users, 120)), 6, solver)
+        x_out = hg.half_gridify_step(by_user, hg.incoming(y_out, None, 2), ik,
+                                     hg.stream_gram(y_out, 6), 6, solver)
+        users, items = hg.stream_factors(x_out, 6), hg.stream_factors(y_out, 6)
     else:
-        grid_i = gridify.full_gridify_grid(conf, "item_idx", "user_idx", 3, 2)
-        grid_u = gridify.full_gridify_grid(conf, "user_idx", "item_idx", 2, 3)
-        items = gridify.full_gridify_step(grid_i, users, gridify.gram(users, 6), params, 3,
-                                          2).localCheckpoint()
-        users = gridify.full_gridify_step(grid_u, items, gridify.gram(items, 6), params, 2, 3)
+        fg = full_gridify
+        grid_i = fg.full_gridify_grid(conf, "item_idx", "user_idx", 3, 2)
+        grid_u = fg.full_gridify_grid(conf, "user_idx", "item_idx", 2, 3)
+        items = fg.full_gridify_step(grid_i, users, fg.frame_gram(users, 6), solver, 3,
+                                     2).localCheckpoint()
+        users = fg.full_gridify_step(grid_u, items, fg.frame_gram(items, 6), solver, 2, 3)
     ours = dense(users, 120) @ dense(items, 80).T
     assert np.abs(ours - predictions(k_plus_1)).max() < 2e-3
 
@@ -150,7 +162,7 @@ def objective(spark):
         err = (c * (p - x @ y.T) ** 2).sum()
         return err + 0.1 * ((n_u * (x ** 2).sum(1)).sum() + (n_i * (y ** 2).sum(1)).sum())
 
-    return conf, loss, loss(train_als(conf, ALSParams(**FIT)))
+    return conf, loss, loss(train_als(conf, ALSParams(**FIT, engine="mllib")))
 
 
 @pytest.mark.parametrize("engine,solver", [("broadcast", "exact"), ("broadcast", "cg"),
@@ -170,7 +182,8 @@ def test_engine_checkerboard(spark, engine):
     rows = [(u, i, 10) for u in range(10) for i in range(10) if (u < 5) == (i < 5) and u != i]
     inter = spark.createDataFrame(rows, "user_idx int, item_idx int, plays long")
     f = train_als(confidence_matrix(inter, ConfidenceParams()),
-                  ALSParams(rank=4, max_iter=6, reg_param=0.05, engine=engine))
+                  ALSParams(rank=4, max_iter=6, reg_param=0.05, engine=engine,
+                            solver="exact"))
     scores = predictions(f)
     for u in range(10):
         unseen = [i for i in range(10) if i == u or (u < 5) != (i < 5)]
@@ -198,7 +211,7 @@ def test_half_gridify_routes_only_the_factors_a_block_needs(spark):
     _, by_item = rating_blocks(conf, 2, 2, rank=3, seed=0)
     keys = partition_keys(spark, 2)
     sent: dict[int, set] = {0: set(), 1: set()}
-    routed = gridify.initial_stream(by_item, keys, 3).filter("kind = 0").collect()
+    routed = half_gridify.initial_stream(by_item, keys, 3).filter("kind = 0").collect()
     for m in routed:
         ids = np.frombuffer(m["ids"], np.int32)
         assert np.frombuffer(m["factors"], np.float32).size == 3 * ids.size

@@ -7,13 +7,13 @@ the exact solvers are held to MLlib's own iteration)."""
 
 import pytest
 
-from recsys_dagster.ml import sources
 from recsys_dagster.ml.als import ALSParams, train_als
-from recsys_dagster.ml.confidence import ConfidenceParams, confidence_matrix
-from recsys_dagster.ml.evaluate import build_catalogue, score_als
-from recsys_dagster.ml.indexing import index_and_build
-from recsys_dagster.ml.split import holdout_split
-from recsys_dagster.ml.validation import validate_plays
+from recsys_dagster.ml.als.confidence import ConfidenceParams, confidence_matrix
+from recsys_dagster.ml.evaluation.evaluate import build_catalogue, score_als
+from recsys_dagster.ml.evaluation.split import holdout_split
+from recsys_dagster.ml.ingest import sources
+from recsys_dagster.ml.ingest.indexing import index_and_build
+from recsys_dagster.ml.ingest.validation import validate_plays
 
 
 @pytest.fixture(scope="module")

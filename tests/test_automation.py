@@ -13,7 +13,7 @@ from recsys_dagster.schedules import daily_ingest, nightly_retraining
 
 def test_schedules_request_yesterday_of_their_jobs():
     when = dg.build_schedule_context(
-        scheduled_execution_time=dt.datetime(2024, 3, 1, 3, 0, tzinfo=dt.timezone.utc),
+        scheduled_execution_time=dt.datetime(2024, 3, 1, 3, 0, tzinfo=dt.UTC),
         repository_def=defs.get_repository_def())
     for schedule, job in ((nightly_retraining, RETRAIN_JOB), (daily_ingest,
                                                               "ingest_play_logs_job")):
@@ -30,7 +30,7 @@ def test_schedules_request_yesterday_of_their_jobs():
 
 def test_schedule_skips_days_outside_the_calendar():
     late = dg.build_schedule_context(
-        scheduled_execution_time=dt.datetime(2026, 11, 27, 3, 0, tzinfo=dt.timezone.utc),
+        scheduled_execution_time=dt.datetime(2026, 11, 27, 3, 0, tzinfo=dt.UTC),
         repository_def=defs.get_repository_def())
     result = nightly_retraining.evaluate_tick(late)
     assert not result.run_requests and "outside the play-log calendar" in result.skip_message

@@ -1,10 +1,9 @@
 """Bad input through the asset graph: quarantine, metadata, blocking check, clear errors."""
 
 import pytest
+from helpers import checks_by_name, materialize
 
 from recsys_dagster.tables import TableStore
-
-from helpers import checks_by_name, materialize
 
 
 def file_config(path, threshold=0.05):

@@ -6,8 +6,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
-from recsys_dagster.ml import sources
-from recsys_dagster.ml.validation import validate_plays
+from recsys_dagster.ml.ingest import sources
+from recsys_dagster.ml.ingest.validation import validate_plays
 
 HEADER = "user_id,item_id,plays,ts"
 good_line = st.builds(lambda u, i, p, d: f"u{u},s{i},{p},2024-01-{d:02d}T10:00:00",

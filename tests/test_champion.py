@@ -1,12 +1,11 @@
 """Champion / challenger: a new model clearly worse than the served one is not published."""
 
 import dagster as dg
+from helpers import checks_by_name, materialize
 
 from recsys_dagster.definitions import make_resources
 from recsys_dagster.resources import Warehouse
 from recsys_dagster.tables import TableStore
-
-from helpers import checks_by_name, materialize
 
 
 def config(rank, max_iter, reg):
@@ -51,9 +50,8 @@ def test_worse_challenger_is_blocked_and_champion_keeps_serving(resources, spark
     # Between retrains, a refresh must not serve the rejected challenger's factors.
     refresh = ["play_events", "play_events_quarantine", "item_catalog", "user_index",
                "item_index", "interactions", "user_recommendations"]
-    third = materialize(refresh, resources, {"ops": {"ingest_play_logs":
-                                                     config(16, 8, 0.1)["ops"]["ingest_play_logs"]}},
-                        instance=instance, raise_on_error=False)
+    ingest = {"ops": {"ingest_play_logs": config(16, 8, 0.1)["ops"]["ingest_play_logs"]}}
+    third = materialize(refresh, resources, ingest, instance=instance, raise_on_error=False)
     assert not third.success
     failure = [e for e in third.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "has not been published" in str(failure[0].event_specific_data.error.message)

@@ -8,10 +8,9 @@ import sys
 import numpy as np
 import pytest
 import yaml
+from spark_cluster import connect_server, standalone_cluster
 
 from recsys_dagster.tables import TableStore
-
-from spark_cluster import connect_server, standalone_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -57,6 +56,7 @@ def assert_same_tables(got, want):
 def local_tables(spark, spark_resource, tmp_path_factory):
     """The same run config in local mode (this test session's local[2,4] session)."""
     from helpers import materialize
+
     from recsys_dagster.definitions import make_resources
     from recsys_dagster.resources import Warehouse
 

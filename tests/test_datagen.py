@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from recsys_dagster.ml import datagen
-from recsys_dagster.ml.datagen import SyntheticSpec
+from recsys_dagster.ml.ingest import datagen
+from recsys_dagster.ml.ingest.datagen import SyntheticSpec
 
 SPEC = SyntheticSpec(n_users=1500, n_items=2000, n_artists=250, seed=3)
 

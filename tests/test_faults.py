@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from recsys_dagster.ml.als import ALSParams, train_als
-from recsys_dagster.ml.confidence import ConfidenceParams, confidence_matrix
+from recsys_dagster.ml.als.confidence import ConfidenceParams, confidence_matrix
 
 
 def test_failed_training_task_is_retried(spark, tmp_path):
@@ -25,7 +25,7 @@ def test_failed_training_task_is_retried(spark, tmp_path):
             yield batch
 
     flaky_conf = conf.repartition(2).mapInPandas(flaky, conf.schema)
-    factors = train_als(flaky_conf, ALSParams(rank=4, max_iter=3, num_user_blocks=2,
+    factors = train_als(flaky_conf, ALSParams(engine="mllib", rank=4, max_iter=3, num_user_blocks=2,
                                               num_item_blocks=2))
     assert factors.user_factors.count() == 50
     assert marker.read_text() == "failed"  # the failure really happened, and was retried

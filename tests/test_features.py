@@ -5,9 +5,9 @@ import math
 import pytest
 from pyspark.sql import functions as F
 
-from recsys_dagster.ml.confidence import ConfidenceParams, confidence_matrix
-from recsys_dagster.ml.indexing import build_interactions, extend_index
-from recsys_dagster.ml.split import holdout_split
+from recsys_dagster.ml.als.confidence import ConfidenceParams, confidence_matrix
+from recsys_dagster.ml.evaluation.split import holdout_split
+from recsys_dagster.ml.ingest.indexing import build_interactions, extend_index
 
 
 def ids(spark, values):

@@ -1,17 +1,17 @@
 """The exact row solver reproduces MLlib's user factors; folded-in users get recommendations."""
 
 import numpy as np
+from helpers import random_confidence
 
 from recsys_dagster.ml.als import ALSParams, train_als
-from recsys_dagster.ml.als.solve import fold_in
-from recsys_dagster.ml.confidence import ConfidenceParams, confidence_matrix
-
-from helpers import random_confidence
+from recsys_dagster.ml.als.confidence import ConfidenceParams, confidence_matrix
+from recsys_dagster.ml.als.fold_in import fold_in
 
 
 def test_exact_solver_matches_mllib_user_half_step(spark):
     conf = random_confidence(spark, 80, 60, 900)
-    params = ALSParams(rank=6, max_iter=6, reg_param=0.05, num_user_blocks=2, num_item_blocks=2)
+    params = ALSParams(engine="mllib", rank=6, max_iter=6, reg_param=0.05,
+                       num_user_blocks=2, num_item_blocks=2)
     model = train_als(conf, params)
     ours = {r.idx: np.array(r.features) for r in
             fold_in(conf, model.item_factors, params.reg_param).collect()}
@@ -28,7 +28,7 @@ def test_fold_in_of_a_new_user_follows_their_plays(spark):
     rows = [(u, i, 5) for u in range(20) for i in range(10) if (u < 10) == (i < 5)]
     inter = spark.createDataFrame(rows, "user_idx int, item_idx int, plays long")
     conf = confidence_matrix(inter, ConfidenceParams())
-    model = train_als(conf, ALSParams(rank=4, max_iter=10, reg_param=0.05,
+    model = train_als(conf, ALSParams(engine="mllib", rank=4, max_iter=10, reg_param=0.05,
                                       num_user_blocks=1, num_item_blocks=1))
     newcomer = confidence_matrix(
         spark.createDataFrame([(99, 0, 3), (99, 1, 2)], "user_idx int, item_idx int, plays long"),
@@ -40,9 +40,9 @@ def test_fold_in_of_a_new_user_follows_their_plays(spark):
 
 
 def test_refresh_between_retrains_folds_in_new_users(resources, data_dir):
-    from recsys_dagster.tables import TableStore
-
     from helpers import materialize
+
+    from recsys_dagster.tables import TableStore
 
     def cfg(n_users):
         return {"ops": {

@@ -9,7 +9,6 @@ from recsys_dagster import cli
 from recsys_dagster.paths import RESOURCES_DIR, data_dir
 from recsys_dagster.tables import TableStore
 
-
 TRIALS = 6
 
 

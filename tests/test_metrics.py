@@ -5,7 +5,7 @@ import math
 import pytest
 from pyspark.ml.evaluation import RankingEvaluator
 
-from recsys_dagster.ml.metrics import ranking_metrics_at_k
+from recsys_dagster.ml.evaluation.metrics import ranking_metrics_at_k
 
 
 def test_hand_computed_case():

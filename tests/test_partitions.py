@@ -5,13 +5,12 @@ import subprocess
 import sys
 
 import pytest
+from helpers import materialize
 from pyspark.sql import functions as F
 
 from recsys_dagster.assets.features import interactions_asset
 from recsys_dagster.partitions import PLAY_DAYS, window_mapping
 from recsys_dagster.tables import TableStore
-
-from helpers import materialize
 
 INGEST = ["play_events", "play_events_quarantine", "item_catalog"]
 FEATURES = ["user_index", "item_index", "interactions"]
@@ -142,7 +141,7 @@ def test_cli_backfill_ingests_the_range(tmp_path):
 def test_listeners_new_in_a_later_day_are_folded_in(resources, data_dir, tmp_path):
     """Train on the days up to the 29th; the 30th brings two new listeners (a day delivered
     as an event log); refresh_recommendations folds them in without retraining."""
-    from recsys_dagster.ml.datagen import item_id
+    from recsys_dagster.ml.ingest.datagen import item_id
 
     train = {"ops": {**synthetic()["ops"], "als_model": {"config": {"rank": 8, "max_iter": 6}},
                      "evaluation_metrics": {"config": {"n_bootstrap": 100}}}}

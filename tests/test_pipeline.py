@@ -3,12 +3,10 @@
 import os
 
 import pytest
+from helpers import checks_by_name, materialize
 from pyspark.sql import functions as F
 
 from recsys_dagster.tables import TableStore
-
-from helpers import checks_by_name, materialize
-
 
 TUNING = {"search": "grid", "weighting": ["log", "linear"], "alpha": [1.0], "rank": [8, 12],
           "reg_param": [0.1], "max_iter": [5]}

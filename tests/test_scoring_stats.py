@@ -7,9 +7,16 @@ import pytest
 from pyspark.ml.evaluation import RankingEvaluator
 from scipy import sparse
 
-from recsys_dagster.ml.scoring import (Catalogue, DotScorer, KnnScorer, auc,
-                                       intra_list_diversity, score_batch, score_users)
-from recsys_dagster.ml.stats import bootstrap_ci, coverage, entropy, gini
+from recsys_dagster.ml.evaluation.scoring import (
+    Catalogue,
+    DotScorer,
+    KnnScorer,
+    auc,
+    intra_list_diversity,
+    score_batch,
+    score_users,
+)
+from recsys_dagster.ml.evaluation.stats import bootstrap_ci, coverage, entropy, gini
 
 
 def test_auc_hand_cases():
@@ -33,8 +40,8 @@ def test_auc_counting_and_sorting_paths_agree():
 
 
 def test_evaluation_user_sample_and_knn_item_cap(spark):
-    from recsys_dagster.ml.evaluate import sample_users
-    from recsys_dagster.ml.knn import item_cosine_neighbours
+    from recsys_dagster.ml.evaluation.baselines import item_cosine_neighbours
+    from recsys_dagster.ml.evaluation.evaluate import sample_users
 
     rows = [(u, i) for u in range(40) for i in range(u % 7 + 1)]
     df = spark.createDataFrame(rows, "user_idx int, item_idx int")

@@ -3,8 +3,8 @@
 import pytest
 from pyspark.sql import functions as F
 
-from recsys_dagster.ml import sources
-from recsys_dagster.ml.validation import validate_plays
+from recsys_dagster.ml.ingest import sources
+from recsys_dagster.ml.ingest.validation import validate_plays
 
 
 def write(tmp_path, name, text, newline="\n"):
@@ -89,11 +89,12 @@ def test_crlf_tsv_with_header_like_hetrec(spark, tmp_path):
 
 
 def test_parquet_source_with_mapping(spark, tmp_path):
-    df = spark.createDataFrame([("u", "i", 5), ("u", None, 1)], "listener string, track string, n long")
+    df = spark.createDataFrame([("u", "i", 5), ("u", None, 1)],
+                               "listener string, track string, n long")
     path = str(tmp_path / "plays.parquet")
     df.write.parquet(path)
-    good, bad = validate_plays(sources.read_parquet(spark, path,
-                                                    sources.ColumnMapping("listener", "track", "n")))
+    mapping = sources.ColumnMapping("listener", "track", "n")
+    good, bad = validate_plays(sources.read_parquet(spark, path, mapping))
     assert [(r.user_id, r.item_id, r.plays) for r in good.collect()] == [("u", "i", 5)]
     assert [r.reason for r in bad.collect()] == ["null or empty item_id"]
 

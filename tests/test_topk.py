@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from recsys_dagster.ml.recommend import (popularity_recommendations, recommend_for_users,
-                                         similar_items)
-from recsys_dagster.ml.topk import top_k_rows
+from recsys_dagster.ml.evaluation.baselines import popularity_recommendations
+from recsys_dagster.ml.serving.recommend import recommend_for_users, similar_by_factors
+from recsys_dagster.ml.serving.topk import top_k_rows
 
 
 def test_top_k_rows_orders_masks_and_breaks_ties():
@@ -38,7 +38,7 @@ def test_recommendations_exclude_seen_items(spark):
 
 def test_similar_items_cosine_without_self(spark):
     items = factors(spark, [(1, [1, 0]), (2, [2, 0.1]), (3, [0, 1]), (4, [0, 0])])
-    sims = similar_items(items, 2).collect()
+    sims = similar_by_factors(items, 2).collect()
     assert all(r.item_idx != r.similar_item_idx for r in sims)
     top = {r.item_idx: r.similar_item_idx for r in sims if r.rank == 1}
     assert top[1] == 2 and top[2] == 1

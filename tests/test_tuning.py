@@ -2,8 +2,8 @@
 
 import pytest
 
-from recsys_dagster.ml.split import three_way_split
-from recsys_dagster.ml.tuning import SearchSpace, random_candidates
+from recsys_dagster.ml.evaluation.split import three_way_split
+from recsys_dagster.ml.evaluation.tuning import SearchSpace, random_candidates
 
 
 def test_grid_is_the_full_product():

@@ -12,10 +12,9 @@ import time
 import urllib.request
 
 import pytest
+from spark_cluster import free_port, stop
 
 from recsys_dagster.paths import REPO_ROOT
-
-from spark_cluster import free_port, stop
 
 EXPECTED_EDGES = {
     ("play_events", "user_index"), ("play_events", "item_index"),

@@ -6,15 +6,21 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..config import ConfidenceConfig
-from ..ml.confidence import ConfidenceParams, confidence_matrix as weigh
-from ..ml.days import DAY
-from ..ml.indexing import build_interactions, extend_index
-from ..partitions import (LATEST_DAY, PLAY_DAYS, TRAINING_WINDOW_DAYS, WINDOW_ENV,
-                          describe_window, window_mapping, window_range)
+from ..ml.als import confidence
+from ..ml.ingest.days import DAY
+from ..ml.ingest.indexing import build_interactions, extend_index
+from ..partitions import (
+    LATEST_DAY,
+    PLAY_DAYS,
+    TRAINING_WINDOW_DAYS,
+    WINDOW_ENV,
+    describe_window,
+    window_mapping,
+    window_range,
+)
 from ..resources import SparkResource, Warehouse
 from ..tables import TableSet
-from .training import tuned
-from .metadata import KINDS, OWNERS, table_metadata
+from .helpers import KINDS, OWNERS, table_metadata, tuned_params
 
 
 def _index(context, column: str, play_events: DataFrame, spark: SparkResource,
@@ -103,17 +109,12 @@ interactions = interactions_asset()
 def confidence_matrix(context: dg.AssetExecutionContext, config: ConfidenceConfig,
                       interactions: DataFrame, als_tuning: TableSet):
     """Confidence c = 1 + alpha * f(plays) for every (user, item) pair."""
-    params = config.params()
-    overrides = tuned("confidence", als_tuning, config.use_tuned)
-    if overrides:
-        params = ConfidenceParams(**{**params.as_dict(), "weighting": overrides["weighting"],
-                                     "alpha": overrides["alpha"]})
-        context.log.info(f"using tuned confidence settings: {params}")
+    params, _ = tuned_params(context, config, als_tuning)
     as_of = context.asset_partition_key_for_input("interactions")
     first, last = window_range(as_of)
     data = {"as_of": as_of, "window": describe_window(TRAINING_WINDOW_DAYS),
             "window_days": f"{first}..{last}"}
-    matrix = weigh(interactions, params).persist()
+    matrix = confidence.confidence_matrix(interactions, params).persist()
     row = matrix.agg(F.count("*").alias("n"), F.min("confidence").alias("min"),
                      F.max("confidence").alias("max"), F.avg("confidence").alias("mean")).first()
     return dg.Output(TableSet({"matrix": matrix}, {"confidence": params.as_dict(), "data": data}),

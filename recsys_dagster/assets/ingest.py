@@ -3,63 +3,20 @@
 import warnings
 
 import dagster as dg
-from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from .. import checks
-from ..config import PlayEventsConfig
-from ..ml import datagen, sources
-from ..ml.days import DAY, day_of_play, day_of_raw, in_days
-from ..ml.validation import validate_plays
+from ..config import PlaySourceConfig
+from ..ml.ingest.days import DAY, day_of_play, day_of_raw, in_days
+from ..ml.ingest.sources import read_source
+from ..ml.ingest.validation import validate_plays
 from ..partitions import PLAY_DAYS
-from ..paths import SEED_EXAMPLE_CSV, resolve_resource_path
 from ..resources import SparkResource
-from .metadata import KINDS, OWNERS, table_metadata
+from .helpers import KINDS, OWNERS, table_metadata
 
-CATALOG_SCHEMA = "item_id string, name string"
 with warnings.catch_warnings():  # backfill_policy is "beta" in dagster 1.13
     warnings.simplefilter("ignore", dg.BetaWarning)
     SINGLE_RUN = dg.BackfillPolicy.single_run()
-
-
-def read_source(spark, config: PlayEventsConfig) -> tuple[DataFrame, DataFrame, bool, str]:
-    """(raw rows, item names, whether rows carry play counts, a description of the source)."""
-    empty_names = spark.createDataFrame([], CATALOG_SCHEMA)
-    if config.source == "synthetic":
-        spec = config.synthetic.spec()
-        plays = datagen.synthetic_play_logs(spark, spec)
-        names = spark.createDataFrame(datagen.catalogue_frame(spec)[["item_id", "name"]])
-        return sources.typed_to_raw(plays), names, True, f"synthetic {spec}"
-    if config.source == "seed":
-        path = str(SEED_EXAMPLE_CSV)
-        return (sources.read_delimited(spark, path, sources.ColumnMapping()), empty_names,
-                True, path)
-    if config.source == "lastfm_hetrec":
-        folder = resolve_resource_path(config.lastfm_dir)
-        names = sources.read_lastfm_artists(spark, folder)
-        return (sources.read_lastfm_user_artists(spark, folder),
-                names if names is not None else empty_names, True, folder)
-    fc = config.file
-    if not fc.path:
-        raise sources.SourceError("source 'file' needs file.path")
-    path = resolve_resource_path(fc.path)
-    mapping = sources.ColumnMapping(fc.user_column, fc.item_column, fc.plays_column,
-                                    fc.timestamp_column)
-    if fc.format == "parquet":
-        raw = sources.read_parquet(spark, path, mapping)
-    else:
-        delimiter = "\t" if fc.format == "tsv" else ","
-        raw = sources.read_delimited(spark, path, mapping, delimiter, fc.header)
-    names = empty_names
-    if fc.item_names_path:
-        names_raw = sources.read_delimited(
-            spark, resolve_resource_path(fc.item_names_path),
-            sources.ColumnMapping(fc.item_names_id_column, fc.item_names_name_column, None),
-            "\t" if fc.format == "tsv" else ",", True)
-        names = (names_raw.where(F.col("_reason").isNull())
-                 .select(F.col("user_id").alias("item_id"), F.col("item_id").alias("name"))
-                 .dropDuplicates(["item_id"]))
-    return raw, names, fc.plays_column is not None, path
 
 
 @dg.multi_asset(
@@ -89,17 +46,18 @@ def read_source(spark, config: PlayEventsConfig) -> tuple[DataFrame, DataFrame, 
         description="The share of quarantined input rows is at most max_quarantine_fraction.",
     )],
 )
-def ingest_play_logs(context: dg.AssetExecutionContext, config: PlayEventsConfig,
+def ingest_play_logs(context: dg.AssetExecutionContext, config: PlaySourceConfig,
                      spark: SparkResource):
     """Read play logs for the run's days, validate every row, quarantine the bad ones with a
     reason. Rows of days outside the run are counted, and land when those days are run."""
     session = spark.spark_session
     days = context.partition_key_range
     first, last = days.start, days.end
-    raw, names, has_plays, described = read_source(session, config)
+    params = config.params()
+    raw, names, has_plays, described = read_source(session, params)
     raw = raw.persist()
     n_input = raw.count()
-    events, quarantine = validate_plays(raw, config.max_plays, has_plays)
+    events, quarantine = validate_plays(raw, params.max_plays, has_plays)
     events = day_of_play(events, last).where(in_days(first, last)).persist()
     quarantine = day_of_raw(quarantine, last).where(in_days(first, last)).persist()
     n_delivered = day_of_raw(raw, last).where(in_days(first, last)).count()
@@ -136,9 +94,9 @@ def ingest_play_logs(context: dg.AssetExecutionContext, config: PlayEventsConfig
     yield dg.Output(names, "item_catalog", metadata=table_metadata(names, names.count()))
     yield dg.AssetCheckResult(
         check_name=checks.QUARANTINE_FRACTION, asset_key="play_events",
-        passed=n_delivered > 0 and fraction <= config.max_quarantine_fraction,
+        passed=n_delivered > 0 and fraction <= params.max_quarantine_fraction,
         metadata={"quarantined_fraction": float(fraction), "quarantined_rows": n_bad,
-                  "delivered_rows": n_delivered, "threshold": config.max_quarantine_fraction},
+                  "delivered_rows": n_delivered, "threshold": params.max_quarantine_fraction},
     )
     # Unpersist all: a cached plan of the same source path would otherwise serve a later,
     # re-delivered file's old rows to the next run in this session.

@@ -11,61 +11,16 @@ from pyspark.sql import functions as F
 
 from .. import checks
 from ..config import RecommendationsConfig, SimilarItemsConfig
-from ..ml.als.solve import fold_in
-from ..ml.confidence import ConfidenceParams, confidence_matrix
-from ..ml.recommend import recommend_for_users, similar_items as similar
+from ..ml.als import confidence
+from ..ml.als.fold_in import fold_in
+from ..ml.serving.recommend import recommend_for_users, similar_by_factors
 from ..partitions import LATEST_DAY
 from ..resources import Warehouse
-from ..tables import TableSet, TableStore
-from .metadata import (KINDS, MODEL_RUN, MODEL_VERSION, OWNERS, SERVED_METRIC, SERVED_PREFIX,
-                       SERVED_RECORD, SERVED_VALUE, table_metadata)
+from ..tables import Table, TableSet
+from .helpers import KINDS, OWNERS, table_metadata
+from .publishing import RECORD, as_metadata, record_to_publish
 
 GATE = ["evaluation_metrics"]
-
-
-def _made_in_this_run(context, key: str) -> dg.EventLogEntry | None:
-    event = context.instance.get_latest_materialization_event(dg.AssetKey(key))
-    return event if event is not None and event.run_id == context.run_id else None
-
-
-def served_model(store: TableStore) -> dict:
-    """What the warehouse serves now: the record kept in the current user_recommendations
-    manifest (model_version, run_id, metric, value), or {} when nothing was served yet."""
-    if not store.exists("user_recommendations"):
-        return {}
-    return store.manifest("user_recommendations").get(SERVED_RECORD, {})
-
-
-def published_model_metadata(context, store: TableStore) -> dict:
-    """Which model these recommendations come from, and its test metric (the champion that the
-    next evaluation compares its challenger with). Recorded in the served table's manifest.
-
-    Serving may only use an als_model that passed the publication gates. In a run that also
-    evaluated it, reaching this step means the blocking gates passed. A model trained in this
-    very run without its evaluation was selected so by the operator (Dagster's blocking checks
-    act within a run). In a run that did neither (refresh_recommendations), the current
-    als_model must be the one this warehouse's served recommendations were made from: a model
-    whose gates failed in an earlier run is refused. The model is named by its table version,
-    so two warehouses sharing one Dagster instance never vouch for each other's models.
-    """
-    version = store.version("als_model")
-    if version is None:
-        raise dg.Failure(f"no als_model under {store.base_dir}; run retrain_and_publish first")
-    record = {MODEL_VERSION: version}
-    evaluated = _made_in_this_run(context, "evaluation_metrics")
-    if evaluated is not None:
-        meta = evaluated.asset_materialization.metadata
-        metric = meta["primary_metric"].value
-        return {**record, MODEL_RUN: context.run_id, SERVED_METRIC: metric,
-                SERVED_VALUE: float(meta[f"als/{metric}"].value)}
-    if _made_in_this_run(context, "als_model") is not None:
-        return {**record, MODEL_RUN: context.run_id}
-    served = served_model(store)
-    if served.get("model_version") != version:
-        raise dg.Failure(
-            f"als_model version {version} under {store.base_dir} has not been published (its "
-            "evaluation gates failed or never ran); run retrain_and_publish before refreshing.")
-    return {SERVED_PREFIX + key: value for key, value in served.items()}
 
 
 def users_with_fold_in(als_model: TableSet, interactions: DataFrame) -> DataFrame:
@@ -74,8 +29,10 @@ def users_with_fold_in(als_model: TableSet, interactions: DataFrame) -> DataFram
     known = als_model["user_factors"]
     newcomers = interactions.join(known.select(F.col("idx").alias("user_idx")), "user_idx",
                                   "left_anti")
-    conf = confidence_matrix(newcomers, ConfidenceParams(**als_model.params["confidence"]))
-    folded = fold_in(conf, als_model["item_factors"], als_model.params["als"]["reg_param"])
+    weights = confidence.ConfidenceParams(**als_model.params["confidence"])
+    als = als_model.params["als"]
+    folded = fold_in(confidence.confidence_matrix(newcomers, weights), als_model["item_factors"],
+                     als["reg_param"], als["scale_reg"])
     return (known.select("idx", "features", F.lit(False).alias("folded_in"))
             .unionByName(folded.withColumn("folded_in", F.lit(True))))
 
@@ -107,7 +64,7 @@ def user_recommendations(context: dg.AssetExecutionContext, config: Recommendati
                          item_index: DataFrame, warehouse: Warehouse):
     """Top-N items per user by predicted preference, already-played items left out; users new
     since the model was trained are folded in and flagged."""
-    published = published_model_metadata(context, warehouse.store())  # fail fast
+    record = record_to_publish(context, warehouse.store())  # fails fast on an unpublished model
     played = interactions.select("user_idx", "item_idx")
     users = users_with_fold_in(als_model, interactions).persist()
     recs = recommend_for_users(users.select("idx", "features"), als_model["item_factors"],
@@ -127,13 +84,13 @@ def user_recommendations(context: dg.AssetExecutionContext, config: Recommendati
     n_played = table.join(played, ["user_idx", "item_idx"]).count()
     n_items = table.select("item_idx").distinct().count()
     out = table.drop("user_idx", "item_idx")
-    yield dg.Output(out, metadata={
+    yield dg.Output(Table(out, {RECORD: record}), metadata={
         **table_metadata(out, n_rows, preview_rows=10, order_by=["user_id", "rank"]),
         "users": int(summary["users"]), "top_n": config.top_n,
         "folded_in_users": users.where(F.col("folded_in")).count(),
         "distinct_items_recommended": n_items,
         "exclude_played": config.exclude_played,
-        **published,
+        **as_metadata(record),
     })
     max_n = int(summary["max_n"] or 0)
     yield dg.AssetCheckResult(
@@ -155,7 +112,7 @@ def user_recommendations(context: dg.AssetExecutionContext, config: Recommendati
 def similar_items(config: SimilarItemsConfig, als_model: TableSet, item_index: DataFrame,
                   item_catalog: DataFrame):
     """Top-N similar items per item ("similar artists") by cosine of item factors."""
-    sims = similar(als_model["item_factors"], config.top_n)
+    sims = similar_by_factors(als_model["item_factors"], config.top_n)
     names = newest_names(item_catalog)
     table = (sims.join(F.broadcast(_ids(item_index, "item_idx", "item_id")), "item_idx")
              .join(F.broadcast(_ids(item_index, "similar_item_idx", "similar_item_id")),

@@ -1,6 +1,7 @@
-"""Implicit-feedback ALS engines. Each takes a confidence matrix and returns factor tables."""
+"""Implicit-feedback ALS: parameters, the confidence matrix, the one fit loop and its engines,
+and fold-in. `train_als(confidence, ALSParams)` is the entry point."""
 
+from .fit import train_als
 from .params import ALSParams, Factors
-from .train import train_als
 
 __all__ = ["ALSParams", "Factors", "train_als"]

@@ -6,7 +6,7 @@ and confidences (float32), plus the block's current factors (float32, one row pe
 their Gram matrix (float64). A half-step then hands each Python worker a handful of records it
 turns into arrays with np.frombuffer, instead of hundreds of thousands of array<> cells that
 Arrow and pandas convert one object at a time (measured: that per-row conversion, not the
-solver, was most of a broadcast half-step; see README "ALS strategies"). Keeping each
+solver, was most of a broadcast half-step; benchmarks/README.md). Keeping each
 block's factors in its record lets CG start from them where they are, instead of shipping
 the solved side's previous factors from the driver to every task.
 """
@@ -37,7 +37,7 @@ def csr(keys: np.ndarray, others: np.ndarray, conf: np.ndarray) -> Block:
     """Ratings (key, other, conf) sorted by key, other, conf into CSR form: the same arrays
     (so the same float sums) whatever order the ratings arrived in."""
     pair = (keys.astype(np.int64) << 32) | others.astype(np.int64)  # both ids are int32 >= 0
-    order = np.argsort(pair)  # 0.07 s for 1.6 M ratings, 0.5 s as a 3-key lexsort
+    order = np.argsort(pair)  # one key: several times faster than a 3-key lexsort
     if pair.size and (np.diff(pair[order]) == 0).any():  # a pair came twice: order by conf
         order = np.lexsort((conf, pair))
     keys, others, conf = keys[order], others[order], conf[order]
@@ -137,8 +137,8 @@ def rating_blocks(confidence: DataFrame, n_user_blocks: int, n_item_blocks: int,
 
     The rows go through Arrow into Python once: each input partition emits, per side and
     block, one fragment of raw (key, other, conf) arrays as binary; only those fragments are
-    shuffled to their block's partition and merged there (measured on 3.1 M ratings: 1.3 s
-    per side went into handing rows to pandas when each side was shuffled as rows)."""
+    shuffled to their block's partition and merged there (handing every rating to pandas as
+    a row, side by side, cost more than the rest of the blocking: benchmarks/README.md)."""
 
     def fragments(batches):
         parts = [pdf for pdf in batches if len(pdf)]
@@ -202,10 +202,10 @@ _PARTITION_KEYS: dict[int, list[int]] = {}
 def partition_keys(spark, n: int) -> list[int]:
     """keys[b]: an int that Spark's hash partitioning into n partitions sends to partition b.
     Spark hash-partitions by pmod(murmur3(key, 42), n), so small ints like the block numbers
-    collide (4 blocks measured landing in 3 partitions, one core idle half the step); instead
+    collide (4 blocks can land in 3 partitions, leaving a core idle); instead
     each block is keyed by the first int Spark's own hash() (the same Murmur3, seed 42) sends
-    to its partition. Spark's hash is fixed, so the keys are looked up once per n per process
-    (every fit used to ask Spark again, twice for half gridify)."""
+    to its partition. Spark's hash is fixed, so the keys are looked up once per n per
+    process."""
     if n not in _PARTITION_KEYS:
         found: dict[int, int] = {}
         candidates = spark.range(64 * n).select(F.col("id").cast("int").alias("k"))

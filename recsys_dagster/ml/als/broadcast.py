@@ -3,84 +3,98 @@
 Ratings are cut into blocks by user and by item once (blocks.rating_blocks: one CSR record
 per block, never shuffled again), each record also holding the block's current factors. Each
 half-step ships the whole other side's factor matrix and its Gram matrix YᵀY to every task
-(PySpark broadcasts a large UDF closure), solves every row of the block with the chosen kernel
-(kernels.py) starting, for CG, from the factors in the record, and writes the new factors back
-into a new block record (local checkpoint: the plan does not grow with the iterations;
-the superseded one is dropped at once, checkpoints.release). The
-new factors and per-block Gram partials are collected to the driver, through Arrow, for the
-next half-step. Shuffle-free after the first blocking, but every half-step moves one side's
-factors through the driver to every task: the baseline the gridified strategies improve on.
+(PySpark broadcasts a large UDF closure), solves every row of the block with the fit's row
+solver starting, for CG, from the factors in the record, and writes the new factors back into
+a new block record (a local checkpoint: the plan does not grow with the iterations). The new
+factors and per-block Gram partials are collected to the driver, through Arrow, for the next
+half-step. Shuffle-free after the blocking, but every half-step moves one side's factors
+through the driver to every task: the baseline the gridified strategies improve on.
 On an executor loss the local checkpoints are gone and the fit fails (Spark's task retries
 cannot recompute them); the retrain job is rerun, as for the gridified engines.
 """
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from .blocks import (BLOCK_SCHEMA, block_factors, collect_factors, rating_blocks, unpack,
-                     with_factors)
-from .checkpoints import release
-from .kernels import solve_cg, solve_exact
-from .params import ALSParams, Factors
+from .blocks import (
+    BLOCK_SCHEMA,
+    block_factors,
+    collect_factors,
+    rating_blocks,
+    unpack,
+    with_factors,
+)
+from .checkpoints import drop
+from .kernels import RowSolver
+from .params import ALSParams, Side
 
 _ROWS = "idx int, features array<float>"
 
 
-def half_step(blocks: DataFrame, other: np.ndarray, other_gram: np.ndarray, n_rows: int,
-              params: ALSParams) -> tuple[DataFrame, np.ndarray, np.ndarray, np.ndarray]:
-    """Solve every row of the blocks against the fixed `other` factors (Gram `other_gram`).
-    Returns the new blocks, their factors (dense, n_rows x rank, zero for rows without
-    ratings), the factors' Gram matrix, summed from the tasks' per-block partials, and the
-    ids of the rows with ratings (collect_factors)."""
-    solver, reg, scale, steps = params.solver, params.reg_param, params.scale_reg, params.cg_steps
-    rank, exact = params.rank, params.solver == "exact"
+@dataclass(frozen=True)
+class Collected:
+    """A side's factors on the driver: dense (n_rows x rank, zero for rows without ratings),
+    their Gram matrix, and the sorted ids of the rows that have ratings."""
+
+    dense: np.ndarray
+    gram: np.ndarray
+    ids: np.ndarray
+    n_rows: int
+
+
+def solve_blocks(blocks: DataFrame, other: np.ndarray, other_gram: np.ndarray, rank: int,
+                 solver: RowSolver) -> DataFrame:
+    """Every row of the blocks solved against the fixed `other` factors (Gram `other_gram`),
+    as new block records (lazily checkpointed)."""
 
     def solve(batches):
         for pdf in batches:
             for _, record in pdf.iterrows():
                 b = unpack(record)
-                if solver == "cg":
-                    x = solve_cg(other, other_gram, b.indptr, b.others, b.conf, reg,
-                                 block_factors(record, rank), steps, scale)
-                else:
-                    x = solve_exact(other, other_gram, b.indptr, b.others, b.conf, reg, scale)
-                yield pd.DataFrame([with_factors(record, x, float64_gram=exact)])
+                x = solver(other, other_gram, b.indptr, b.others, b.conf,
+                           block_factors(record, rank))
+                yield pd.DataFrame([with_factors(record, x, solver.float64_gram)])
 
-    solved = blocks.mapInPandas(solve, BLOCK_SCHEMA).localCheckpoint(eager=False)
-    return (solved, *collect_factors(solved, n_rows, rank))  # computes `solved` once
+    return blocks.mapInPandas(solve, BLOCK_SCHEMA).localCheckpoint(eager=False)
 
 
-def train_broadcast(confidence: DataFrame, params: ALSParams) -> Factors:
-    spark = confidence.sparkSession
-    sizes = confidence.agg(F.max("user_idx").alias("u"), F.max("item_idx").alias("i")).first()
-    n_users, n_items = int(sizes["u"]) + 1, int(sizes["i"]) + 1
-    t0 = time.perf_counter()  # blocking the ratings is part of the fit, as in MLlib's
-    by_user, by_item = rating_blocks(confidence, params.num_user_blocks,
-                                     params.num_item_blocks, params.rank, params.seed,
-                                     routed=False)
-    cached = [by_user, by_item]
-    y, y_gram, _ = collect_factors(by_item, n_items, params.rank)  # initial item factors
-    for _ in range(params.max_iter):  # users first: both sides start random
-        solved, x, x_gram, users = half_step(by_user, y, y_gram, n_users, params)
-        release(by_user)  # superseded (a no-op for the blocks themselves, unpersisted below)
-        by_user = solved
-        solved, y, y_gram, items = half_step(by_item, x, x_gram, n_items, params)
-        release(by_item)
-        by_item = solved
-    fit_s = time.perf_counter() - t0
-    for df in cached + [by_user, by_item]:
-        if not release(df):
-            df.unpersist()
+class BroadcastEngine:
+    def __init__(self, params: ALSParams, solver: RowSolver):
+        self.params, self.solver = params, solver
 
-    def frame(ids, mat):  # ids sorted
-        return spark.createDataFrame(
-            pd.DataFrame({"idx": ids.astype(np.int32), "features": list(mat[ids])}), _ROWS)
+    def prepare(self, confidence: DataFrame) -> tuple[Side, Side]:
+        sizes = confidence.agg(F.max("user_idx").alias("u"), F.max("item_idx").alias("i")).first()
+        p = self.params
+        by_user, by_item = rating_blocks(confidence, p.num_user_blocks, p.num_item_blocks,
+                                         p.rank, p.seed, routed=False)
+        n_users, n_items = int(sizes["u"]) + 1, int(sizes["i"]) + 1
+        users = Side(by_user, Collected(*collect_factors(by_user, n_users, p.rank), n_users))
+        return users, Side(by_item, Collected(None, None, None, n_items))
 
-    return Factors(frame(users, x), frame(items, y),
-                   {"fit_seconds": fit_s, "seconds_per_iteration": fit_s / params.max_iter})
+    def half_step(self, solving: Side, given: Side) -> Side:
+        other = given.state
+        solved = solve_blocks(solving.frame, other.dense, other.gram, self.params.rank,
+                              self.solver)
+        n_rows = solving.state.n_rows
+        return Side(solved, Collected(*collect_factors(solved, n_rows, self.params.rank),
+                                      n_rows))  # the collect computes `solved`, once
+
+    def factors(self, users: Side, items: Side) -> tuple[DataFrame, DataFrame]:
+        spark = users.frame.sparkSession
+
+        def frame(side: Side) -> DataFrame:
+            ids, mat = side.state.ids, side.state.dense
+            return spark.createDataFrame(
+                pd.DataFrame({"idx": ids.astype(np.int32), "features": list(mat[ids])}), _ROWS)
+
+        return frame(users), frame(items)
+
+    def close(self, users: Side, items: Side) -> None:
+        for side in (users, items):  # the returned tables are made from the driver's copy
+            drop(side.frame)

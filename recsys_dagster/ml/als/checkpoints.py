@@ -9,7 +9,7 @@ from pyspark.sql import DataFrame
 def release(df: DataFrame) -> bool:
     """Drop the cached blocks of a DataFrame made by localCheckpoint(), now. Spark's cleaner
     drops them only once the JVM has garbage-collected the DataFrame: measured, half
-    gridify's superseded half-steps then took a fit's peak memory to 8.4 GiB. Only for
+    gridify's superseded half-steps then pushed a fit's peak memory past its budget. Only for
     DataFrames that nothing will read again. Returns whether there was something to drop: not
     for other DataFrames, and not on Spark Connect (no JVM handle; the server's cleaner does
     it)."""
@@ -23,6 +23,13 @@ def release(df: DataFrame) -> bool:
     _quiet(df.sparkSession.sparkContext._jvm, rdd.getClass().getName())
     rdd.unpersist(True)  # blocking: gone when this returns
     return True
+
+
+def drop(df: DataFrame) -> None:
+    """Drop a DataFrame nothing will read again: a local checkpoint at once (release), a
+    persisted one by unpersisting it."""
+    if not release(df):
+        df.unpersist()
 
 
 def _quiet(jvm, logger: str) -> None:

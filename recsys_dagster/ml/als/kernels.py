@@ -7,35 +7,54 @@ Y (YᵀY precomputed once per half-step and shared by every row):
 
 λ_u = λ·|I_u| under MLlib's convention (scale_reg=True), else λ.
 - exact: forms A_u (O(|I_u| r²)) and solves all rows of a block in one batched LAPACK
-         solve (LU on the symmetric positive definite A_u: exact to rounding).
-- cg:    a few conjugate-gradient steps from the previous x_u (Takács et al. 2011, as in
-         `implicit`), never forming A_u: each step costs O(|I_u| r + r²). Compiled with
-         Numba, in float32: in NumPy the same loop spends most of its time in per-row call
-         overhead.
+         solve (LU on the symmetric positive definite A_u: exact to rounding). The same
+         solve (solve_systems) finishes full gridify's summed partials and fold-in.
+- cg:    a few conjugate-gradient steps from the previous x_u (Takács, Pilászy & Tikk,
+         "Applications of the Conjugate Gradient Method for Implicit Feedback Collaborative
+         Filtering", 2011; as `implicit` does), never forming A_u: each step costs
+         O(|I_u| r + r²). Compiled with Numba, in float32: in NumPy the same loop spends most
+         of its time in per-row call overhead.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numba
 import numpy as np
 
 
-def _row_reg(counts: np.ndarray, reg: float, scale_reg: bool) -> np.ndarray:
+def row_reg(counts: np.ndarray, reg: float, scale_reg: bool) -> np.ndarray:
+    """λ_u per row: λ times the row's rating count (MLlib's convention) or a plain λ."""
     return reg * (counts.astype(np.float64) if scale_reg else np.ones(counts.size))
 
 
-EXACT_CHUNK = 2048  # rows whose r x r systems are formed at once (rank 64: 64 MiB)
+EXACT_CHUNK = 2048  # rows whose r x r systems are formed at once (bounded memory per task)
+
+
+def solve_systems(a: np.ndarray, b: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """x_u = (A_u + λ_u I)⁻¹ b_u for a stack of r x r systems (float64; `a` is changed in
+    place). The one exact solve of every engine and of fold-in. A singular system (only with
+    λ = 0 and fewer ratings than the rank) gets its least-squares solution."""
+    rank = a.shape[-1]
+    diag = np.arange(rank)
+    a[:, diag, diag] += lam[:, None]
+    try:
+        return np.linalg.solve(a, b[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        return np.stack([np.linalg.lstsq(a_u, b_u, rcond=None)[0] for a_u, b_u in zip(a, b)])
 
 
 def solve_exact(y: np.ndarray, yty: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
                 conf: np.ndarray, reg: float, scale_reg: bool = True) -> np.ndarray:
     """Exact solutions for every row of a CSR block (float64 arithmetic, float32 result),
-    EXACT_CHUNK rows at a time so a block of any size needs a bounded r x r stack."""
+    EXACT_CHUNK rows at a time so a block of any size needs a bounded r x r stack. Rows
+    without ratings get zeros."""
     n_rows, rank = indptr.size - 1, y.shape[1]
     counts = np.diff(indptr)
-    lam = _row_reg(counts, reg, scale_reg)
+    lam = row_reg(counts, reg, scale_reg)
     out = np.zeros((n_rows, rank), dtype=np.float32)
-    diag = np.arange(rank)
     for start in range(0, n_rows, EXACT_CHUNK):
         stop = min(start + EXACT_CHUNK, n_rows)
         a = np.broadcast_to(yty, (stop - start, rank, rank)).copy()
@@ -48,8 +67,7 @@ def solve_exact(y: np.ndarray, yty: np.ndarray, indptr: np.ndarray, indices: np.
             c = conf[lo:hi].astype(np.float64)
             a[u - start] += (yi.T * (c - 1.0)) @ yi
             b[u - start] = yi.T @ c
-        a[:, diag, diag] += lam[start:stop, None]
-        out[start:stop] = np.linalg.solve(a, b[..., None])[..., 0]
+        out[start:stop] = solve_systems(a, b, lam[start:stop])
     out[counts == 0] = 0.0
     return out
 
@@ -123,13 +141,53 @@ def solve_cg(y: np.ndarray, yty: np.ndarray, indptr: np.ndarray, indices: np.nda
              scale_reg: bool = True) -> np.ndarray:
     """A few CG steps per row from x0 (the row's previous factors), in a Numba-compiled loop
     in float32 arithmetic, as `implicit` does: one pass over the row's ratings per step.
-    float32 lets the compiled loops use twice the SIMD lanes: 0.41 s instead of 0.68 s for the
-    200 k users of the benchmark workload (rank 64, 3 steps), results within 2e-5 relative."""
+    float32 lets the compiled loops use twice the SIMD lanes (benchmarks/README.md), with
+    results within rounding of the float64 loop."""
     n_rows = indptr.size - 1
-    lam = _row_reg(np.diff(indptr), reg, scale_reg).astype(np.float32)
+    lam = row_reg(np.diff(indptr), reg, scale_reg).astype(np.float32)
     out = np.zeros((n_rows, y.shape[1]), dtype=np.float32)
     _cg_rows(np.ascontiguousarray(y, dtype=np.float32), np.ascontiguousarray(yty, np.float32),
              np.ascontiguousarray(indptr, np.int64), np.ascontiguousarray(indices, np.int64),
              np.ascontiguousarray(conf, np.float32), lam,
              np.ascontiguousarray(x0, dtype=np.float32), int(steps), out)
     return out
+
+
+@dataclass(frozen=True)
+class ExactRows:
+    """The exact row solver of a fit: x = solver(Y, YᵀY, indptr, others, conf, x0) for a CSR
+    block of rows (x0, the previous factors, is not needed)."""
+
+    reg: float
+    scale_reg: bool
+    needs_start: ClassVar[bool] = False
+    float64_gram: ClassVar[bool] = True  # Gram partials in float64, as the solve uses
+
+    def __call__(self, y, yty, indptr, indices, conf, x0=None) -> np.ndarray:
+        return solve_exact(y, yty, indptr, indices, conf, self.reg, self.scale_reg)
+
+
+@dataclass(frozen=True)
+class CGRows:
+    """The conjugate-gradient row solver of a fit: a few steps from x0, the rows' previous
+    factors."""
+
+    reg: float
+    scale_reg: bool
+    steps: int
+    needs_start: ClassVar[bool] = True
+    float64_gram: ClassVar[bool] = False  # the float32 kernel could not use more
+
+    def __call__(self, y, yty, indptr, indices, conf, x0=None) -> np.ndarray:
+        return solve_cg(y, yty, indptr, indices, conf, self.reg, x0, self.steps,
+                        self.scale_reg)
+
+
+RowSolver = ExactRows | CGRows
+
+
+def row_solver(params) -> RowSolver:
+    """The row solver of an ALSParams, chosen once per fit and handed to every half-step."""
+    if params.solver == "cg":
+        return CGRows(params.reg_param, params.scale_reg, params.cg_steps)
+    return ExactRows(params.reg_param, params.scale_reg)

@@ -1,40 +1,59 @@
-"""ALS hyperparameters and the factor tables every engine returns."""
+"""ALS hyperparameters (one definition of every default) and the factor tables a fit returns."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
-ENGINES = ("mllib", "broadcast", "half_gridify", "full_gridify")
-SOLVERS = ("exact", "cg")
+from .. import setting
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+Engine = Literal["broadcast", "half_gridify", "full_gridify", "mllib"]
+Solver = Literal["exact", "cg"]
+ENGINES = Engine.__args__
+SOLVERS = Solver.__args__
 
 
 @dataclass(frozen=True)
 class ALSParams:
-    rank: int = 32
-    max_iter: int = 10
-    reg_param: float = 0.1
-    seed: int = 42
-    num_user_blocks: int = 4
-    num_item_blocks: int = 4
-    checkpoint_interval: int = 5
-    nonnegative: bool = False
-    engine: str = "mllib"
-    solver: str = "exact"  # our engines: exact (Cholesky-class solve) or cg
-    cg_steps: int = 3
-    scale_reg: bool = True  # MLlib's convention: lambda times the row's number of ratings
+    """Implicit ALS (Hu, Koren & Volinsky, "Collaborative Filtering for Implicit Feedback
+    Datasets", 2008) with MLlib's conventions: lambda scaled by each row's rating count."""
+
+    engine: Engine = setting(
+        "broadcast", "ALS implementation: ours, after the talk's three strategies (broadcast: "
+        "every factor sent to every task, the default and fastest where factors fit an "
+        "executor; half_gridify: each block gets only the factors it needs; full_gridify: "
+        "partial normal equations per grid block, exact solver only), or Spark MLlib's "
+        "(mllib; the only one with nonnegative factors). docs/architecture.md compares them.")
+    solver: Solver = setting(
+        "cg", "Row solver of our engines: exact (normal equations) or cg (a few conjugate-"
+        "gradient steps from the previous factors).")
+    cg_steps: int = setting(3, "CG steps per row and half-step.")
+    scale_reg: bool = setting(True, "MLlib's convention: lambda times the row's rating count.")
+    rank: int = setting(32, "Number of latent factors.")
+    max_iter: int = setting(10, "ALS iterations (each solves items, then users).")
+    reg_param: float = setting(0.1, "Regularisation lambda.")
+    seed: int = setting(42, "Seed of the factor initialisation.")
+    num_user_blocks: int = setting(4, "User blocks (one Spark partition each).")
+    num_item_blocks: int = setting(4, "Item blocks (one Spark partition each).")
+    checkpoint_interval: int = setting(
+        5, "mllib: checkpoint every N iterations (needs the checkpoint dir).")
+    nonnegative: bool = setting(False, "mllib only: constrain factors to be >= 0.")
 
     def validate(self) -> None:
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
         if self.solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
+        if self.nonnegative and self.engine != "mllib":
+            raise ValueError("nonnegative factors are only offered by engine 'mllib' (its "
+                             "NNLS solver); our engines solve unconstrained")
         if self.engine == "full_gridify" and self.solver != "exact":
             raise ValueError("full_gridify sums partial normal equations and solves them "
                              "exactly; use solver 'exact' (or engine half_gridify/broadcast "
                              "for cg)")
-        if self.nonnegative and self.engine != "mllib":
-            raise ValueError("nonnegative factors are only offered by engine 'mllib' (its "
-                             "NNLS solver); our engines solve unconstrained")
         if self.cg_steps < 1:
             raise ValueError("cg_steps must be >= 1")
         if self.rank < 1 or self.max_iter < 1:
@@ -52,8 +71,18 @@ class ALSParams:
 
 @dataclass
 class Factors:
-    """user_factors and item_factors: (idx int, features array<float>)."""
+    """user_factors and item_factors: Spark DataFrames of (idx int, features array<float>)."""
 
     user_factors: object
     item_factors: object
     timings: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side's state between half-steps: `frame` is the Spark DataFrame that holds its
+    current factors (dropped by the loop once a newer one exists), `state` whatever else the
+    engine keeps for it (a driver-side matrix, a Gram matrix, cached blocks)."""
+
+    frame: DataFrame
+    state: Any = None

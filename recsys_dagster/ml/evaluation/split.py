@@ -2,8 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+
+from .. import setting
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    """Train / validation / test split, per user, seeded."""
+
+    validation_fraction: float = setting(
+        0.1, "Share of each user's items for validation (tuning looks only at these).")
+    test_fraction: float = setting(
+        0.2, "Share of each user's items for test (reported and gating numbers).")
+    split: Literal["auto", "temporal", "random"] = setting(
+        "auto", "auto: temporal when every play has a timestamp, else seeded per-user random.")
+    seed: int = setting(7, "Seed of the random split.")
 
 
 def holdout_split(interactions: DataFrame, fraction: float, seed: int,

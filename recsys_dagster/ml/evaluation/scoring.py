@@ -22,8 +22,9 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from ..ids import positions
+from ..serving.topk import batch_size, best_positions
 from .metrics import RANKING_METRICS, ranking_metrics_at_k
-from .topk import batch_size, best_positions
 
 PER_USER_COLUMNS = (*RANKING_METRICS, "auc", "ild", "novelty")
 BATCH = 256
@@ -39,11 +40,8 @@ class Catalogue:
     n_users: int
 
     def positions(self, items) -> tuple[np.ndarray, np.ndarray]:
-        items = np.asarray(items, dtype=np.int64)
-        pos = np.searchsorted(self.item_ids, items)
-        ok = pos < self.item_ids.size
-        ok[ok] = self.item_ids[pos[ok]] == items[ok]
-        return pos, ok
+        """(positions in the catalogue, whether each item is in it): ids.positions."""
+        return positions(self.item_ids, items)
 
 
 class DotScorer:

@@ -14,6 +14,8 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from ..ids import positions
+
 QUERY_BATCH = 512
 SCORE_CELLS = 1 << 24  # queries x candidates per dense score block: 64 MB of float32
 
@@ -22,15 +24,6 @@ def batch_size(n_candidates: int, cap: int = QUERY_BATCH) -> int:
     """Queries per dense score block: `cap`, fewer for a large catalogue so that a block (and
     argpartition's int64 copy of it) stays within a few hundred MB per Python worker."""
     return max(1, min(cap, SCORE_CELLS // max(n_candidates, 1)))
-
-
-def collect_matrix(factors: DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(ids sorted ascending, float32 matrix) from an (idx, features) DataFrame."""
-    pdf = factors.select("idx", "features").toPandas().sort_values("idx", kind="stable")
-    ids = pdf["idx"].to_numpy(dtype=np.int64)
-    if len(pdf) == 0:
-        return ids, np.zeros((0, 0), dtype=np.float32)
-    return ids, np.stack(pdf["features"].to_numpy()).astype(np.float32)
 
 
 def normalize_rows(mat: np.ndarray) -> np.ndarray:
@@ -66,15 +59,10 @@ def top_k_rows(query_ids: np.ndarray, queries: np.ndarray, cand_ids: np.ndarray,
         for row, ex in enumerate(excludes):
             if ex is None or len(ex) == 0:
                 continue
-            ex = np.asarray(ex, dtype=np.int64)
-            pos = np.searchsorted(cand_ids, ex)
-            ok = pos < n
-            ok[ok] = cand_ids[pos[ok]] == ex[ok]
+            pos, ok = positions(cand_ids, ex)
             scores[row, pos[ok]] = -np.inf
     if exclude_self:
-        pos = np.searchsorted(cand_ids, query_ids)
-        ok = pos < n
-        ok[ok] = cand_ids[pos[ok]] == query_ids[ok]
+        pos, ok = positions(cand_ids, query_ids)
         scores[np.flatnonzero(ok), pos[ok]] = -np.inf
     part, top = best_positions(scores, cand_ids, kk)
     rank = np.broadcast_to(np.arange(1, kk + 1), part.shape)

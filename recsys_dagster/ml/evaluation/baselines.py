@@ -1,10 +1,14 @@
-"""Item-item cosine similarity on co-listening, the item-kNN baseline's model."""
+"""The baselines ALS is measured against: popularity, and item-kNN (item-item cosine
+similarity on co-listening)."""
 
 from __future__ import annotations
 
 import numpy as np
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+
+from ..ids import factor_matrix, require_positions
+from ..serving.topk import top_k
 
 
 def item_cosine_neighbours(train: DataFrame, n_neighbours: int = 100,
@@ -41,7 +45,18 @@ def similarity_matrix(neighbours: DataFrame, item_ids: np.ndarray):
     from scipy import sparse
 
     pdf = neighbours.toPandas()
-    rows = np.searchsorted(item_ids, pdf["item_idx"].to_numpy())
-    cols = np.searchsorted(item_ids, pdf["other_idx"].to_numpy())
+    rows = require_positions(item_ids, pdf["item_idx"].to_numpy(), "item-kNN items")
+    cols = require_positions(item_ids, pdf["other_idx"].to_numpy(), "item-kNN neighbours")
     n = item_ids.size
     return sparse.csr_matrix((pdf["sim"].to_numpy(dtype=np.float32), (rows, cols)), shape=(n, n))
+
+
+def popularity_recommendations(train: DataFrame, users: DataFrame, n: int,
+                               seen: DataFrame | None = None) -> DataFrame:
+    """The popularity baseline: the n items with most training listeners, minus seen ones."""
+    pop = (train.groupBy("item_idx").agg(F.countDistinct("user_idx").cast("float").alias("p"))
+           .select(F.col("item_idx").alias("idx"), F.array("p").alias("features")))
+    item_ids, item_mat = factor_matrix(pop)
+    queries = users.select(F.col("user_idx").alias("idx"),
+                           F.array(F.lit(1.0).cast("float")).alias("features"))
+    return top_k(queries, item_ids, item_mat, n, "user_idx", "item_idx", exclude=seen)

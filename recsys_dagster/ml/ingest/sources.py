@@ -14,9 +14,15 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+
+from ...paths import SEED_EXAMPLE_CSV, resolve_resource_path
+from .. import setting
+from . import datagen
+from .validation import DEFAULT_MAX_PLAYS
 
 RAW_COLUMNS = ["user_id", "item_id", "plays", "ts", "_raw", "_reason"]
 
@@ -165,3 +171,84 @@ def typed_to_raw(df: DataFrame) -> DataFrame:
         F.lit(None).cast("string").alias("_raw"),
         F.lit(None).cast("string").alias("_reason"),
     )
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """A CSV/TSV/Parquet play log and how its columns map to ours."""
+
+    path: str = setting("", "File or folder of files.")
+    format: Literal["csv", "tsv", "parquet"] = setting("csv", "File format.")
+    header: bool = setting(True, "CSV/TSV: first line names the columns.")
+    user_column: str = setting(ColumnMapping.user, "Column with the user id.")
+    item_column: str = setting(ColumnMapping.item, "Column with the item id.")
+    plays_column: str | None = setting(
+        ColumnMapping.plays, "Column with play counts (aggregated logs). Null: an event log, "
+        "one row per play, aggregated by the pipeline.")
+    timestamp_column: str | None = setting(
+        ColumnMapping.ts, "Column with the play time (ISO-8601 or epoch s/ms).")
+    item_names_path: str | None = setting(
+        None, "Optional CSV/TSV with item names (same format).")
+    item_names_id_column: str = setting("item_id", "Id column of the names file.")
+    item_names_name_column: str = setting("name", "Name column of the names file.")
+
+    def mapping(self) -> ColumnMapping:
+        return ColumnMapping(self.user_column, self.item_column, self.plays_column,
+                             self.timestamp_column)
+
+
+@dataclass(frozen=True)
+class PlaySource:
+    """Where the play logs come from, and what counts as bad input."""
+
+    source: Literal["synthetic", "lastfm_hetrec", "file", "seed"] = setting(
+        "synthetic", "synthetic (default), lastfm_hetrec (HetRec 2011 folder), file, or seed "
+        "(the seed's seven plays, the known answer).")
+    lastfm_dir: str = setting("../shared/data/lastfm-2k",
+                              "Folder holding user_artists.dat and artists.dat.")
+    synthetic: datagen.SyntheticSpec = setting(datagen.SyntheticSpec(),
+                                               "The synthetic source's size and shape.")
+    file: FileSource = setting(FileSource(), "The file source's path, format and columns.")
+    max_plays: int = setting(DEFAULT_MAX_PLAYS, "Play counts above this in one row are absurd.")
+    max_quarantine_fraction: float = setting(
+        0.05, "The quarantine check fails above this share of input rows.")
+
+
+CATALOG_SCHEMA = "item_id string, name string"
+
+
+def read_source(spark, params: PlaySource) -> tuple[DataFrame, DataFrame, bool, str]:
+    """(raw rows, item names, whether rows carry play counts, a description of the source)."""
+    empty_names = spark.createDataFrame([], CATALOG_SCHEMA)
+    if params.source == "synthetic":
+        spec = params.synthetic
+        plays = datagen.synthetic_play_logs(spark, spec)
+        names = spark.createDataFrame(datagen.catalogue_frame(spec)[["item_id", "name"]])
+        return typed_to_raw(plays), names, True, f"synthetic {spec}"
+    if params.source == "seed":
+        path = str(SEED_EXAMPLE_CSV)
+        return read_delimited(spark, path, ColumnMapping()), empty_names, True, path
+    if params.source == "lastfm_hetrec":
+        folder = resolve_resource_path(params.lastfm_dir)
+        names = read_lastfm_artists(spark, folder)
+        return (read_lastfm_user_artists(spark, folder),
+                names if names is not None else empty_names, True, folder)
+    fc = params.file
+    if not fc.path:
+        raise SourceError("source 'file' needs file.path")
+    path = resolve_resource_path(fc.path)
+    delimiter = "\t" if fc.format == "tsv" else ","
+    if fc.format == "parquet":
+        raw = read_parquet(spark, path, fc.mapping())
+    else:
+        raw = read_delimited(spark, path, fc.mapping(), delimiter, fc.header)
+    names = empty_names
+    if fc.item_names_path:
+        names_raw = read_delimited(
+            spark, resolve_resource_path(fc.item_names_path),
+            ColumnMapping(fc.item_names_id_column, fc.item_names_name_column, None),
+            delimiter, True)
+        names = (names_raw.where(F.col("_reason").isNull())
+                 .select(F.col("user_id").alias("item_id"), F.col("item_id").alias("name"))
+                 .dropDuplicates(["item_id"]))
+    return raw, names, fc.plays_column is not None, path

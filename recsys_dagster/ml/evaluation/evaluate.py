@@ -10,19 +10,22 @@ the fit part can be recommended by no model and are counted.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from .als import ALSParams, train_als
-from .confidence import ConfidenceParams, confidence_matrix
-from .knn import item_cosine_neighbours, similarity_matrix
+from .. import setting
+from ..als import ALSParams, train_als
+from ..als.confidence import ConfidenceParams, confidence_matrix
+from ..ids import factor_matrix
+from ..serving.topk import normalize_rows
+from .baselines import item_cosine_neighbours, similarity_matrix
 from .metrics import RANKING_METRICS
 from .scoring import Catalogue, DotScorer, KnnScorer, score_users
 from .stats import bootstrap_ci, coverage, entropy, gini
-from .topk import collect_matrix, normalize_rows
 
 MODELS = ("als", "popularity", "item_knn")
 SEGMENTS = ("light", "medium", "heavy")
@@ -65,7 +68,7 @@ def build_catalogue(fit: DataFrame, item_factors: DataFrame | None = None) -> Ca
 
 def factors_on_catalogue(cat: Catalogue, item_factors: DataFrame) -> np.ndarray:
     """Item factors as a matrix whose rows follow the catalogue (zeros where an item has none)."""
-    f_ids, f_mat = collect_matrix(item_factors)
+    f_ids, f_mat = factor_matrix(item_factors)
     pos, ok = cat.positions(f_ids)
     mat = np.zeros((cat.item_ids.size, f_mat.shape[1]), dtype=np.float32)
     mat[pos[ok]] = f_mat[ok]
@@ -105,14 +108,41 @@ def restrict(df: DataFrame, users: DataFrame | None) -> DataFrame:
     return df if users is None else df.join(F.broadcast(users), "user_idx")
 
 
+@dataclass(frozen=True)
+class EvaluationParams:
+    """Test-set evaluation of the model's settings against popularity and item-kNN, and the
+    publication gates."""
+
+    k: int = setting(10, "Cut-off K of the ranking metrics.")
+    primary_metric: Literal["precision", "recall", "ndcg", "map"] = setting(
+        "precision", "Metric the publication gates compare.")
+    min_lift: float = setting(
+        0.0, "The gate also needs ALS >= popularity * (1 + min_lift) on the primary metric.")
+    max_regression: float = setting(
+        0.02, "Champion/challenger: the new model may be at most this share worse than the "
+        "served one on the primary metric.")
+    n_bootstrap: int = setting(1000, "Bootstrap resamples over users.")
+    seed: int = setting(0, "Seed of the bootstrap and of the user samples.")
+    knn_neighbours: int = setting(100, "Neighbours per item for item-kNN.")
+    max_users: int = setting(
+        50_000, "Score a seeded sample of this many test users (the model is still fitted on "
+        "all); 0 = every test user.")
+    knn_max_users: int = setting(
+        200_000, "item-kNN co-listening from a seeded sample of this many users; 0 = all.")
+    knn_max_items_per_user: int = setting(
+        1000, "item-kNN co-listening: at most this many items of one user (seeded sample); "
+        "0 = all.")
+
+
 def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als: ALSParams,
-             k: int, primary: str = "precision", n_boot: int = 1000, seed: int = 0,
-             knn_neighbours: int = 100, max_users: int = 0, knn_max_users: int = 0,
-             knn_max_items_per_user: int = 0) -> EvaluationResult:
-    """Fit on `fit`, score on `held`. At volume: `max_users` > 0 scores a seeded sample of
+             params: EvaluationParams = EvaluationParams()) -> EvaluationResult:
+    """Fit on `fit`, score on `held`. At volume, `max_users` > 0 scores a seeded sample of
     that many held-out users (the model is still fitted on every user); item-kNN counts
     co-listening over a seeded sample of `knn_max_users` users, at most
     `knn_max_items_per_user` items each (0: no limit)."""
+    k, primary, n_boot, seed = params.k, params.primary_metric, params.n_bootstrap, params.seed
+    knn_neighbours, max_users = params.knn_neighbours, params.max_users
+    knn_max_users, knn_max_items_per_user = params.knn_max_users, params.knn_max_items_per_user
     fit, held = fit.persist(), held.persist()
     factors = fit_als(fit, confidence, als)
     cat = build_catalogue(fit)
@@ -182,3 +212,17 @@ def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als:
         if df is not None:
             df.unpersist()
     return EvaluationResult(table, per_user.drop(columns=["recs"]), counts)
+
+
+def beats_popularity(result: EvaluationResult, params: EvaluationParams) -> dict:
+    """The first publication gate: ALS's bootstrap interval lies above popularity's value,
+    the paired difference's interval above zero, and ALS >= popularity * (1 + min_lift)."""
+    primary = params.primary_metric
+    als_v, pop_v = result.value("als", primary), result.value("popularity", primary)
+    als_lo, _ = result.interval("als", primary)
+    diff_lo, diff_hi = result.interval("als-popularity", primary)
+    passed = als_lo > pop_v and diff_lo > 0 and als_v >= pop_v * (1.0 + params.min_lift)
+    return {"passed": bool(passed), "metric": f"{primary}@{params.k}", "als": als_v,
+            "popularity": pop_v, "als_ci_low": als_lo,
+            "difference_ci": f"[{diff_lo:.4f}, {diff_hi:.4f}]",
+            "lift": (als_v / pop_v - 1.0) if pop_v else 0.0, "min_lift": params.min_lift}

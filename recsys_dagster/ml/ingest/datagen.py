@@ -20,25 +20,31 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from .. import setting
+
 USERS_PER_CHUNK = 5000
 SECONDS_PER_DAY = 86_400
 
 
 @dataclass(frozen=True)
 class SyntheticSpec:
-    n_users: int = 2000
-    n_items: int = 3000
-    n_artists: int = 400
-    n_genres: int = 12
-    mean_items_per_user: float = 25.0
-    zipf_exponent: float = 0.9
-    genre_concentration: float = 0.15
-    same_artist_share: float = 0.35
-    plays_tail: float = 1.3
-    max_plays: int = 5000
-    n_days: int = 90
-    start_date: str = "2024-01-01"
-    seed: int = 42
+    """Size and shape of the seeded synthetic play logs."""
+
+    n_users: int = setting(2000, "Number of listeners.")
+    n_items: int = setting(3000, "Number of songs.")
+    n_artists: int = setting(400, "Artists; songs per artist are heavy-tailed.")
+    n_genres: int = setting(12, "Genres; each user likes a few.")
+    mean_items_per_user: float = setting(25.0, "Mean distinct songs per user.")
+    zipf_exponent: float = setting(0.9, "Song popularity ~ 1 / rank^s.")
+    genre_concentration: float = setting(
+        0.15, "Dirichlet concentration of a user's genre mixture (small: few genres).")
+    same_artist_share: float = setting(
+        0.35, "Share of a user's songs that are more songs by artists they already play.")
+    plays_tail: float = setting(1.3, "Pareto tail of the play counts per (user, song).")
+    max_plays: int = setting(5000, "Cap of the play count of one (user, song).")
+    n_days: int = setting(90, "Days of listening covered by the timestamps.")
+    start_date: str = setting("2024-01-01", "First day (UTC), ISO date.")
+    seed: int = setting(42, "RNG seed; same seed, same data.")
 
     def validate(self) -> None:
         if self.n_users < 1 or self.n_items < 2 or self.n_artists < 1 or self.n_genres < 1:
@@ -51,7 +57,7 @@ class SyntheticSpec:
 
 
 @dataclass(frozen=True)
-class Catalogue:
+class SongCatalogue:
     item_artist: np.ndarray  # artist of each song
     item_genre: np.ndarray  # genre of each song (its artist's genre)
     popularity: np.ndarray  # Zipf weight of each song
@@ -68,7 +74,7 @@ def artist_name(a) -> str:
     return f"Artist {int(a):05d}"
 
 
-def build_catalogue(spec: SyntheticSpec) -> Catalogue:
+def song_catalogue(spec: SyntheticSpec) -> SongCatalogue:
     """The catalogue is small (songs × a few numbers) and built identically on every worker."""
     rng = np.random.default_rng([spec.seed, 0xCA7A])
     # Heavy-tailed artist sizes: every artist has at least one song.
@@ -89,12 +95,12 @@ def build_catalogue(spec: SyntheticSpec) -> Catalogue:
         genre_items.append(members)
         c = np.cumsum(popularity[members])
         genre_cdf.append(c / c[-1] if members.size else c)
-    return Catalogue(item_artist, item_genre, popularity, genre_items, genre_cdf)
+    return SongCatalogue(item_artist, item_genre, popularity, genre_items, genre_cdf)
 
 
 def catalogue_frame(spec: SyntheticSpec) -> pd.DataFrame:
     """item_id, name, artist for every song (the catalogue table)."""
-    cat = build_catalogue(spec)
+    cat = song_catalogue(spec)
     idx = np.arange(spec.n_items)
     within = idx - np.searchsorted(cat.item_artist, cat.item_artist)  # song number per artist
     return pd.DataFrame({
@@ -109,7 +115,7 @@ def _draw(rng, items: np.ndarray, cdf: np.ndarray, n: int) -> np.ndarray:
     return items[np.minimum(pos, items.size - 1)]
 
 
-def _draw_by_artist(rng, cat: Catalogue, artists: np.ndarray) -> np.ndarray:
+def _draw_by_artist(rng, cat: SongCatalogue, artists: np.ndarray) -> np.ndarray:
     """One song of each given artist, by popularity. Songs of an artist are contiguous (the
     catalogue is built that way), so one global popularity CDF serves every artist."""
     cum = np.concatenate([[0.0], np.cumsum(cat.popularity)])
@@ -119,7 +125,7 @@ def _draw_by_artist(rng, cat: Catalogue, artists: np.ndarray) -> np.ndarray:
     return np.clip(np.searchsorted(cum, target, side="right") - 1, first, last - 1)
 
 
-def _user_songs(rng, spec: SyntheticSpec, cat: Catalogue, n_users: int):
+def _user_songs(rng, spec: SyntheticSpec, cat: SongCatalogue, n_users: int):
     """(user offset in chunk, song) pairs, unique, sorted: each user's distinct songs."""
     sigma = 1.0
     mu = np.log(max(spec.mean_items_per_user, 1.0)) - sigma**2 / 2
@@ -148,16 +154,17 @@ def _user_songs(rng, spec: SyntheticSpec, cat: Catalogue, n_users: int):
     return keys // spec.n_items, keys % spec.n_items
 
 
-def generate_chunk(spec: SyntheticSpec, chunk: int, cat: Catalogue | None = None) -> pd.DataFrame:
+def generate_chunk(spec: SyntheticSpec, chunk: int,
+                   cat: SongCatalogue | None = None) -> pd.DataFrame:
     """All play rows of the users in one chunk: user_id, item_id, plays, ts.
 
-    Vectorised over the chunk's users (no per-user Python loop): ~0.25 s per 5,000 users."""
-    cat = cat or build_catalogue(spec)
+    Vectorised over the chunk's users (no per-user Python loop)."""
+    cat = cat or song_catalogue(spec)
     rng = np.random.default_rng([spec.seed, 0x5EED, chunk])
     first = chunk * USERS_PER_CHUNK
     n_users = min(spec.n_users, first + USERS_PER_CHUNK) - first
     start_s = int(dt.datetime.fromisoformat(spec.start_date)
-                  .replace(tzinfo=dt.timezone.utc).timestamp())
+                  .replace(tzinfo=dt.UTC).timestamp())
     user, song = _user_songs(rng, spec, cat, n_users)
     # Heavy-tailed plays per (user, song), spread over a few listening sessions from the day
     # the user found the song; later sessions may share a day.
@@ -192,7 +199,7 @@ def synthetic_play_logs(spark, spec: SyntheticSpec):
     schema = "user_id string, item_id string, plays long, ts timestamp"
 
     def gen(batches):
-        cat = build_catalogue(spec)
+        cat = song_catalogue(spec)
         for batch in batches:
             for c in batch["id"].tolist():
                 yield generate_chunk(spec, int(c), cat)

@@ -1,0 +1,140 @@
+"""Hyperparameter search for implicit ALS: grid or random, scored on validation only.
+
+The searched settings are the fields of SearchSpace, named as in ConfidenceParams and
+ALSParams: a trial is a dict of them, and applying it replaces those fields (`apply`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+import typing
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields, replace
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+
+from .. import setting
+from ..als import ALSParams
+from ..als.confidence import ConfidenceParams
+from ..als.params import Engine, Solver
+from .evaluate import build_catalogue, fit_als, score_als
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The values tried for each searched setting."""
+
+    weighting: list[str] = setting(["log", "bm25", "linear"], "Confidence weightings to try.")
+    alpha: list[float] = setting([0.1, 0.3, 1.0, 3.0, 10.0],
+                                 "alpha values (random: log-uniform in their range).")
+    rank: list[int] = setting([32, 64, 128], "Ranks to try.")
+    reg_param: list[float] = setting([0.01, 0.03, 0.1, 0.3, 1.0],
+                                     "lambda values (random: log-uniform in their range).")
+    max_iter: list[int] = setting([10], "Iterations to try.")
+
+    def grid(self) -> list[dict]:
+        return [dict(zip(SEARCHED, values)) for values in
+                itertools.product(*(getattr(self, key) for key in SEARCHED))]
+
+
+SEARCHED = tuple(f.name for f in fields(SearchSpace))
+_ELEMENT = {name: typing.get_args(hint)[0]
+            for name, hint in typing.get_type_hints(SearchSpace).items()}
+_SPARK = {str: "string", float: "double", int: "int"}
+TRIAL_COLUMNS = ["trial", *SEARCHED, "score", "seconds"]
+TRIALS_SCHEMA = ", ".join(["trial int", *(f"{n} {_SPARK[_ELEMENT[n]]}" for n in SEARCHED),
+                           "score double", "seconds double"])
+
+
+@dataclass(frozen=True)
+class TuningParams(SearchSpace):
+    """Search over confidence weighting, alpha, rank, regularisation and iterations."""
+
+    search: Literal["none", "grid", "random"] = setting(
+        "none", "none (skip), grid (every combination) or random.")
+    n_trials: int = setting(16, "Random search: number of trials.")
+    seed: int = setting(13, "Random search: seed.")
+    k: int = setting(10, "Cut-off of the validation metric.")
+    metric: Literal["precision", "recall", "ndcg", "map"] = setting(
+        "precision", "Validation metric to maximise.")
+    parallelism: int = setting(2, "Trials run concurrently (Spark jobs).")
+    engine: Engine = setting(ALSParams.engine, "ALS engine of the trials (as als_model's).")
+    solver: Solver = setting(ALSParams.solver, "Row solver of the trials.")
+
+    def candidates(self) -> list[dict]:
+        if self.search == "grid":
+            return self.grid()
+        return random_candidates(self, self.n_trials, self.seed)
+
+
+def apply(trial: dict, params):
+    """Settings (a ConfidenceParams or ALSParams) with the trial's values for their fields."""
+    own = {f.name for f in fields(params)}
+    return replace(params, **{k: v for k, v in trial.items() if k in own})
+
+
+def random_candidates(space: SearchSpace, n: int, seed: int) -> list[dict]:
+    """n distinct points: settings with float values log-uniform between the smallest and
+    largest listed value, the others sampled from their lists."""
+    rng = np.random.default_rng(seed)
+    out, seen = [], set()
+
+    def draw(name):
+        values = getattr(space, name)
+        if _ELEMENT[name] is float:
+            lo, hi = math.log(min(values)), math.log(max(values))
+            return float(round(math.exp(rng.uniform(lo, hi)), 4))
+        return _ELEMENT[name](rng.choice(values))
+
+    for _ in range(n * 20):
+        if len(out) == n:
+            break
+        cand = {name: draw(name) for name in SEARCHED}
+        key = tuple(cand.values())
+        if key not in seen:
+            seen.add(key)
+            out.append(cand)
+    return out
+
+
+@dataclass
+class TuningResult:
+    trials: pd.DataFrame
+    best: dict = field(default_factory=dict)
+
+
+def tune(train: DataFrame, validation: DataFrame, candidates: list[dict], base_als: ALSParams,
+         base_conf: ConfidenceParams, k: int, metric: str, parallelism: int = 2,
+         on_trial=None) -> TuningResult:
+    """Fit each candidate on train, score `metric`@k on validation; trials run concurrently
+    as separate Spark jobs (parallelism threads share the one SparkSession). The best trial
+    is returned as {"trial": its values, "score", "metric", "trial_number"}."""
+    train, validation = train.persist(), validation.persist()
+    cat = build_catalogue(train)
+
+    def run(i_cand):
+        i, cand = i_cand
+        t0 = time.perf_counter()
+        factors = fit_als(train, apply(cand, base_conf), apply(cand, base_als))
+        per_user = score_als(factors, train, validation, cat, k).select(metric).toPandas()
+        score = float(per_user[metric].mean()) if len(per_user) else 0.0
+        row = {"trial": i, **cand, "score": score, "seconds": time.perf_counter() - t0}
+        if on_trial is not None:
+            on_trial(row)
+        return row
+
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        rows = list(pool.map(run, enumerate(candidates)))
+    train.unpersist()
+    validation.unpersist()
+    trials = pd.DataFrame(rows, columns=TRIAL_COLUMNS).sort_values("trial")
+    best = trials.sort_values(["score", "trial"], ascending=[False, True]).iloc[0]
+    return TuningResult(trials, {
+        "trial": {name: _ELEMENT[name](best[name]) for name in SEARCHED},
+        "score": float(best.score), "metric": f"{metric}@{k}", "trial_number": int(best.trial),
+    })
