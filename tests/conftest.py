@@ -95,3 +95,30 @@ def lastfm_dir():
         pytest.fail(f"lastfm-2k data not found at {LASTFM_DIR} "
                     "(expected ../shared beside the repo)")
     return LASTFM_DIR
+
+
+class StandardRun:
+    """The shared run: its result (the two runs' events), its warehouse, its instance."""
+
+    def __init__(self, result, store, instance):
+        self.result, self.store, self.instance = result, store, instance
+
+
+@pytest.fixture(scope="session")
+def standard_run(spark, spark_resource, tmp_path_factory):
+    """helpers.STANDARD_CONFIG materialised once for the session, every check run. Read it;
+    to change a warehouse, start from helpers.copy_warehouse(standard_run.store, ...)."""
+    import dagster as dg
+    from helpers import STANDARD_CONFIG, materialize
+
+    from recsys_dagster.definitions import make_resources
+    from recsys_dagster.resources import Warehouse
+    from recsys_dagster.tables import TableStore
+
+    base = str(tmp_path_factory.mktemp("standard") / "data")
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize(None, make_resources(spark=spark_resource,
+                                              warehouse=Warehouse(base_dir=base)),
+                         STANDARD_CONFIG, instance=instance)
+    assert result.success
+    return StandardRun(result, TableStore(base), instance)

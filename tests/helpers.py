@@ -1,5 +1,7 @@
 """Small helpers shared by tests."""
 
+import shutil
+
 import dagster as dg
 
 from recsys_dagster.pipeline import INGESTION_ASSETS, calendar, config_for, range_tags
@@ -77,3 +79,26 @@ def random_confidence(spark, n_users, n_items, n_rows, seed=3):
     inter = spark.createDataFrame([(u, i, p) for (u, i), p in rows.items()],
                                   "user_idx int, item_idx int, plays long")
     return confidence_matrix(inter, ConfidenceParams(weighting="log", alpha=2.0)).persist()
+
+
+# The whole pipeline on small synthetic data, as the shared `standard_run` (conftest.py) makes
+# it once per session: the tests that only read a trained warehouse read that one, the cluster
+# runs must reproduce it, and tests that change a warehouse start from a copy. Its plays lie in
+# the calendar's last 7 days, so a run whose calendar starts on 2024-03-24 (STANDARD_CALENDAR,
+# for processes that cost per day ingested) reads exactly the same plays.
+STANDARD_CONFIG = {"ops": {
+    "ingest_play_logs": {"config": {"synthetic": {
+        "n_users": 300, "n_items": 400, "n_artists": 60, "seed": 7, "n_days": 7,
+        "start_date": "2024-03-24"}}},
+    "als_model": {"config": {"rank": 8, "max_iter": 6}},
+    "evaluation_metrics": {"config": {"n_bootstrap": 100}},
+}}
+STANDARD_CALENDAR = {"RECSYS_CALENDAR_START": "2024-03-24"}
+
+
+def copy_warehouse(store, dst):
+    """A copy of a warehouse (every table, version and `current` link) to change freely."""
+    from recsys_dagster.tables import TableStore
+
+    shutil.copytree(store.base_dir, str(dst), symlinks=True)
+    return TableStore(str(dst))

@@ -1,5 +1,7 @@
 """The whole pipeline on a real standalone cluster and through Spark Connect, compared with
-local mode: the same seed and data must give the same served tables."""
+local mode (the session's standard run): the same seed and data must give the same served
+tables. Both runs use a calendar of the data's 7 days (STANDARD_CALENDAR): the same plays,
+a week of day tables to write instead of 90."""
 
 import os
 import subprocess
@@ -8,31 +10,23 @@ import sys
 import numpy as np
 import pytest
 import yaml
+from helpers import STANDARD_CALENDAR, STANDARD_CONFIG
 from spark_cluster import connect_server, standalone_cluster
 
 from recsys_dagster.tables import TableStore
 
 pytestmark = pytest.mark.slow
 
-CONFIG = """\
-ops:
-  ingest_play_logs:
-    config:
-      synthetic: {n_users: 300, n_items: 400, n_artists: 60, seed: 7}
-  als_model:
-    config: {rank: 8, max_iter: 6}
-  evaluation_metrics:
-    config: {n_bootstrap: 100}
-"""
 TABLES = {"user_recommendations": ["user_id", "rank"], "similar_items": ["item_id", "rank"]}
 
 
 def run_pipeline(tmp_path, name, **env_extra):
     data = tmp_path / name
     config = tmp_path / "small.yaml"
-    config.write_text(CONFIG)
+    config.write_text(yaml.safe_dump(STANDARD_CONFIG))
     env = {**os.environ, "RECSYS_DATA_DIR": str(data), "RECSYS_SPARK_PROFILE": "test",
-           "RECSYS_SPARK_CHECKPOINT_DIR": str(data / "_checkpoints"), **env_extra}
+           "RECSYS_SPARK_CHECKPOINT_DIR": str(data / "_checkpoints"), **STANDARD_CALENDAR,
+           **env_extra}
     env.pop("DAGSTER_HOME", None)
     out = subprocess.run([sys.executable, "-m", "recsys_dagster.cli", "run", "--config",
                           str(config)], env=env, capture_output=True, text=True, timeout=600)
@@ -53,18 +47,9 @@ def assert_same_tables(got, want):
 
 
 @pytest.fixture(scope="module")
-def local_tables(spark, spark_resource, tmp_path_factory):
+def local_tables(standard_run):
     """The same run config in local mode (this test session's local[2,4] session)."""
-    from helpers import materialize
-
-    from recsys_dagster.definitions import make_resources
-    from recsys_dagster.resources import Warehouse
-
-    data = str(tmp_path_factory.mktemp("local") / "data")
-    resources = make_resources(spark=spark_resource, warehouse=Warehouse(base_dir=data))
-    assert materialize(None, resources, yaml.safe_load(CONFIG)).success
-    store = TableStore(data)
-    return {t: store.read_pandas(t).sort_values(keys).reset_index(drop=True)
+    return {t: standard_run.store.read_pandas(t).sort_values(keys).reset_index(drop=True)
             for t, keys in TABLES.items()}
 
 

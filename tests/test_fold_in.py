@@ -39,28 +39,23 @@ def test_fold_in_of_a_new_user_follows_their_plays(spark):
     assert min(scores[i] for i in range(2, 5)) > max(scores[i] for i in range(5, 10))
 
 
-def test_refresh_between_retrains_folds_in_new_users(resources, data_dir):
-    from helpers import materialize
+def test_refresh_between_retrains_folds_in_new_users(standard_run, spark_resource, tmp_path):
+    import copy
 
-    from recsys_dagster.tables import TableStore
+    from helpers import STANDARD_CONFIG, copy_warehouse, materialize
 
-    def cfg(n_users):
-        return {"ops": {
-            "ingest_play_logs": {"config": {"synthetic": {"n_users": n_users, "n_items": 500,
-                                                          "n_artists": 80, "seed": 9}}},
-            "als_model": {"config": {"rank": 8, "max_iter": 6}},
-            "evaluation_metrics": {"config": {"n_bootstrap": 100}},
-        }}
+    from recsys_dagster.definitions import make_resources
+    from recsys_dagster.resources import Warehouse
 
-    assert materialize(None, resources, cfg(300)).success
-    store = TableStore(data_dir)
+    store = copy_warehouse(standard_run.store, tmp_path / "data")  # trained on 300 users
+    resources = make_resources(spark=spark_resource, warehouse=Warehouse(base_dir=store.base_dir))
     model_users = store.read_pandas("als_model", frame="user_factors").idx.nunique()
     # 60 listeners arrive; recommendations are refreshed without retraining.
     refresh = ["play_events", "play_events_quarantine", "item_catalog", "user_index",
                "item_index", "interactions", "user_recommendations"]
-    run = {"ops": {k: v for k, v in cfg(360)["ops"].items()
-                   if k in ("ingest_play_logs",)}}
-    assert materialize(refresh, resources, run).success
+    ingest = copy.deepcopy(STANDARD_CONFIG["ops"]["ingest_play_logs"])
+    ingest["config"]["synthetic"]["n_users"] = 360
+    assert materialize(refresh, resources, {"ops": {"ingest_play_logs": ingest}}).success
     assert store.read_pandas("als_model", frame="user_factors").idx.nunique() == model_users
     recs = store.read_pandas("user_recommendations")
     index = store.read_pandas("user_index").set_index("id").idx

@@ -1,52 +1,46 @@
 """The whole asset graph, materialised in-process on small synthetic data, every output checked."""
 
+import copy
 import os
 
 import pytest
-from helpers import checks_by_name, materialize
+from helpers import STANDARD_CONFIG, checks_by_name, copy_warehouse, materialize
 from pyspark.sql import functions as F
 
 from recsys_dagster.tables import TableStore
 
 TUNING = {"search": "grid", "weighting": ["log", "linear"], "alpha": [1.0], "rank": [8, 12],
           "reg_param": [0.1], "max_iter": [5]}
+N_USERS, N_ITEMS, RANK, TOP_N = 300, 400, 8, 20  # STANDARD_CONFIG's, and the default top_n
 
 
-def small_config(n_users=600, min_lift=0.0, tuning=None):
-    tuned = tuning is not None
-    return {"ops": {
-        "als_tuning": {"config": tuning or {"search": "none"}},
-        "confidence_matrix": {"config": {"use_tuned": tuned}},
-        "ingest_play_logs": {"config": {"source": "synthetic", "synthetic": {
-            "n_users": n_users, "n_items": 800, "n_artists": 120, "seed": 11}}},
-        "als_model": {"config": {"rank": 16, "max_iter": 8, "num_user_blocks": 2,
-                                 "num_item_blocks": 2, "use_tuned": tuned}},
-        "evaluation_metrics": {"config": {"min_lift": min_lift}},
-        "user_recommendations": {"config": {"top_n": 7}},
-        "similar_items": {"config": {"top_n": 5}},
-    }}
+def config(n_users=N_USERS, min_lift=0.0, tuning=None):
+    """The standard run's settings, with more users, a gate and tuning when asked."""
+    cfg = copy.deepcopy(STANDARD_CONFIG)
+    ops = cfg["ops"]
+    ops["ingest_play_logs"]["config"]["synthetic"]["n_users"] = n_users
+    ops["evaluation_metrics"]["config"]["min_lift"] = min_lift
+    if tuning is not None:
+        ops["als_tuning"] = {"config": tuning}
+        ops["confidence_matrix"] = {"config": {"use_tuned": True}}
+        ops["als_model"]["config"]["use_tuned"] = True
+    return cfg
 
 
 @pytest.fixture(scope="module")
-def first_run(spark, spark_resource, tmp_path_factory):
-    from recsys_dagster.definitions import make_resources
-    from recsys_dagster.resources import Warehouse
-
-    base = str(tmp_path_factory.mktemp("pipeline") / "data")
-    res = make_resources(spark=spark_resource, warehouse=Warehouse(base_dir=base))
-    result = materialize(None, res, small_config())
-    return result, res, TableStore(base)
+def first_run(standard_run):
+    return standard_run.result, standard_run.store
 
 
 def test_run_succeeds_with_every_check_passing(first_run):
-    result, _, _ = first_run
+    result, _ = first_run
     assert result.success
     checks = checks_by_name(result)
     assert len(checks) == 9 and all(checks.values()), checks
 
 
 def test_ingestion_outputs(first_run, spark):
-    _, _, store = first_run
+    _, store = first_run
     events = store.read(spark, "play_events")
     assert dict(events.dtypes) == {"user_id": "string", "item_id": "string", "plays": "bigint",
                                    "ts": "timestamp", "day": "date"}
@@ -55,11 +49,11 @@ def test_ingestion_outputs(first_run, spark):
     assert events.where(F.to_date("ts") != F.col("day")).count() == 0  # each play in its day
     assert len(store.partitions("play_events")) == 90  # every day of the synthetic calendar
     assert store.read(spark, "play_events_quarantine").count() == 0
-    assert store.read(spark, "item_catalog").count() == 800
+    assert store.read(spark, "item_catalog").count() == N_ITEMS
 
 
 def test_indexes_and_interactions(first_run, spark):
-    _, _, store = first_run
+    _, store = first_run
     for name, col in (("user_index", "user_id"), ("item_index", "item_id")):
         idx = store.read_pandas(name)
         assert idx.id.is_unique and sorted(idx.idx) == list(range(len(idx)))
@@ -72,23 +66,23 @@ def test_indexes_and_interactions(first_run, spark):
 
 
 def test_confidence_and_model(first_run, spark):
-    result, _, store = first_run
+    result, store = first_run
     meta = [m for m in result.get_asset_materialization_events()
             if m.asset_key.path == ["als_model"]][0].materialization.metadata
-    assert meta["data_first_play"].value.startswith("2024-01")  # the synthetic window
+    assert meta["data_first_play"].value.startswith("2024-03-2")  # the synthetic window
     assert meta["training_pairs"].value == store.read(spark, "interactions").count()
-    assert meta["params"].value["als"]["rank"] == 16
+    assert meta["params"].value["als"]["rank"] == RANK
     matrix = store.read(spark, "confidence_matrix")["matrix"]
     assert matrix.agg(F.min("confidence")).first()[0] >= 1.0
     model = store.read(spark, "als_model")
     n_users = store.read(spark, "user_index").count()
     assert model["user_factors"].count() == n_users
-    assert model["item_factors"].select(F.size("features")).distinct().first()[0] == 16
-    assert model.params["als"]["rank"] == 16 and model.params["confidence"]["weighting"] == "log"
+    assert model["item_factors"].select(F.size("features")).distinct().first()[0] == RANK
+    assert model.params["als"]["rank"] == RANK and model.params["confidence"]["weighting"] == "log"
 
 
 def test_evaluation_metrics_table_and_metadata(first_run):
-    result, _, store = first_run
+    result, store = first_run
     metrics = store.read_pandas("evaluation_metrics", frame="metrics")
     overall = metrics[metrics.segment == "all"].set_index(["model", "metric"])
     assert {"als", "popularity", "item_knn"} <= set(metrics.model)
@@ -122,7 +116,7 @@ def test_evaluation_metrics_table_and_metadata(first_run):
 
 
 def test_split_is_temporal_and_disjoint(first_run, spark):
-    _, _, store = first_run
+    _, store = first_run
     split = store.read(spark, "evaluation_split")
     assert split.params["split"] == "temporal"  # synthetic plays carry timestamps
     parts = {n: {(r.user_idx, r.item_idx) for r in split[n].select("user_idx", "item_idx")
@@ -132,32 +126,31 @@ def test_split_is_temporal_and_disjoint(first_run, spark):
 
 
 def test_user_recommendations(first_run, spark):
-    _, _, store = first_run
+    _, store = first_run
     recs = store.read_pandas("user_recommendations")
     assert list(recs.columns) == ["user_id", "rank", "item_id", "score", "folded_in"]
     assert not recs.folded_in.any()  # the model was trained on everybody
     per_user = recs.groupby("user_id")
-    assert per_user.size().max() <= 7
+    assert per_user.size().max() <= TOP_N
     assert all(sorted(g["rank"]) == list(range(1, len(g) + 1)) for _, g in per_user)
     assert all(g.sort_values("rank").score.is_monotonic_decreasing for _, g in per_user)
     played = {(r.user_id, r.item_id) for r in store.read(spark, "play_events")
               .select("user_id", "item_id").distinct().collect()}
     assert not {(u, i) for u, i in zip(recs.user_id, recs.item_id)} & played
-    assert recs.user_id.nunique() == 600
+    assert recs.user_id.nunique() == N_USERS
 
 
 def test_similar_items(first_run):
-    _, _, store = first_run
+    _, store = first_run
     sims = store.read_pandas("similar_items")
     assert (sims.item_id != sims.similar_item_id).all()
-    assert sims.groupby("item_id").size().max() <= 5
+    assert sims.groupby("item_id").size().max() <= TOP_N
     assert sims.name.notna().all() and sims.similar_name.notna().all()
     assert (sims.score <= 1.0 + 1e-5).all()
 
 
 def without_evaluation(config):
-    config["ops"].pop("evaluation_metrics")
-    return config
+    return {"ops": {k: v for k, v in config["ops"].items() if k != "evaluation_metrics"}}
 
 
 def test_same_config_gives_identical_outputs(first_run, spark_resource, tmp_path):
@@ -165,13 +158,13 @@ def test_same_config_gives_identical_outputs(first_run, spark_resource, tmp_path
     from recsys_dagster.definitions import make_resources
     from recsys_dagster.resources import Warehouse
 
-    _, _, store = first_run
+    _, store = first_run
     other = TableStore(str(tmp_path / "again"))
     res = make_resources(spark=spark_resource, warehouse=Warehouse(base_dir=other.base_dir))
     assert materialize(["play_events", "play_events_quarantine", "item_catalog", "user_index",
                         "item_index", "interactions", "evaluation_split", "als_tuning",
                         "confidence_matrix", "als_model", "user_recommendations",
-                        "similar_items"], res, without_evaluation(small_config())).success
+                        "similar_items"], res, without_evaluation(STANDARD_CONFIG)).success
     for name, key in (("user_recommendations", ["user_id", "rank"]),
                       ("similar_items", ["item_id", "rank"])):
         a = store.read_pandas(name).sort_values(key).reset_index(drop=True)
@@ -179,27 +172,40 @@ def test_same_config_gives_identical_outputs(first_run, spark_resource, tmp_path
         assert a.equals(b), name
 
 
-def test_rerun_keeps_ids_and_gate_protects_served_tables(first_run, spark):
-    _, res, store = first_run
-    old_users = store.read_pandas("user_index").set_index("id").idx
-    served = store.current_path("user_recommendations")
-    # More users arrive; the gate is set so high that the new model cannot pass it.
-    result = materialize(None, res, small_config(n_users=700, min_lift=100.0, tuning=TUNING),
+@pytest.fixture(scope="module")
+def rerun(standard_run, spark_resource, tmp_path_factory):
+    """More users arrive in a copy of the standard warehouse; the settings are tuned; the
+    gate is set so high that the new model cannot pass it."""
+    from recsys_dagster.definitions import make_resources
+    from recsys_dagster.resources import Warehouse
+
+    store = copy_warehouse(standard_run.store, tmp_path_factory.mktemp("rerun") / "data")
+    before = {"users": store.read_pandas("user_index").set_index("id").idx,
+              "served": store.current_path("user_recommendations")}
+    res = make_resources(spark=spark_resource, warehouse=Warehouse(base_dir=store.base_dir))
+    result = materialize(None, res, config(n_users=700, min_lift=100.0, tuning=TUNING),
                          raise_on_error=False)
+    return result, store, before
+
+
+def test_rerun_keeps_ids_and_gate_protects_served_tables(rerun):
+    result, store, before = rerun
     assert not result.success
     assert checks_by_name(result)[("evaluation_metrics", "als_beats_popularity")] is False
+    old_users = before["users"]
     new_users = store.read_pandas("user_index").set_index("id").idx
     assert len(new_users) == 700
     assert (new_users[old_users.index] == old_users).all()  # existing ids keep their idx
     assert sorted(new_users) == list(range(700))
     # The served table is the last good one, untouched and readable.
+    served = before["served"]
     assert store.current_path("user_recommendations") == served
     assert os.path.exists(served) and len(store.read_pandas("user_recommendations")) > 0
 
 
-def test_tuned_settings_reach_the_model(first_run, spark):
-    """Runs after the re-run above, which tuned a 4-point grid and used the best trial."""
-    _, _, store = first_run
+def test_tuned_settings_reach_the_model(rerun, spark):
+    """The re-run above tuned a 4-point grid and used the best trial."""
+    _, store, _ = rerun
     tuning = store.read(spark, "als_tuning")
     trials = tuning["trials"].toPandas()
     assert len(trials) == 4 and trials.score.between(0, 1).all()

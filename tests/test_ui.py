@@ -1,4 +1,5 @@
-"""`dagster dev` in a subprocess: the lineage of DESIGN.md, and a run launched as from the UI.
+"""`dagster dev` in a subprocess: the lineage of DESIGN.md, and a run launched as from the UI
+(its calendar: the 7 days of the standard run's data).
 
 dagster dev (1.13) can ignore SIGTERM for a long time, so it runs in its own process group and
 the whole group is killed for sure (SIGKILL after a grace period).
@@ -12,6 +13,7 @@ import time
 import urllib.request
 
 import pytest
+from helpers import STANDARD_CALENDAR, STANDARD_CONFIG
 from spark_cluster import free_port, stop
 
 from recsys_dagster.paths import REPO_ROOT
@@ -55,7 +57,7 @@ def dagster_dev(tmp_path_factory):
     data = tmp_path_factory.mktemp("ui_data")
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "RECSYS_DATA_DIR": str(data),
-           "RECSYS_SPARK_PROFILE": "test",
+           "RECSYS_SPARK_PROFILE": "test", **STANDARD_CALENDAR,
            "RECSYS_SPARK_CHECKPOINT_DIR": str(data / "_checkpoints")}
     log = open(home / "dagster_dev.log", "w")
     proc = subprocess.Popen(
@@ -157,11 +159,8 @@ mutation($params: LaunchBackfillParams!) {
   }
 }"""
 
-SMALL = {"ops": {
-    "ingest_play_logs": {"config": {"synthetic": {"n_users": 400, "n_items": 500,
-                                                  "n_artists": 80}}},
-    "als_model": {"config": {"rank": 8, "max_iter": 5}},
-}}
+# The standard run's settings; the UI's calendar is the data's 7 days (STANDARD_CALENDAR).
+SMALL = STANDARD_CONFIG
 
 
 def wait_for(port, query, variables, path, done, timeout=420):
@@ -193,11 +192,12 @@ def test_backfill_then_retrain_from_the_ui(dagster_dev):
                       lambda s: s not in ("REQUESTED", "CANCELING"))
     assert status in ("COMPLETED", "COMPLETED_SUCCESS"), status
     days = sorted(p.name for p in (data / "play_events").iterdir() if p.name.startswith("20"))
-    assert len(days) == 90 and days[-1] == "2024-03-30"
+    assert days == [f"2024-03-{d}" for d in range(24, 31)]  # every day of the calendar
 
     params = {"selector": {"repositoryLocationName": "recsys_dagster",
                            "repositoryName": "__repository__", "jobName": "retrain_and_publish"},
-              "runConfigData": {"ops": {"als_model": SMALL["ops"]["als_model"]}},
+              "runConfigData": {"ops": {k: v for k, v in SMALL["ops"].items()
+                                        if k != "ingest_play_logs"}},
               "executionMetadata": {"tags": [{"key": "dagster/partition",
                                               "value": "2024-03-30"}]},
               "mode": "default"}

@@ -1,0 +1,1 @@
+"""Evaluation on held-out plays: splits, metrics, scoring, baselines, intervals, tuning."""

@@ -1,0 +1,1 @@
+"""Reading play logs: sources and their validation, day partitions, synthetic data, ids."""

@@ -1,0 +1,1 @@
+"""Serving tables from factors: top-k scoring, recommendations, similar items."""
