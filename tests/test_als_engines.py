@@ -82,14 +82,23 @@ def dense(factors_df, n):
     return out
 
 
-def test_broadcast_half_steps_reproduce_an_mllib_iteration(spark):
-    """From MLlib's state after k iterations, one iteration of ours (items given users, then
-    users given items, as MLlib orders them) gives MLlib's iteration k+1 (same seed, so its
-    first k iterations are the same)."""
+MLLIB = dict(rank=6, reg_param=0.1, num_user_blocks=2, num_item_blocks=3)
+
+
+@pytest.fixture(scope="module")
+def mllib_iteration(spark):
+    """(confidence, MLlib after k = 4 iterations, after k + 1): the same seed and blocks, so
+    its first k iterations are the same in both fits."""
     conf = small_confidence(spark)
+    return (conf, train_als(conf, ALSParams(**MLLIB, engine="mllib", max_iter=4)),
+            train_als(conf, ALSParams(**MLLIB, engine="mllib", max_iter=5)))
+
+
+def test_broadcast_half_steps_reproduce_an_mllib_iteration(mllib_iteration):
+    """From MLlib's state after k iterations, one iteration of ours (items given users, then
+    users given items, as MLlib orders them) gives MLlib's iteration k+1."""
+    conf, k_iter, k_plus_1 = mllib_iteration
     common = dict(rank=6, reg_param=0.1, num_user_blocks=2, num_item_blocks=2)
-    k_iter = train_als(conf, ALSParams(**common, engine="mllib", max_iter=4))
-    k_plus_1 = train_als(conf, ALSParams(**common, engine="mllib", max_iter=5))
     users, items = dense(k_iter.user_factors, 120), dense(k_iter.item_factors, 80)
     solver = row_solver(ALSParams(**common, engine="broadcast", solver="exact"))
     by_user, by_item = rating_blocks(conf, 2, 2, rank=6, seed=0)
@@ -114,13 +123,10 @@ def holding(blocks, mat):
 
 
 @pytest.mark.parametrize("engine", ["half_gridify", "full_gridify"])
-def test_gridified_half_steps_reproduce_an_mllib_iteration(spark, engine):
+def test_gridified_half_steps_reproduce_an_mllib_iteration(spark, mllib_iteration, engine):
     """The same known answer for the gridified strategies, whose factors never leave Spark."""
-    conf = small_confidence(spark)
-    common = dict(rank=6, reg_param=0.1, num_user_blocks=2, num_item_blocks=3)
-    k_iter = train_als(conf, ALSParams(**common, engine="mllib", max_iter=4))
-    k_plus_1 = train_als(conf, ALSParams(**common, engine="mllib", max_iter=5))
-    solver = row_solver(ALSParams(**common, engine=engine, solver="exact"))
+    conf, k_iter, k_plus_1 = mllib_iteration
+    solver = row_solver(ALSParams(**MLLIB, engine=engine, solver="exact"))
     users, items = k_iter.user_factors, k_iter.item_factors
     if engine == "half_gridify":
         hg = half_gridify
