@@ -24,16 +24,17 @@ TABLE_SCHEMA = ("model string, metric string, k int, value double, segment strin
           ins={"interactions": LATEST_DAY})
 def evaluation_split(config: SplitConfig, interactions: DataFrame):
     """Train / validation / test interactions per user (temporal when timestamps exist)."""
-    p = config.params()
-    temporal = p.split == "temporal" or (p.split == "auto" and has_timestamps(interactions))
-    parts = three_way_split(interactions, p.validation_fraction, p.test_fraction, p.seed,
-                            temporal)
+    params = config.params()
+    temporal = params.split == "temporal" or (params.split == "auto"
+                                              and has_timestamps(interactions))
+    parts = three_way_split(interactions, params.validation_fraction, params.test_fraction,
+                            params.seed, temporal)
     frames = dict(zip(("train", "validation", "test"), (p.persist() for p in parts)))
     counts = {name: df.count() for name, df in frames.items()}
     kind = "temporal" if temporal else "random"
     return dg.Output(
-        TableSet(frames, {"split": kind, "validation_fraction": p.validation_fraction,
-                          "test_fraction": p.test_fraction, "seed": p.seed}),
+        TableSet(frames, {"split": kind, "validation_fraction": params.validation_fraction,
+                          "test_fraction": params.test_fraction, "seed": params.seed}),
         metadata={"split": kind, **{f"{n}_rows": c for n, c in counts.items()},
                   "dagster/row_count": sum(counts.values()),
                   "dagster/column_schema": column_schema(frames["train"])},
