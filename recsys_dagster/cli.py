@@ -16,7 +16,10 @@ import os
 import sys
 import time
 
+import numpy as np
 import yaml
+
+from .paths import DATA_DIR_ENV
 
 
 def _instance():
@@ -35,7 +38,18 @@ def _load_config(config_path: str | None) -> dict:
         return yaml.safe_load(fh) or {}
 
 
-def _ingest(run_config: dict, first: str, last: str, instance):
+def _resources(data: str | None) -> dict:
+    """The run's resources: the Definitions' own, or their warehouse moved to `data`."""
+    if not data:
+        return {}
+    from .definitions import make_resources
+    from .resources import Warehouse
+
+    res = make_resources(warehouse=Warehouse(base_dir=os.path.abspath(data)))
+    return {k: v for k, v in res.items() if k != "spark"}
+
+
+def _ingest(run_config: dict, first: str, last: str, instance, data: str | None = None):
     from .definitions import defs
     from .jobs import INGEST_JOB
     from .pipeline import config_for, range_tags
@@ -43,6 +57,7 @@ def _ingest(run_config: dict, first: str, last: str, instance):
     job = defs.resolve_job_def(INGEST_JOB)
     return job.execute_in_process(run_config=config_for(run_config, ingestion=True),
                                   instance=instance, tags=range_tags(first, last),
+                                  resources=_resources(data),
                                   raise_on_error=False)
 
 
@@ -55,13 +70,13 @@ def _report(result, what: str, wall: float) -> bool:
     return result.success and not failed
 
 
-def backfill(config_path: str | None, first: str, last: str) -> int:
+def backfill(config_path: str | None, first: str, last: str, data: str | None = None) -> int:
     t0 = time.perf_counter()
-    result = _ingest(_load_config(config_path), first, last, _instance())
+    result = _ingest(_load_config(config_path), first, last, _instance(), data)
     return 0 if _report(result, f"ingest {first}..{last}", time.perf_counter() - t0) else 1
 
 
-def run(config_path: str | None, show_users: int) -> int:
+def run(config_path: str | None, show_users: int, data: str | None = None) -> int:
     from .definitions import defs
     from .jobs import RETRAIN_JOB
     from .paths import data_dir
@@ -72,17 +87,18 @@ def run(config_path: str | None, show_users: int) -> int:
     instance = _instance()
     first, last = calendar()
     t0 = time.perf_counter()
-    ingest = _ingest(run_config, first, last, instance)
+    ingest = _ingest(run_config, first, last, instance, data)
     if not _report(ingest, f"ingest {first}..{last}", time.perf_counter() - t0):
         return 1
     t1 = time.perf_counter()
     job = defs.resolve_job_def(RETRAIN_JOB)
     result = job.execute_in_process(run_config=config_for(run_config, ingestion=False),
                                     instance=instance, partition_key=last,
+                                    resources=_resources(data),
                                     raise_on_error=False)
     wall = time.perf_counter() - t1
     failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
-    store = TableStore(data_dir())
+    store = TableStore(os.path.abspath(data) if data else data_dir())
     _report(result, f"retrain as of {last}", wall)
     print(f"whole pipeline: {time.perf_counter() - t0:.1f} s")
     if not result.success:
@@ -114,14 +130,38 @@ def run(config_path: str | None, show_users: int) -> int:
         recs = recs.merge(names[["item_id", "name"]], on="item_id", how="left")
     users = sorted(recs.user_id.unique())[:show_users]
     print(f"\nrecommendations for {len(users)} of {recs.user_id.nunique()} users:")
-    for user in users:
+    if "name" not in recs:
+        print(show_recommendations(recs[recs.user_id.isin(users)], per_user=5))
+    for user in users if "name" in recs else []:
         rows = recs[recs.user_id == user].sort_values("rank").head(5)
-        label = rows["name"].fillna(rows.item_id) if "name" in rows else rows.item_id
-        items = ", ".join(f"{lab} ({s:.2f})" for lab, s in zip(label, rows.score))
+        items = ", ".join(f"{lab} ({s:.2f})" for lab, s in zip(rows["name"].fillna(rows.item_id),
+                                                               rows.score))
         print(f"  {user}: {items}")
     if failed_checks:
         return 1
     return 0
+
+
+def show_recommendations(recs, per_user: int) -> str:
+    """user_id and its [{item_id, score}, ...] list, boxed as Spark's DataFrame.show() prints
+    MLlib's recommendForAllUsers (the seed's example), users in id order."""
+    rows = []
+    for user, group in sorted(recs.groupby("user_id"), key=lambda g: _natural(g[0])):
+        best = group.sort_values("rank").head(per_user)
+        rows.append((str(user), "[" + ", ".join(
+            f"{{{item}, {np.float32(score)!s}}}" for item, score in zip(best.item_id, best.score))
+            + "]"))
+    header = ("user_id", "recommendations")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in (0, 1)]
+    rule = "+" + "+".join("-" * w for w in widths) + "+"
+    lines = [rule, "|" + "|".join(h.ljust(w) for h, w in zip(header, widths)) + "|", rule]
+    lines += ["|" + "|".join(c.ljust(w) for c, w in zip(r, widths)) + "|" for r in rows]
+    return "\n".join([*lines, rule])
+
+
+def _natural(value: str):
+    """Numeric ids in numeric order, others after them in text order."""
+    return (0, int(value), "") if str(value).isdigit() else (1, 0, str(value))
 
 
 def main(argv=None, standalone: bool = False) -> int:
@@ -131,15 +171,19 @@ def main(argv=None, standalone: bool = False) -> int:
     p_run = sub.add_parser("run", help="materialise every asset in-process")
     p_run.add_argument("--config", help="Dagster run config YAML (resources/config/*.yaml)")
     p_run.add_argument("--show-users", type=int, default=3, help="users to print")
+    p_run.add_argument("--data-dir", help=f"where the tables go (default ${DATA_DIR_ENV} or "
+                       "./data)")
     p_fill = sub.add_parser("backfill", help="(re-)ingest a range of days of play logs")
     p_fill.add_argument("--from", dest="first", required=True, help="first day, YYYY-MM-DD")
     p_fill.add_argument("--to", dest="last", required=True, help="last day, YYYY-MM-DD")
     p_fill.add_argument("--config", help="Dagster run config YAML (its ingest section is used)")
+    p_fill.add_argument("--data-dir", help=f"where the tables go (default ${DATA_DIR_ENV} or "
+                        "./data)")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
-            return run(args.config, args.show_users)
-        return backfill(args.config, args.first, args.last)
+            return run(args.config, args.show_users, args.data_dir)
+        return backfill(args.config, args.first, args.last, args.data_dir)
     finally:
         if standalone:
             from .spark_session import stop_sessions

@@ -121,6 +121,9 @@ class EvaluationParams:
     max_regression: float = setting(
         0.02, "Champion/challenger: the new model may be at most this share worse than the "
         "served one on the primary metric.")
+    gate: bool = setting(
+        True, "The two gates block publication. False only for toy data that cannot be judged "
+        "(the seed's seven plays): the checks then report their numbers and never block.")
     n_bootstrap: int = setting(1000, "Bootstrap resamples over users.")
     seed: int = setting(0, "Seed of the bootstrap and of the user samples.")
     knn_neighbours: int = setting(100, "Neighbours per item for item-kNN.")

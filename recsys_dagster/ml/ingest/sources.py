@@ -215,6 +215,8 @@ class PlaySource:
 
 
 CATALOG_SCHEMA = "item_id string, name string"
+# The seed's example names its columns as its PySpark DataFrame did.
+SEED_COLUMNS = ColumnMapping("userId", "songId", "playCount", None)
 
 
 def read_source(spark, params: PlaySource) -> tuple[DataFrame, DataFrame, bool, str]:
@@ -227,7 +229,7 @@ def read_source(spark, params: PlaySource) -> tuple[DataFrame, DataFrame, bool, 
         return typed_to_raw(plays), names, True, f"synthetic {spec}"
     if params.source == "seed":
         path = str(SEED_EXAMPLE_CSV)
-        return read_delimited(spark, path, ColumnMapping()), empty_names, True, path
+        return read_delimited(spark, path, SEED_COLUMNS), empty_names, True, path
     if params.source == "lastfm_hetrec":
         folder = resolve_resource_path(params.lastfm_dir)
         names = read_lastfm_artists(spark, folder)
