@@ -132,3 +132,27 @@ def test_utf8_bom_and_blank_lines(spark, tmp_path):
     good, bad = validate_plays(sources.read_delimited(spark, str(path), sources.ColumnMapping()))
     assert sorted((r.user_id, r.plays) for r in good.collect()) == [("u", 2), ("v", 1)]
     assert [r.reason for r in bad.collect()] == ["blank line"]
+
+
+def test_ids_with_control_characters_or_too_long_are_quarantined(spark, tmp_path):
+    # As a new user tried: an id made of a NUL byte and a 10,000-character id were accepted.
+    long_id = "x" * 10_000
+    lines = ["user_id,item_id,plays", "alice,song-1,3", "\x00,song-1,2", f"{long_id},song-1,1",
+             "bob,song\x07bell,4", "carol,\x7f,1", "dave," + "s" * 512 + ",2",
+             "erin," + "s" * 513 + ",2"]
+    path = write(tmp_path, "ids.csv", "\n".join(lines) + "\n")
+    good, bad = validate_plays(sources.read_delimited(spark, path, sources.ColumnMapping()))
+    assert sorted(r.user_id for r in good.collect()) == ["alice", "dave"]  # 512 is allowed
+    reasons = sorted(r.reason for r in bad.collect())
+    assert reasons == ["control character in item_id", "control character in item_id",
+                       "control character in user_id", "item_id longer than 512 characters",
+                       "user_id longer than 512 characters"]
+    # The maximum is a setting.
+    good, bad = validate_plays(sources.read_delimited(spark, path, sources.ColumnMapping()),
+                               max_id_length=4)
+    assert [r.user_id for r in good.collect()] == []  # "alice" has 5 characters
+    # alice, the 10,000-character id and carol; bob, dave and erin fit, their items do not.
+    assert bad.where(F.col("reason") == "user_id longer than 4 characters").count() == 3
+    with pytest.raises(ValueError, match="max_id_length"):
+        validate_plays(sources.read_delimited(spark, path, sources.ColumnMapping()),
+                       max_id_length=0)

@@ -57,7 +57,8 @@ def ingest_play_logs(context: dg.AssetExecutionContext, config: PlaySourceConfig
     raw, names, has_plays, described = read_source(session, params)
     raw = raw.persist()
     n_input = raw.count()
-    events, quarantine = validate_plays(raw, params.max_plays, has_plays)
+    events, quarantine = validate_plays(raw, params.max_plays, has_plays,
+                                         params.max_id_length)
     events = day_of_play(events, last).where(in_days(first, last)).persist()
     quarantine = day_of_raw(quarantine, last).where(in_days(first, last)).persist()
     n_delivered = day_of_raw(raw, last).where(in_days(first, last)).count()

@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 from ...paths import SEED_EXAMPLE_CSV, resolve_resource_path
 from .. import setting
 from . import datagen
-from .validation import DEFAULT_MAX_PLAYS
+from .validation import DEFAULT_MAX_ID_LENGTH, DEFAULT_MAX_PLAYS
 
 RAW_COLUMNS = ["user_id", "item_id", "plays", "ts", "_raw", "_reason"]
 
@@ -210,6 +210,9 @@ class PlaySource:
                                                "The synthetic source's size and shape.")
     file: FileSource = setting(FileSource(), "The file source's path, format and columns.")
     max_plays: int = setting(DEFAULT_MAX_PLAYS, "Play counts above this in one row are absurd.")
+    max_id_length: int = setting(
+        DEFAULT_MAX_ID_LENGTH, "User or item ids longer than this (characters) are quarantined, "
+        "as are ids with control characters.")
     max_quarantine_fraction: float = setting(
         0.05, "The quarantine check fails above this share of input rows.")
 

@@ -10,6 +10,9 @@ from pyspark.sql import functions as F
 
 QUARANTINE_COLUMNS = ["user_id", "item_id", "plays", "ts", "raw_line", "reason"]
 DEFAULT_MAX_PLAYS = 1_000_000
+DEFAULT_MAX_ID_LENGTH = 512
+# ASCII control characters (NUL, tab, newline, ...) and DEL: never part of a real id.
+_CONTROL = r"[\x{0000}-\x{001F}\x{007F}]"
 
 
 def parse_timestamp(col: Column) -> Column:
@@ -22,13 +25,19 @@ def parse_timestamp(col: Column) -> Column:
     )
 
 
-def rejection_reason(max_plays: int, has_plays: bool) -> Column:
+def rejection_reason(max_plays: int, has_plays: bool,
+                     max_id_length: int = DEFAULT_MAX_ID_LENGTH) -> Column:
     """The first rule a raw row breaks, or null for a good row."""
     uid, iid, plays, ts = (F.trim(F.col(c)) for c in ("user_id", "item_id", "plays", "ts"))
     num = F.expr("try_cast(trim(plays) AS DOUBLE)")
     reason = F.when(F.col("_reason").isNotNull(), F.col("_reason"))
-    reason = reason.when(uid.isNull() | (uid == ""), F.lit("null or empty user_id"))
-    reason = reason.when(iid.isNull() | (iid == ""), F.lit("null or empty item_id"))
+    for name, value in (("user_id", uid), ("item_id", iid)):
+        reason = (
+            reason.when(value.isNull() | (value == ""), F.lit(f"null or empty {name}"))
+            .when(value.rlike(_CONTROL), F.lit(f"control character in {name}"))
+            .when(F.length(value) > max_id_length,
+                  F.lit(f"{name} longer than {max_id_length} characters"))
+        )
     if has_plays:
         reason = (
             reason.when(plays.isNull() | (plays == ""), F.lit("missing plays"))
@@ -44,15 +53,16 @@ def rejection_reason(max_plays: int, has_plays: bool) -> Column:
 
 
 def validate_plays(raw: DataFrame, max_plays: int = DEFAULT_MAX_PLAYS,
-                   has_plays: bool = True) -> tuple[DataFrame, DataFrame]:
+                   has_plays: bool = True,
+                   max_id_length: int = DEFAULT_MAX_ID_LENGTH) -> tuple[DataFrame, DataFrame]:
     """(play_events, quarantine) from a raw DataFrame (see sources.RAW_COLUMNS).
 
     has_plays=False means an event log: each row is one play, and rows are aggregated to one
     row per (user, item, day) with plays = number of events and ts = the last one that day.
     """
-    if max_plays < 1:
-        raise ValueError("max_plays must be >= 1")
-    tagged = raw.withColumn("_why", rejection_reason(max_plays, has_plays))
+    if max_plays < 1 or max_id_length < 1:
+        raise ValueError("max_plays and max_id_length must be >= 1")
+    tagged = raw.withColumn("_why", rejection_reason(max_plays, has_plays, max_id_length))
     quarantine = tagged.where(F.col("_why").isNotNull()).select(
         "user_id", "item_id", "plays", "ts",
         F.col("_raw").alias("raw_line"), F.col("_why").alias("reason"),
