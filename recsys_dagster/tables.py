@@ -8,7 +8,8 @@ Layout under the base directory, one folder per asset (and per partition):
 A table is written into a fresh version folder, together with a `_manifest.json`; only when
 the write has finished is the `current` symlink replaced, with one atomic rename. A process
 killed half-way leaves `current` pointing at the previous good table; the stray folder is
-removed by the next successful write. No Dagster import here.
+removed by the next successful write (a day-partitioned write's `.staging-*` folder, by the
+next write of that table once its writer is gone). No Dagster import here.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import json
 import os
 import re
 import shutil
+import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +29,55 @@ MANIFEST = "_manifest.json"
 CURRENT = "current"
 KEEP_VERSIONS = 2
 _SAFE_PART = re.compile(r"^[A-Za-z0-9_.=-]+$")
+
+
+STAGING_PREFIX = ".staging-"
+# A staging folder of another machine (a shared file system) is stale after this long.
+FOREIGN_STAGING_MAX_AGE_S = 24 * 3600
+
+
+def staging_name() -> str:
+    """.staging-<host>-<pid>-<token>: who is writing it, so that a later write can tell a
+    folder left by a killed process from one being written right now."""
+    host = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())
+    return f"{STAGING_PREFIX}{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def sweep_staging(tdir: str, now: float | None = None) -> list[str]:
+    """Remove the staging folders under tdir whose writer is gone: on this host, a process
+    that no longer runs; on another host (or an unnamed folder), older than
+    FOREIGN_STAGING_MAX_AGE_S. Returns what was removed."""
+    if not os.path.isdir(tdir):
+        return []
+    now = time.time() if now is None else now
+    host = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())
+    removed = []
+    for entry in os.listdir(tdir):
+        if not entry.startswith(STAGING_PREFIX):
+            continue
+        path = os.path.join(tdir, entry)
+        parts = entry[len(STAGING_PREFIX):].rsplit("-", 2)
+        if len(parts) == 3 and parts[0] == host and parts[1].isdigit():
+            stale = not _alive(int(parts[1]))
+        else:
+            try:
+                stale = now - os.stat(path).st_mtime > FOREIGN_STAGING_MAX_AGE_S
+            except FileNotFoundError:
+                continue
+        if stale:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(entry)
+    return removed
 
 
 @dataclass(frozen=True)
@@ -132,7 +184,8 @@ class TableStore:
         tdir = self.table_dir(name)
         for day in days:
             self.table_dir(name, day)  # validates every key before anything is written
-        staging = os.path.join(tdir, f".staging-{uuid.uuid4().hex[:8]}")
+        sweep_staging(tdir)
+        staging = os.path.join(tdir, staging_name())
         part = "_partition_day"
         (frame.withColumn(part, frame[column].cast("string"))
          .write.partitionBy(part).parquet(staging))

@@ -85,3 +85,31 @@ def test_write_days_splits_by_day_and_refuses_foreign_days(spark, tmp_path):
     store.write("plays", spark.createDataFrame([("old",)], "user_id string"))
     assert sorted(store.read_pandas("plays").user_id) == ["a", "b", "c"]
     assert sorted(r.user_id for r in store.read(spark, "plays").collect()) == ["a", "b", "c"]
+
+
+def test_staging_left_by_a_killed_write_is_swept_by_the_next(spark, tmp_path):
+    import datetime as dt
+    import subprocess
+    import time
+
+    from recsys_dagster.tables import STAGING_PREFIX, staging_name
+
+    store = TableStore(str(tmp_path))
+    tdir = tmp_path / "plays"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    ours = staging_name()
+    host_part = ours[len(STAGING_PREFIX):].rsplit("-", 2)[0]
+    killed = tdir / f"{STAGING_PREFIX}{host_part}-{dead.pid}-0badf00d"  # its writer is gone
+    live = tdir / ours  # a write of this very process, still going on
+    old = tdir / f"{STAGING_PREFIX}0123abcd"  # unnamed (or another host's), two days old
+    fresh = tdir / f"{STAGING_PREFIX}otherhost-1-89abcdef"  # another host's, just now
+    for folder in (killed, live, old, fresh):
+        (folder / "_partition_day=2024-03-01").mkdir(parents=True)
+    two_days_ago = time.time() - 2 * 86_400
+    os.utime(old, (two_days_ago, two_days_ago))
+    df = spark.createDataFrame([("a", dt.date(2024, 3, 1))], "user_id string, day date")
+    store.write_days("plays", df, ["2024-03-01"])
+    left = sorted(p for p in os.listdir(tdir) if p.startswith(STAGING_PREFIX))
+    assert left == sorted([live.name, fresh.name])
+    assert store.read_pandas("plays", partition="2024-03-01").user_id.tolist() == ["a"]
