@@ -130,13 +130,14 @@ def run(config_path: str | None, show_users: int, data: str | None = None) -> in
         recs = recs.merge(names[["item_id", "name"]], on="item_id", how="left")
     users = sorted(recs.user_id.unique())[:show_users]
     print(f"\nrecommendations for {len(users)} of {recs.user_id.nunique()} users:")
-    if "name" not in recs:
+    if "name" not in recs:  # ids only, as the seed's example printed them
         print(show_recommendations(recs[recs.user_id.isin(users)], per_user=5))
-    for user in users if "name" in recs else []:
-        rows = recs[recs.user_id == user].sort_values("rank").head(5)
-        items = ", ".join(f"{lab} ({s:.2f})" for lab, s in zip(rows["name"].fillna(rows.item_id),
-                                                               rows.score))
-        print(f"  {user}: {items}")
+    else:
+        for user in users:
+            rows = recs[recs.user_id == user].sort_values("rank").head(5)
+            items = ", ".join(f"{lab} ({s:.2f})"
+                              for lab, s in zip(rows["name"].fillna(rows.item_id), rows.score))
+            print(f"  {user}: {items}")
     if failed_checks:
         return 1
     return 0

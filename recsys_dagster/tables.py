@@ -36,11 +36,14 @@ STAGING_PREFIX = ".staging-"
 FOREIGN_STAGING_MAX_AGE_S = 24 * 3600
 
 
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())
+
+
 def staging_name() -> str:
     """.staging-<host>-<pid>-<token>: who is writing it, so that a later write can tell a
     folder left by a killed process from one being written right now."""
-    host = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())
-    return f"{STAGING_PREFIX}{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    return f"{STAGING_PREFIX}{_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def _alive(pid: int) -> bool:
@@ -53,15 +56,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def sweep_staging(tdir: str, now: float | None = None) -> list[str]:
+def sweep_staging(tdir: str) -> list[str]:
     """Remove the staging folders under tdir whose writer is gone: on this host, a process
     that no longer runs; on another host (or an unnamed folder), older than
     FOREIGN_STAGING_MAX_AGE_S. Returns what was removed."""
     if not os.path.isdir(tdir):
         return []
-    now = time.time() if now is None else now
-    host = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())
-    removed = []
+    now, host, removed = time.time(), _host(), []
     for entry in os.listdir(tdir):
         if not entry.startswith(STAGING_PREFIX):
             continue

@@ -122,4 +122,3 @@ def standard_run(spark, spark_resource, tmp_path_factory):
                          STANDARD_CONFIG, instance=instance)
     assert result.success
     return StandardRun(result, TableStore(base), instance)
-
