@@ -40,3 +40,17 @@ def test_the_pipeline_and_plain_calls_mean_the_same_engine():
     assert config.ALSConfig().params() == ALSParams()
     assert (TuningParams().engine, TuningParams().solver) == (ALSParams().engine,
                                                              ALSParams().solver)
+
+
+def test_automatic_block_counts_come_from_the_number_of_ratings():
+    from recsys_dagster.ml.als.params import RATINGS_PER_BLOCK
+
+    auto = ALSParams()
+    assert (auto.num_user_blocks, auto.num_item_blocks) == (0, 0)
+    assert auto.blocked(0).num_user_blocks == 1 and auto.blocked(1).num_item_blocks == 1
+    big = auto.blocked(2 * RATINGS_PER_BLOCK + 1)
+    assert (big.num_user_blocks, big.num_item_blocks) == (3, 3)
+    mixed = ALSParams(num_user_blocks=5).blocked(10)
+    assert (mixed.num_user_blocks, mixed.num_item_blocks) == (5, 1)
+    with pytest.raises(ValueError, match="block counts"):
+        ALSParams(num_item_blocks=-1).validate()

@@ -72,6 +72,9 @@ def test_confidence_and_model(first_run, spark):
     assert meta["data_first_play"].value.startswith("2024-03-2")  # the synthetic window
     assert meta["training_pairs"].value == store.read(spark, "interactions").count()
     assert meta["params"].value["als"]["rank"] == RANK
+    # A few thousand ratings: automatic block counts give one block a side (one task).
+    assert meta["params"].value["als"]["num_user_blocks"] == 0
+    assert meta["blocks"].value == "1 user x 1 item"
     matrix = store.read(spark, "confidence_matrix")["matrix"]
     assert matrix.agg(F.min("confidence")).first()[0] >= 1.0
     model = store.read(spark, "als_model")

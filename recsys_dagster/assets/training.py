@@ -74,6 +74,7 @@ def als_model(context: dg.AssetExecutionContext, config: ALSConfig, confidence_m
             "dagster/column_schema": column_schema(users),
             "users": n_users, "items": n_items, "rank": params.rank,
             "engine": params.engine, "max_iter": params.max_iter, "reg_param": params.reg_param,
+            "blocks": "{} user x {} item".format(*factors.blocks),
             "tuned": tuned,
             **window,
             **{f"data_{k}": str(v) for k, v in confidence_matrix.params.get("data", {}).items()},

@@ -31,8 +31,11 @@ ENGINES = {"broadcast": BroadcastEngine, "half_gridify": HalfGridifyEngine,
 
 
 def train_als(confidence: DataFrame, params: ALSParams) -> Factors:
-    """Factors of the confidence matrix (user_idx, item_idx, confidence) with params.engine."""
+    """Factors of the confidence matrix (user_idx, item_idx, confidence) with params.engine;
+    automatic (0) block counts are resolved from the number of ratings first."""
     params.validate()
+    if not (params.num_user_blocks and params.num_item_blocks):
+        params = params.blocked(confidence.count())
     if params.engine == "mllib":
         return train_mllib(confidence, params)
     engine = ENGINES[params.engine](params, row_solver(params))
@@ -45,7 +48,8 @@ def train_als(confidence: DataFrame, params: ALSParams) -> Factors:
     user_factors, item_factors = engine.factors(users, items)
     engine.close(users, items)
     return Factors(user_factors, item_factors,
-                   {"fit_seconds": fit_s, "seconds_per_iteration": fit_s / params.max_iter})
+                   {"fit_seconds": fit_s, "seconds_per_iteration": fit_s / params.max_iter},
+                   (params.num_user_blocks, params.num_item_blocks))
 
 
 def _superseding(old: Side, new: Side) -> Side:

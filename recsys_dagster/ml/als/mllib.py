@@ -37,4 +37,5 @@ def train_mllib(confidence: DataFrame, params: ALSParams) -> Factors:
     users = model.userFactors.select(F.col("id").alias("idx"), "features")
     items = model.itemFactors.select(F.col("id").alias("idx"), "features")
     return Factors(users, items, {"fit_seconds": fit_s,
-                                  "seconds_per_iteration": fit_s / params.max_iter})
+                                  "seconds_per_iteration": fit_s / params.max_iter},
+                   (params.num_user_blocks, params.num_item_blocks))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import setting
@@ -14,6 +14,7 @@ Engine = Literal["broadcast", "half_gridify", "full_gridify", "mllib"]
 Solver = Literal["exact", "cg"]
 ENGINES = Engine.__args__
 SOLVERS = Solver.__args__
+RATINGS_PER_BLOCK = 1_000_000  # automatic block counts: one block per this many ratings
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,11 @@ class ALSParams:
     max_iter: int = setting(10, "ALS iterations (each solves items, then users).")
     reg_param: float = setting(0.1, "Regularisation lambda.")
     seed: int = setting(42, "Seed of the factor initialisation.")
-    num_user_blocks: int = setting(4, "User blocks (one Spark partition each).")
-    num_item_blocks: int = setting(4, "Item blocks (one Spark partition each).")
+    num_user_blocks: int = setting(
+        0, "User blocks (one Spark partition each); 0 = one per RATINGS_PER_BLOCK ratings "
+        "(at least one), chosen from the data alone so that a fit does not depend on the "
+        "cluster it runs on.")
+    num_item_blocks: int = setting(0, "Item blocks (one Spark partition each); 0 as for users.")
     checkpoint_interval: int = setting(
         5, "mllib: checkpoint every N iterations (needs the checkpoint dir).")
     nonnegative: bool = setting(False, "mllib only: constrain factors to be >= 0.")
@@ -60,13 +64,21 @@ class ALSParams:
             raise ValueError("rank and max_iter must be >= 1")
         if self.reg_param < 0:
             raise ValueError("reg_param must be >= 0")
-        if self.num_user_blocks < 1 or self.num_item_blocks < 1:
-            raise ValueError("block counts must be >= 1")
+        if self.num_user_blocks < 0 or self.num_item_blocks < 0:
+            raise ValueError("block counts must be >= 1, or 0 (from the data's size)")
         if self.checkpoint_interval < 1:
             raise ValueError("checkpoint_interval must be >= 1")
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def blocked(self, n_ratings: int) -> ALSParams:
+        """These settings with every automatic (0) block count resolved for n_ratings ratings.
+        Each block is one Spark task per half-step, and on small data the tasks' fixed cost
+        (scheduling, Python worker, Arrow) outweighs their work: docs/testing.md."""
+        auto = max(1, -(-n_ratings // RATINGS_PER_BLOCK))
+        return replace(self, num_user_blocks=self.num_user_blocks or auto,
+                       num_item_blocks=self.num_item_blocks or auto)
 
 
 @dataclass
@@ -76,6 +88,7 @@ class Factors:
     user_factors: object
     item_factors: object
     timings: dict = field(default_factory=dict)
+    blocks: tuple[int, int] = ()  # (user blocks, item blocks) the fit used
 
 
 @dataclass(frozen=True)

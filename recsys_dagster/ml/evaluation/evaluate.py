@@ -56,11 +56,12 @@ def has_timestamps(interactions: DataFrame) -> bool:
 
 def build_catalogue(fit: DataFrame, item_factors: DataFrame | None = None) -> Catalogue:
     """The fit part's items with their listeners; with item factors, their unit vectors."""
-    pop = fit.groupBy("item_idx").agg(F.countDistinct("user_idx").alias("n")).toPandas()
+    pop = fit.groupBy("item_idx").agg(F.countDistinct("user_idx").alias("n"),
+                                      F.count("*").alias("rows")).toPandas()
     pop = pop.sort_values("item_idx")
     n_users = fit.select("user_idx").distinct().count()
     cat = Catalogue(pop["item_idx"].to_numpy(dtype=np.int64), None,
-                    pop["n"].to_numpy(dtype=np.float64), n_users)
+                    pop["n"].to_numpy(dtype=np.float64), n_users, int(pop["rows"].sum()))
     if item_factors is not None:
         cat.unit_factors = normalize_rows(factors_on_catalogue(cat, item_factors))
     return cat
@@ -73,6 +74,21 @@ def factors_on_catalogue(cat: Catalogue, item_factors: DataFrame) -> np.ndarray:
     mat = np.zeros((cat.item_ids.size, f_mat.shape[1]), dtype=np.float32)
     mat[pos[ok]] = f_mat[ok]
     return mat
+
+
+def held_out_counts(fit: DataFrame, held: DataFrame) -> dict:
+    """Held-out rows, held-out users without a play in the fit part, and held-out rows whose
+    item has none: one Spark query."""
+    users = fit.select("user_idx").distinct().withColumn("_user_seen", F.lit(True))
+    items = fit.select("item_idx").distinct().withColumn("_item_seen", F.lit(True))
+    row = (held.join(users, "user_idx", "left").join(items, "item_idx", "left")
+           .agg(F.count("*").alias("rows"),
+                F.countDistinct(F.when(F.col("_user_seen").isNull(), F.col("user_idx")))
+                .alias("cold_users"),
+                F.count(F.when(F.col("_item_seen").isNull(), 1)).alias("cold_items"))
+           .first())
+    return {"held_out_rows": int(row["rows"]), "cold_users": int(row["cold_users"]),
+            "held_out_rows_with_cold_items": int(row["cold_items"])}
 
 
 def fit_als(fit: DataFrame, confidence: ConfidenceParams, als: ALSParams):
@@ -198,16 +214,12 @@ def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als:
         mean, lo, hi = bootstrap_ci((wide["als"] - wide[base]).to_numpy(), n_boot, seed=seed)
         rows.append((f"als-{base}", primary, k, mean, "all", lo, hi))
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
-    fit_users = fit.select("user_idx").distinct()
+    held_counts = held_out_counts(fit, held)
     counts = {
-        "fit_rows": fit.count(), "held_out_rows": held.count(),
+        "fit_rows": int(cat.fit_rows), **held_counts,
         "evaluated_users": int((per_user.model == "als").sum()),
         "evaluated_users_sampled": int(scored is not None),
         "knn_users_sampled": int(knn_users is not None),
-        "cold_users": held.select("user_idx").distinct().join(fit_users, "user_idx",
-                                                              "left_anti").count(),
-        "held_out_rows_with_cold_items": held.join(
-            fit.select("item_idx").distinct(), "item_idx", "left_anti").count(),
         "catalogue_items": int(cat.item_ids.size),
         "als_fit_seconds": float(factors.timings["fit_seconds"]),
     }

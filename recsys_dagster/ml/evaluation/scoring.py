@@ -38,6 +38,7 @@ class Catalogue:
     unit_factors: np.ndarray | None  # rows aligned with item_ids, for intra-list diversity
     listeners: np.ndarray  # training listeners per item, for novelty
     n_users: int
+    fit_rows: int = 0  # (user, item) rows of the fit part
 
     def positions(self, items) -> tuple[np.ndarray, np.ndarray]:
         """(positions in the catalogue, whether each item is in it): ids.positions."""
