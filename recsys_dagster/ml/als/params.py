@@ -14,7 +14,7 @@ Engine = Literal["broadcast", "half_gridify", "full_gridify", "mllib"]
 Solver = Literal["exact", "cg"]
 ENGINES = Engine.__args__
 SOLVERS = Solver.__args__
-RATINGS_PER_BLOCK = 1_000_000  # automatic block counts: one block per this many ratings
+RATINGS_PER_BLOCK = 500_000  # automatic block counts: one block per this many ratings
 
 
 @dataclass(frozen=True)
