@@ -296,4 +296,4 @@ def test_fits_drop_superseded_half_steps(spark, engine, solver):
         assert np.abs(dense(f.item_factors, 80)).sum() > 0
         return len([i for i in jsc.getRDDStorageInfo() if i.id() > first])
 
-    assert cached_after(6) == cached_after(2) <= 2
+    assert cached_after(4) == cached_after(1) <= 2
