@@ -60,7 +60,7 @@ def als_model(context: dg.AssetExecutionContext, config: ALSConfig, confidence_m
                          F.count("*").alias("n")).first()
         window = {"data_first_play": str(row["a"]), "data_last_play": str(row["b"]),
                   "training_pairs": int(row["n"])}
-    factors = train_als(matrix, params)
+    factors = train_als(matrix, params, window.get("training_pairs"))
     users, items = factors.user_factors, factors.item_factors
     n_users, n_items = users.count(), items.count()
     context.log.info(f"ALS {params.engine}: {factors.timings}")

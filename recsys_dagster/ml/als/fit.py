@@ -30,12 +30,13 @@ ENGINES = {"broadcast": BroadcastEngine, "half_gridify": HalfGridifyEngine,
            "full_gridify": FullGridifyEngine}
 
 
-def train_als(confidence: DataFrame, params: ALSParams) -> Factors:
+def train_als(confidence: DataFrame, params: ALSParams, n_ratings: int | None = None) -> Factors:
     """Factors of the confidence matrix (user_idx, item_idx, confidence) with params.engine;
-    automatic (0) block counts are resolved from the number of ratings first."""
+    automatic (0) block counts are resolved from the number of ratings first (`n_ratings`
+    when the caller has counted them already, else counted here)."""
     params.validate()
     if not (params.num_user_blocks and params.num_item_blocks):
-        params = params.blocked(confidence.count())
+        params = params.blocked(confidence.count() if n_ratings is None else n_ratings)
     if params.engine == "mllib":
         return train_mllib(confidence, params)
     engine = ENGINES[params.engine](params, row_solver(params))

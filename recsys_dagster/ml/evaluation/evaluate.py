@@ -91,8 +91,10 @@ def held_out_counts(fit: DataFrame, held: DataFrame) -> dict:
             "held_out_rows_with_cold_items": int(row["cold_items"])}
 
 
-def fit_als(fit: DataFrame, confidence: ConfidenceParams, als: ALSParams):
-    return train_als(confidence_matrix(fit, confidence), als)
+def fit_als(fit: DataFrame, confidence: ConfidenceParams, als: ALSParams,
+            n_ratings: int | None = None):
+    """ALS on the confidence matrix of `fit` (n_ratings: its rows, when already counted)."""
+    return train_als(confidence_matrix(fit, confidence), als, n_ratings)
 
 
 def score_als(factors, fit: DataFrame, held: DataFrame, cat: Catalogue, k: int,
@@ -163,8 +165,8 @@ def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als:
     knn_neighbours, max_users = params.knn_neighbours, params.max_users
     knn_max_users, knn_max_items_per_user = params.knn_max_users, params.knn_max_items_per_user
     fit, held = fit.persist(), held.persist()
-    factors = fit_als(fit, confidence, als)
     cat = build_catalogue(fit)
+    factors = fit_als(fit, confidence, als, cat.fit_rows)
     item_matrix = factors_on_catalogue(cat, factors.item_factors)
     cat.unit_factors = normalize_rows(item_matrix)  # diversity is measured in ALS's space
     pop_vec = cat.listeners.astype(np.float32)[:, None]

@@ -120,7 +120,7 @@ def tune(train: DataFrame, validation: DataFrame, candidates: list[dict], base_a
     def run(i_cand):
         i, cand = i_cand
         t0 = time.perf_counter()
-        factors = fit_als(train, apply(cand, base_conf), apply(cand, base_als))
+        factors = fit_als(train, apply(cand, base_conf), apply(cand, base_als), cat.fit_rows)
         per_user = score_als(factors, train, validation, cat, k).select(metric).toPandas()
         score = float(per_user[metric].mean()) if len(per_user) else 0.0
         row = {"trial": i, **cand, "score": score, "seconds": time.perf_counter() - t0}
