@@ -68,7 +68,8 @@ def _wait(ready, procs, what: str, log: Path, timeout=120) -> None:
 
 @contextmanager
 def standalone_cluster(workdir: Path, workers: int = 2, cores: int = 1, memory: str = "2g"):
-    """Yields spark://127.0.0.1:<port> with `workers` registered workers."""
+    """Yields spark://127.0.0.1:<port> once the master answers, its `workers` started (they
+    register meanwhile: a client started now gets their executors as they come)."""
     logs = workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = _env(logs)
@@ -88,11 +89,11 @@ def standalone_cluster(workdir: Path, workers: int = 2, cores: int = 1, memory: 
                                  memory, "--webui-port", str(free_port()), "--work-dir",
                                  str(wdir)], env, logs / f"worker{i}.out"))
 
-        def alive():
+        def master_up():
             with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=2) as r:
-                return json.load(r).get("aliveworkers", 0) >= workers
+                return "aliveworkers" in json.load(r)
 
-        _wait(alive, procs, "standalone cluster", logs)
+        _wait(master_up, procs, "standalone master", logs)
         yield url
     finally:
         stop(procs)

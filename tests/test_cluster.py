@@ -13,10 +13,14 @@ import yaml
 from helpers import STANDARD_CALENDAR, STANDARD_CONFIG
 from spark_cluster import connect_server, standalone_cluster
 
+from recsys_dagster.spark_session import load_profile
 from recsys_dagster.tables import TableStore
 
 pytestmark = pytest.mark.slow
 
+# The test profile's interpreted execution (no code generation on tiny data), on the server.
+CODEGEN = {k: v for k, v in load_profile("test")["conf"].items()
+           if k.startswith("spark.sql.codegen.")}
 TABLES = {"user_recommendations": ["user_id", "rank"], "similar_items": ["item_id", "rank"]}
 
 
@@ -63,8 +67,9 @@ def test_spark_connect_on_a_standalone_cluster_gives_the_local_tables(tmp_path, 
                    "spark.serializer": "org.apache.spark.serializer.KryoSerializer",
                    "spark.sql.execution.arrow.pyspark.enabled": "true",
                    "spark.executor.memory": "1g",
-                   "spark.checkpoint.dir": str(tmp_path / "connect-checkpoints")}
-    with standalone_cluster(tmp_path / "cluster") as master:
+                   "spark.checkpoint.dir": str(tmp_path / "connect-checkpoints"),
+                   **CODEGEN}
+    with standalone_cluster(tmp_path / "cluster") as master:  # workers register meanwhile
         assert master.startswith("spark://127.0.0.1:")
         with connect_server(tmp_path / "connect", master, server_conf) as remote:
             tables = run_pipeline(tmp_path, "data", RECSYS_SPARK_REMOTE=remote,
