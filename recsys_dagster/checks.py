@@ -17,6 +17,8 @@ CHALLENGER_NOT_WORSE = "challenger_not_worse_than_served"
 RECOMMENDATIONS_AT_MOST_N = "at_most_n_per_user"
 RECOMMENDATIONS_NOT_PLAYED = "no_already_played_items"
 SIMILAR_ITEMS_NO_SELF = "no_self_matches"
+SIMILAR_ARTISTS_NO_SELF = "no_self_matches"
+SIMILAR_ARTISTS_BEAT_POPULAR = "similar_artists_beat_popular_artists"
 
 
 @dg.asset_check(asset="play_events", name=PLAY_EVENTS_VALID, blocking=True,

@@ -107,7 +107,8 @@ def run(config_path: str | None, show_users: int, data: str | None = None) -> in
     for name in ("play_events", "play_events_quarantine", "item_catalog", "user_index",
                  "item_index", "interactions", "evaluation_split", "als_tuning",
                  "confidence_matrix", "als_model",
-                 "evaluation_metrics", "user_recommendations", "similar_items"):
+                 "evaluation_metrics", "artist_evaluation", "user_recommendations",
+                 "similar_items", "similar_artists"):
         days = store.partitions(name)
         if days:
             print(f"  {name:24s} {store.table_dir(name)}/<day>/current ({len(days)} days, "
@@ -123,6 +124,11 @@ def run(config_path: str | None, show_users: int, data: str | None = None) -> in
     for r in ci.itertuples():
         print(f"  {r.model} {r.metric}@{r.k}: {r.value:.4f} "
               f"(95% CI {r.ci_low:.4f}..{r.ci_high:.4f})")
+    if store.exists("artist_evaluation") and len(store.read_pandas("artist_evaluation")):
+        print("similar artists (test split: listeners' new artists named by an artist's list):")
+        for r in store.read_pandas("artist_evaluation").itertuples():
+            print(f"  {r.model} {r.metric}@{r.k}: {r.value:.4f} "
+                  f"(95% CI {r.ci_low:.4f}..{r.ci_high:.4f})")
     recs = store.read_pandas("user_recommendations")
     names = (store.read_pandas("item_catalog").sort_values("day")
              .drop_duplicates("item_id", keep="last"))
@@ -138,9 +144,31 @@ def run(config_path: str | None, show_users: int, data: str | None = None) -> in
             items = ", ".join(f"{lab} ({s:.2f})"
                               for lab, s in zip(rows["name"].fillna(rows.item_id), rows.score))
             print(f"  {user}: {items}")
+    print(show_similar_artists(store, names, n_artists=3, per_artist=5))
     if failed_checks:
         return 1
     return 0
+
+
+def show_similar_artists(store, names, n_artists: int, per_artist: int) -> str:
+    """The similar artists of the most played artists, by name."""
+    sims = store.read_pandas("similar_artists") if store.exists("similar_artists") else None
+    if sims is None or sims.empty:
+        return "\nsimilar artists: none (the source names no artist for its items)"
+    plays = store.read_pandas("play_events").groupby("item_id", as_index=False).plays.sum()
+    by_artist = (plays.merge(names[["item_id", "artist_id"]], on="item_id")
+                 .groupby("artist_id").plays.sum().sort_values(ascending=False))
+    top = [a for a in by_artist.index if a in set(sims.artist_id)][:n_artists]
+    lines = [f"\nsimilar artists of the {len(top)} most played of "
+             f"{sims.artist_id.nunique()} artists:"]
+    for artist in top:
+        rows = sims[sims.artist_id == artist].sort_values("rank").head(per_artist)
+        listed = ", ".join(f"{n} ({s:.2f})" for n, s in
+                           zip(rows.similar_artist_name.fillna(rows.similar_artist_id),
+                               rows.score))
+        label = rows.artist_name.iloc[0] if rows.artist_name.notna().iloc[0] else artist
+        lines.append(f"  {label}: {listed}")
+    return "\n".join(lines)
 
 
 def show_recommendations(recs, per_user: int) -> str:

@@ -18,11 +18,13 @@ from pydantic import Field
 
 from .ml.als import ALSParams
 from .ml.als.confidence import ConfidenceParams
+from .ml.evaluation.artists import ArtistEvaluationParams
 from .ml.evaluation.evaluate import EvaluationParams
 from .ml.evaluation.split import SplitParams
 from .ml.evaluation.tuning import SEARCHED, TuningParams
 from .ml.ingest.datagen import SyntheticSpec
 from .ml.ingest.sources import FileSource, PlaySource
+from .ml.serving.artists import SimilarArtistsParams
 from .ml.serving.recommend import RecommendationParams, SimilarItemsParams
 
 _PARAMS_OF: dict[type, type] = {}  # Config class -> its dataclass
@@ -81,3 +83,5 @@ TuningConfig = config_class(TuningParams)
 EvaluationConfig = config_class(EvaluationParams)
 RecommendationsConfig = config_class(RecommendationParams)
 SimilarItemsConfig = config_class(SimilarItemsParams)
+SimilarArtistsConfig = config_class(SimilarArtistsParams)
+ArtistEvaluationConfig = config_class(ArtistEvaluationParams)

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from .assets import evaluation, features, ingest, serving, training
+from .assets import artists, evaluation, features, ingest, serving, training
 from .checks import ALL_CHECKS
 from .jobs import (
     ingest_play_logs_job,
@@ -19,8 +19,8 @@ ASSETS = [
     ingest.ingest_play_logs,
     features.user_index, features.item_index, features.interactions, features.confidence_matrix,
     evaluation.evaluation_split, training.als_tuning, training.als_model,
-    evaluation.evaluation_metrics,
-    serving.user_recommendations, serving.similar_items,
+    evaluation.evaluation_metrics, evaluation.artist_evaluation,
+    serving.user_recommendations, serving.similar_items, artists.similar_artists,
 ]
 
 

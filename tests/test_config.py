@@ -10,7 +10,8 @@ from recsys_dagster.ml.evaluation.tuning import TuningParams
 
 DERIVED = [config.SyntheticConfig, config.FileSourceConfig, config.PlaySourceConfig,
            config.ConfidenceConfig, config.ALSConfig, config.SplitConfig, config.TuningConfig,
-           config.EvaluationConfig, config.RecommendationsConfig, config.SimilarItemsConfig]
+           config.EvaluationConfig, config.RecommendationsConfig, config.SimilarItemsConfig,
+           config.SimilarArtistsConfig]
 DAGSTER_ONLY = {"use_tuned"}  # what the pipeline does with tuning, not a model setting
 
 

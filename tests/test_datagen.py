@@ -31,10 +31,10 @@ def test_looks_like_music_listening():
     assert pairs.median() <= 3 and pairs.max() > 100 * pairs.median()
     # Artists with several songs, and users who play several songs by one artist.
     cat = datagen.catalogue_frame(SPEC)
-    per_artist = cat.groupby("artist").size()
+    per_artist = cat.groupby("artist_id").size()
     assert per_artist.max() >= 10 and (per_artist > 1).sum() > SPEC.n_artists // 3
     played = pairs.reset_index().merge(cat, on="item_id")
-    same_artist = played.groupby(["user_id", "artist"]).size()
+    same_artist = played.groupby(["user_id", "artist_id"]).size()
     assert (same_artist > 1).mean() > 0.1
     # Timestamps inside the configured window.
     start = pd.Timestamp(SPEC.start_date)
@@ -46,6 +46,10 @@ def test_catalogue_names_every_song():
     cat = datagen.catalogue_frame(SPEC)
     assert len(cat) == SPEC.n_items and cat.item_id.is_unique
     assert cat.name.str.match(r"Artist \d{5} - Track \d{2}").all()
+    # Each song's artist: the name's prefix, one id per name.
+    assert (cat.name.str.split(" - ").str[0] == cat.artist_name).all()
+    assert cat.groupby("artist_id").artist_name.nunique().max() == 1
+    assert cat.artist_id.nunique() == SPEC.n_artists
 
 
 def test_invalid_spec_rejected():

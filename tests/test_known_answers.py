@@ -78,6 +78,9 @@ def test_seed_example_via_the_cli_prints_the_seeds_table(seed_cli_run):
     # Seven plays cannot be judged: the gates report and do not block (gate: false).
     assert store.exists("evaluation_metrics") and store.exists("similar_items")
     assert "check FAILED" not in out
+    # The seed's plays name no artists: an empty similar-artists table, and the CLI says why.
+    assert store.exists("similar_artists") and store.read_pandas("similar_artists").empty
+    assert "similar artists: none (the source names no artist for its items)" in out
 
 
 @pytest.mark.parametrize("engine,solver", ENGINES[1:])

@@ -50,3 +50,12 @@ def test_lastfm_tuned_end_to_end_via_cli(spark, lastfm_dir, capsys, tmp_path):
     sims = store.read_pandas("similar_items")
     assert sims.name.notna().mean() > 0.99
     assert "recommendations for 3 of 1892 users" in out
+    # Items are artists: every artist has a vector (its item's) and a list, never itself,
+    # and the lists name listeners' held-out artists more often than the most popular do.
+    artists = store.read_pandas("similar_artists")
+    assert (artists.artist_id != artists.similar_artist_id).all()
+    assert artists.artist_id.nunique() >= 0.99 * sims.item_id.nunique()
+    assert artists.artist_name.notna().mean() > 0.99
+    held_out = store.read_pandas("artist_evaluation").set_index("model")
+    assert held_out.ci_low["als"] > held_out.value["popular_artists"], held_out
+    assert "similar artists of the 3 most played of" in out

@@ -36,7 +36,7 @@ def test_run_succeeds_with_every_check_passing(first_run):
     result, _ = first_run
     assert result.success
     checks = checks_by_name(result)
-    assert len(checks) == 9 and all(checks.values()), checks
+    assert len(checks) == 11 and all(checks.values()), checks
 
 
 def test_ingestion_outputs(first_run, spark):
@@ -150,6 +150,38 @@ def test_similar_items(first_run):
     assert sims.groupby("item_id").size().max() <= TOP_N
     assert sims.name.notna().all() and sims.similar_name.notna().all()
     assert (sims.score <= 1.0 + 1e-5).all()
+
+
+def test_similar_artists_group_artists_of_a_genre(first_run):
+    """The synthetic artists' genres are known: an artist's similar artists share its genre
+    far more often than chance (the standard run has 12 genres, about 5 artists each)."""
+    import numpy as np
+
+    from recsys_dagster.ml.ingest import datagen
+
+    _, store = first_run
+    sims = store.read_pandas("similar_artists")
+    assert list(sims.columns) == ["artist_id", "artist_name", "rank", "similar_artist_id",
+                                  "similar_artist_name", "score"]
+    assert (sims.artist_id != sims.similar_artist_id).all()
+    assert all(sorted(g["rank"]) == list(range(1, len(g) + 1))
+               for _, g in sims.groupby("artist_id"))
+    assert sims.groupby("artist_id").size().max() <= TOP_N
+    assert all(g.sort_values("rank").score.is_monotonic_decreasing
+               for _, g in sims.groupby("artist_id"))
+    # Every artist with a played song has a row; names are the generator's.
+    spec = datagen.SyntheticSpec(**STANDARD_CONFIG["ops"]["ingest_play_logs"]["config"]
+                                 ["synthetic"])
+    catalogue = datagen.catalogue_frame(spec)
+    played = set(store.read_pandas("item_index").id)
+    assert set(sims.artist_id) == set(catalogue[catalogue.item_id.isin(played)].artist_id)
+    assert (sims.artist_name == sims.artist_id.str.replace("artist-", "Artist ")).all()
+    genre = datagen.song_catalogue(spec).item_genre
+    artist_genre = dict(zip(catalogue.artist_id, genre))
+    top = sims[sims["rank"] <= 3]
+    same = np.mean([artist_genre[a] == artist_genre[b]
+                    for a, b in zip(top.artist_id, top.similar_artist_id)])
+    assert same > 3 / spec.n_genres, same
 
 
 def without_evaluation(config):

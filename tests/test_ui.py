@@ -31,13 +31,21 @@ EXPECTED_EDGES = {
     # Serving maps dense indexes back to raw ids and leaves out already-played items.
     ("user_index", "user_recommendations"), ("item_index", "user_recommendations"),
     ("interactions", "user_recommendations"), ("item_index", "similar_items"),
+    # Similar artists: the songs' factors, artists from the catalogue, plays as weights.
+    ("als_model", "similar_artists"), ("evaluation_metrics", "similar_artists"),
+    ("item_catalog", "similar_artists"), ("item_index", "similar_artists"),
+    ("interactions", "similar_artists"), ("artist_evaluation", "similar_artists"),
+    # Their held-out evaluation: the evaluation's fit, its split, the songs' artists.
+    ("evaluation_metrics", "artist_evaluation"), ("evaluation_split", "artist_evaluation"),
+    ("item_catalog", "artist_evaluation"), ("item_index", "artist_evaluation"),
 }
 GROUPS = {"play_events": "ingestion", "play_events_quarantine": "ingestion",
           "item_catalog": "ingestion", "user_index": "features", "item_index": "features",
           "interactions": "features", "confidence_matrix": "features", "als_model": "training",
           "als_tuning": "training", "evaluation_split": "evaluation",
-          "evaluation_metrics": "evaluation", "user_recommendations": "serving",
-          "similar_items": "serving"}
+          "evaluation_metrics": "evaluation", "artist_evaluation": "evaluation",
+          "user_recommendations": "serving",
+          "similar_items": "serving", "similar_artists": "serving"}
 
 
 def gql(port, query, variables=None):

@@ -1,19 +1,21 @@
 """Evaluation: the train/validation/test split, test metrics with intervals, and the gate."""
 
 import dagster as dg
+import pandas as pd
 from pyspark.sql import DataFrame
 
 from .. import checks
-from ..config import EvaluationConfig, SplitConfig
+from ..config import ArtistEvaluationConfig, EvaluationConfig, SplitConfig
 from ..ml.als import ALSParams
 from ..ml.als.confidence import ConfidenceParams
+from ..ml.evaluation.artists import beats_popular_artists, evaluate_similar_artists
 from ..ml.evaluation.evaluate import TABLE_COLUMNS, beats_popularity, evaluate, has_timestamps
 from ..ml.evaluation.plots import segment_plot
 from ..ml.evaluation.split import three_way_split
 from ..partitions import LATEST_DAY
 from ..resources import LOAD, SETTINGS_ONLY, SparkResource, Warehouse
 from ..tables import TableSet
-from .helpers import KINDS, OWNERS, column_schema, png_markdown
+from .helpers import KINDS, OWNERS, column_schema, item_artists, png_markdown
 from .publishing import champion_check, served_model
 
 TABLE_SCHEMA = ("model string, metric string, k int, value double, segment string, "
@@ -65,7 +67,7 @@ def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConf
     confidence and ALS parameters; the stored factors are not read, the edge from als_model
     carries only those) are fitted again on train + validation and scored on test: the
     served model is trained on every play, test included, so it cannot be scored on test
-    itself."""
+    itself. The fit's item factors are kept (frame fit_item_factors) for artist_evaluation."""
     params = config.params()
     fit = evaluation_split["train"].unionByName(evaluation_split["validation"])
     result = evaluate(fit, evaluation_split["test"],
@@ -97,8 +99,14 @@ def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConf
     df = spark.spark_session.createDataFrame(table[TABLE_COLUMNS], TABLE_SCHEMA)
     metadata["dagster/column_schema"] = column_schema(df)
     per_user = spark.spark_session.createDataFrame(result.per_user)
-    yield dg.Output(TableSet({"metrics": df, "per_user": per_user},
-                             {"primary_metric": primary, "k": k},
+    fitted = spark.spark_session.createDataFrame(
+        pd.DataFrame({"idx": result.item_ids, "features": list(result.item_factors)}),
+        "idx long, features array<float>")
+    # The fit's item factors and the sampling settings, for artist_evaluation to reuse.
+    shared = {name: getattr(params, name) for name in
+              ("n_bootstrap", "seed", "max_users", "knn_max_items_per_user")}
+    yield dg.Output(TableSet({"metrics": df, "per_user": per_user, "fit_item_factors": fitted},
+                             {"primary_metric": primary, "k": k, **shared},
                              {"segments.png": png}), metadata=metadata)
 
     champion = champion_check(params, served_model(warehouse.store()),
@@ -107,6 +115,52 @@ def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConf
     for check in (champion, dg.AssetCheckResult(check_name=checks.ALS_BEATS_POPULARITY,
                                                 passed=gate.pop("passed"), metadata=gate)):
         yield check if params.gate else not_gating(check)
+
+
+@dg.asset(
+    group_name="evaluation", kinds=KINDS, owners=OWNERS, code_version="1",
+    check_specs=[dg.AssetCheckSpec(
+        checks.SIMILAR_ARTISTS_BEAT_POPULAR, asset="artist_evaluation", blocking=True,
+        description="Similar artists name listeners' new held-out artists more often than the "
+        "most popular artists do, with the bootstrap interval clear of them; similar_artists "
+        "is only republished when they do (a source without artists passes: nothing to "
+        "publish).")],
+)
+def artist_evaluation(context: dg.AssetExecutionContext, config: ArtistEvaluationConfig,
+                      evaluation_metrics: TableSet, evaluation_split: TableSet,
+                      item_catalog: DataFrame, item_index: DataFrame, spark: SparkResource):
+    """Similar artists on held-out plays: for listeners of an artist in train + validation,
+    the share of the new artists they played in test that its top-k similar artists name,
+    against the most popular artists and co-listening (artist-level item-kNN). The lists
+    come from evaluation_metrics' fit (train + validation), not from the served model."""
+    params, shared = config.params(), evaluation_metrics.params
+    fit = evaluation_split["train"].unionByName(evaluation_split["validation"])
+    result = evaluate_similar_artists(
+        fit, evaluation_split["test"], item_artists(item_catalog, item_index),
+        evaluation_metrics["fit_item_factors"], params.k, shared["n_bootstrap"],
+        shared["seed"], shared["max_users"], shared["knn_max_items_per_user"])
+    table = result.table
+    metadata = {name: dg.MetadataValue.int(v) for name, v in result.counts.items()}
+    if table.empty:
+        context.log.warning("the source names fewer than two artists: nothing to evaluate")
+        check = dg.AssetCheckResult(
+            check_name=checks.SIMILAR_ARTISTS_BEAT_POPULAR, passed=True,
+            metadata={"reason": "the source names fewer than two artists"})
+    else:
+        for r in table.itertuples():
+            metadata[f"{r.model}/{r.metric}@{r.k}"] = dg.MetadataValue.float(float(r.value))
+            metadata[f"{r.model}/{r.metric}@{r.k} 95% CI"] = f"[{r.ci_low:.4f}, {r.ci_high:.4f}]"
+        gate = beats_popular_artists(result)
+        check = dg.AssetCheckResult(check_name=checks.SIMILAR_ARTISTS_BEAT_POPULAR,
+                                    passed=gate.pop("passed"), metadata=gate)
+    metadata["metrics"] = dg.MetadataValue.md(table.to_markdown(index=False, floatfmt=".4f")
+                                              if len(table) else "_no artists_")
+    df = spark.spark_session.createDataFrame(
+        table, "model string, metric string, k int, value double, ci_low double, "
+        "ci_high double")
+    yield dg.Output(df, metadata={**metadata, "dagster/row_count": len(table),
+                                  "dagster/column_schema": column_schema(df)})
+    yield check if params.gate else not_gating(check)
 
 
 def not_gating(check: dg.AssetCheckResult) -> dg.AssetCheckResult:

@@ -4,13 +4,17 @@ the tuned settings. Asset modules import this one and never each other."""
 import base64
 
 import dagster as dg
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
 
 from ..ml.evaluation.tuning import SEARCHED, apply
 from ..tables import TableSet
 
 OWNERS = ["team:recsys"]
 KINDS = {"spark", "parquet"}
+# Every serving asset depends on evaluation_metrics, so that its blocking gate (ALS beats
+# popularity) stops a bad model from replacing the tables that are being served.
+GATE = ["evaluation_metrics"]
 
 
 def column_schema(df: DataFrame) -> dg.TableSchema:
@@ -56,3 +60,22 @@ def _best_trial(als_tuning: TableSet) -> dict:
     # a table written before trials were recorded as such: its values per section
     return {k: v for section in ("confidence", "als") for k, v in best[section].items()
             if k in SEARCHED}
+
+
+def newest_catalogue(item_catalog: DataFrame) -> DataFrame:
+    """One catalogue row per item (item_id, name, artist_id, artist_name): the newest. A
+    catalogue ingested before artists were kept has null artists."""
+    for column in ("artist_id", "artist_name"):
+        if column not in item_catalog.columns:
+            item_catalog = item_catalog.withColumn(column, F.lit(None).cast("string"))
+    newest = Window.partitionBy("item_id").orderBy(F.desc("day"))
+    return (item_catalog.withColumn("_n", F.row_number().over(newest)).where(F.col("_n") == 1)
+            .select("item_id", "name", "artist_id", "artist_name"))
+
+
+def item_artists(item_catalog: DataFrame, item_index: DataFrame) -> DataFrame:
+    """(item_idx, artist_id) of every indexed item whose catalogue row names an artist."""
+    return (newest_catalogue(item_catalog).where(F.col("artist_id").isNotNull())
+            .join(item_index.select(F.col("id").alias("item_id"), F.col("idx").alias("item_idx")),
+                  "item_id")
+            .select("item_idx", "artist_id"))

@@ -33,9 +33,10 @@ with warnings.catch_warnings():  # backfill_policy is "beta" in dagster 1.13
             group_name="ingestion", kinds=KINDS, owners=OWNERS, code_version="2",
         ),
         "item_catalog": dg.AssetOut(
-            description="Item names from the source (item_id, name, day delivered); empty when "
-            "it has none. Readers keep the newest name per item.",
-            group_name="ingestion", kinds=KINDS, owners=OWNERS, code_version="2",
+            description="The source's item catalogue: item_id, name, artist_id, artist_name "
+            "(null when the source does not name an item's artist), day delivered; empty when "
+            "it has none. Readers keep the newest row per item.",
+            group_name="ingestion", kinds=KINDS, owners=OWNERS, code_version="3",
         ),
     },
     partitions_def=PLAY_DAYS,
@@ -92,7 +93,11 @@ def ingest_play_logs(context: dg.AssetExecutionContext, config: PlaySourceConfig
                                        else "_no rejected rows_"),
     })
     names = names.withColumn(DAY, F.lit(last).cast("date")).persist()
-    yield dg.Output(names, "item_catalog", metadata=table_metadata(names, names.count()))
+    catalogue = names.agg(F.count("*").alias("items"),
+                          F.count("artist_id").alias("with_artist")).first()
+    yield dg.Output(names, "item_catalog", metadata={
+        **table_metadata(names, catalogue["items"]),
+        "items_with_artist": int(catalogue["with_artist"])})
     yield dg.AssetCheckResult(
         check_name=checks.QUARANTINE_FRACTION, asset_key="play_events",
         passed=n_delivered > 0 and fraction <= params.max_quarantine_fraction,

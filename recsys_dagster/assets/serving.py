@@ -1,12 +1,9 @@
-"""Serving tables: per-user recommendations and similar items, with raw ids.
-
-Both depend on evaluation_metrics so that its blocking gate (ALS beats popularity) stops a
-bad model from replacing the tables that are being served.
-"""
+"""Serving tables: per-user recommendations and similar items, with raw ids; both gated by
+evaluation_metrics (helpers.GATE)."""
 
 
 import dagster as dg
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from .. import checks
@@ -17,10 +14,8 @@ from ..ml.serving.recommend import recommend_for_users, similar_by_factors
 from ..partitions import LATEST_DAY
 from ..resources import Warehouse
 from ..tables import Table, TableSet
-from .helpers import KINDS, OWNERS, table_metadata
+from .helpers import GATE, KINDS, OWNERS, newest_catalogue, table_metadata
 from .publishing import RECORD, as_metadata, record_to_publish
-
-GATE = ["evaluation_metrics"]
 
 
 def users_with_fold_in(als_model: TableSet, interactions: DataFrame) -> DataFrame:
@@ -39,9 +34,7 @@ def users_with_fold_in(als_model: TableSet, interactions: DataFrame) -> DataFram
 
 def newest_names(item_catalog: DataFrame) -> DataFrame:
     """One name per item: the one delivered last."""
-    newest = Window.partitionBy("item_id").orderBy(F.desc("day"))
-    return (item_catalog.withColumn("_n", F.row_number().over(newest)).where(F.col("_n") == 1)
-            .select("item_id", "name"))
+    return newest_catalogue(item_catalog).select("item_id", "name")
 
 
 def _ids(index: DataFrame, idx_col: str, id_col: str) -> DataFrame:

@@ -37,6 +37,9 @@ class EvaluationResult:
     table: pd.DataFrame  # TABLE_COLUMNS
     per_user: pd.DataFrame  # model, user_idx, n_train, segment, metrics...
     counts: dict = field(default_factory=dict)
+    # The fit's item factors (ids ascending, matrix): what the other held-out scores reuse.
+    item_ids: np.ndarray | None = None
+    item_factors: np.ndarray | None = None
 
     def value(self, model: str, metric: str, segment: str = "all") -> float:
         t = self.table
@@ -228,7 +231,8 @@ def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als:
     for df in (fit, held, scored, knn_users):
         if df is not None:
             df.unpersist()
-    return EvaluationResult(table, per_user.drop(columns=["recs"]), counts)
+    return EvaluationResult(table, per_user.drop(columns=["recs"]), counts, cat.item_ids,
+                            item_matrix)
 
 
 def beats_popularity(result: EvaluationResult, params: EvaluationParams) -> dict:

@@ -70,6 +70,10 @@ def item_id(i) -> str:
     return f"song-{int(i):07d}"
 
 
+def artist_id(a) -> str:
+    return f"artist-{int(a):05d}"
+
+
 def artist_name(a) -> str:
     return f"Artist {int(a):05d}"
 
@@ -99,14 +103,15 @@ def song_catalogue(spec: SyntheticSpec) -> SongCatalogue:
 
 
 def catalogue_frame(spec: SyntheticSpec) -> pd.DataFrame:
-    """item_id, name, artist for every song (the catalogue table)."""
+    """item_id, name, artist_id, artist_name for every song (the catalogue table)."""
     cat = song_catalogue(spec)
     idx = np.arange(spec.n_items)
     within = idx - np.searchsorted(cat.item_artist, cat.item_artist)  # song number per artist
     return pd.DataFrame({
         "item_id": [item_id(i) for i in idx],
         "name": [f"{artist_name(a)} - Track {w + 1:02d}" for a, w in zip(cat.item_artist, within)],
-        "artist": [artist_name(a) for a in cat.item_artist],
+        "artist_id": [artist_id(a) for a in cat.item_artist],
+        "artist_name": [artist_name(a) for a in cat.item_artist],
     })
 
 

@@ -156,8 +156,10 @@ def read_lastfm_artists(spark, folder: str) -> DataFrame | None:
     if not os.path.exists(path):
         return None
     raw = read_delimited(spark, path, ColumnMapping("id", "name", None, None), delimiter="\t")
+    # Last.fm's items are artists: each is its own artist.
     return (raw.where(F.col("_reason").isNull() & (F.col("user_id") != ""))
-            .select(F.col("user_id").alias("item_id"), F.col("item_id").alias("name"))
+            .select(F.col("user_id").alias("item_id"), F.col("item_id").alias("name"),
+                    F.col("user_id").alias("artist_id"), F.col("item_id").alias("artist_name"))
             .dropDuplicates(["item_id"]))
 
 
@@ -191,6 +193,9 @@ class FileSource:
         None, "Optional CSV/TSV with item names (same format).")
     item_names_id_column: str = setting("item_id", "Id column of the names file.")
     item_names_name_column: str = setting("name", "Name column of the names file.")
+    item_names_artist_column: str | None = setting(
+        None, "Optional column of the names file with each item's artist (its name is its "
+        "id); without it the source has no artists and similar_artists is empty.")
 
     def mapping(self) -> ColumnMapping:
         return ColumnMapping(self.user_column, self.item_column, self.plays_column,
@@ -217,7 +222,8 @@ class PlaySource:
         0.05, "The quarantine check fails above this share of input rows.")
 
 
-CATALOG_SCHEMA = "item_id string, name string"
+# artist_id / artist_name are null when the source does not say who made an item.
+CATALOG_SCHEMA = "item_id string, name string, artist_id string, artist_name string"
 # The seed's example names its columns as its PySpark DataFrame did.
 SEED_COLUMNS = ColumnMapping("userId", "songId", "playCount", None)
 
@@ -228,7 +234,7 @@ def read_source(spark, params: PlaySource) -> tuple[DataFrame, DataFrame, bool, 
     if params.source == "synthetic":
         spec = params.synthetic
         plays = datagen.synthetic_play_logs(spark, spec)
-        names = spark.createDataFrame(datagen.catalogue_frame(spec)[["item_id", "name"]])
+        names = spark.createDataFrame(datagen.catalogue_frame(spec), CATALOG_SCHEMA)
         return typed_to_raw(plays), names, True, f"synthetic {spec}"
     if params.source == "seed":
         path = str(SEED_EXAMPLE_CSV)
@@ -249,11 +255,15 @@ def read_source(spark, params: PlaySource) -> tuple[DataFrame, DataFrame, bool, 
         raw = read_delimited(spark, path, fc.mapping(), delimiter, fc.header)
     names = empty_names
     if fc.item_names_path:
+        # The names file read with the play-log reader: id, name and artist in the slots of
+        # user, item and plays.
         names_raw = read_delimited(
             spark, resolve_resource_path(fc.item_names_path),
-            ColumnMapping(fc.item_names_id_column, fc.item_names_name_column, None),
-            delimiter, True)
+            ColumnMapping(fc.item_names_id_column, fc.item_names_name_column,
+                          fc.item_names_artist_column), delimiter, True)
+        artist = F.when(F.col("plays") != "", F.col("plays"))
         names = (names_raw.where(F.col("_reason").isNull())
-                 .select(F.col("user_id").alias("item_id"), F.col("item_id").alias("name"))
+                 .select(F.col("user_id").alias("item_id"), F.col("item_id").alias("name"),
+                         artist.alias("artist_id"), artist.alias("artist_name"))
                  .dropDuplicates(["item_id"]))
     return raw, names, fc.plays_column is not None, path
