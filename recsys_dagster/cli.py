@@ -158,7 +158,8 @@ def show_similar_artists(store, names, n_artists: int, per_artist: int) -> str:
     plays = store.read_pandas("play_events").groupby("item_id", as_index=False).plays.sum()
     by_artist = (plays.merge(names[["item_id", "artist_id"]], on="item_id")
                  .groupby("artist_id").plays.sum().sort_values(ascending=False))
-    top = [a for a in by_artist.index if a in set(sims.artist_id)][:n_artists]
+    listed = set(sims.artist_id)
+    top = [a for a in by_artist.index if a in listed][:n_artists]
     lines = [f"\nsimilar artists of the {len(top)} most played of "
              f"{sims.artist_id.nunique()} artists:"]
     for artist in top:
