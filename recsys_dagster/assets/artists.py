@@ -27,8 +27,9 @@ from .helpers import GATE, KINDS, OWNERS, item_artists, newest_catalogue, table_
 def similar_artists(context: dg.AssetExecutionContext, config: SimilarArtistsConfig,
                     als_model: TableSet, interactions: DataFrame, item_index: DataFrame,
                     item_catalog: DataFrame):
-    """Top-N similar artists per artist ("similar-artist discovery"): cosine of artist vectors,
-    each the play-weighted mean of the artist's songs' unit factor vectors."""
+    """Top-N similar artists per artist ("similar-artist discovery"): artist vectors are the
+    play-weighted mean of their songs' factors; a candidate is ranked by the seed's direction
+    times its vector (docs/products.md says why not plain cosine)."""
     catalogue = newest_catalogue(item_catalog).where(F.col("artist_id").isNotNull()).persist()
     songs = songs_with_plays(item_artists(item_catalog, item_index), interactions)
     names = catalogue.groupBy("artist_id").agg(F.min("artist_name").alias("artist_name"))
@@ -50,7 +51,8 @@ def similar_artists(context: dg.AssetExecutionContext, config: SimilarArtistsCon
     yield dg.Output(table, metadata={
         **table_metadata(table, n_rows, preview_rows=10, order_by=["artist_id", "rank"]),
         "artists": int(summary["artists"]), "top_n": config.top_n,
-        "artist_vectors": "play-weighted mean of the artist's unit song vectors",
+        "artist_vectors": "play-weighted mean of the artist's song vectors",
+        "ranking": "seed direction . candidate vector",
         "source_has_artists": has_artists,
     })
     n_self = int(summary["self"] or 0)
