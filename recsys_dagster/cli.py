@@ -164,11 +164,11 @@ def show_similar_artists(store, names, n_artists: int, per_artist: int) -> str:
              f"{sims.artist_id.nunique()} artists:"]
     for artist in top:
         rows = sims[sims.artist_id == artist].sort_values("rank").head(per_artist)
-        listed = ", ".join(f"{n} ({s:.2f})" for n, s in
-                           zip(rows.similar_artist_name.fillna(rows.similar_artist_id),
-                               rows.score))
+        named = ", ".join(f"{n} ({s:.2f})" for n, s in
+                          zip(rows.similar_artist_name.fillna(rows.similar_artist_id),
+                              rows.score))
         label = rows.artist_name.iloc[0] if rows.artist_name.notna().iloc[0] else artist
-        lines.append(f"  {label}: {listed}")
+        lines.append(f"  {label}: {named}")
     return "\n".join(lines)
 
 
