@@ -19,6 +19,7 @@ RECOMMENDATIONS_NOT_PLAYED = "no_already_played_items"
 SIMILAR_ITEMS_NO_SELF = "no_self_matches"
 SIMILAR_ARTISTS_NO_SELF = "no_self_matches"
 SIMILAR_ARTISTS_BEAT_POPULAR = "similar_artists_beat_popular_artists"
+RADIO_RULES = "stations_follow_the_rules"
 
 
 @dg.asset_check(asset="play_events", name=PLAY_EVENTS_VALID, blocking=True,

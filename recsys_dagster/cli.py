@@ -2,10 +2,12 @@
 
     python -m recsys_dagster.cli run [--config resources/config/demo.yaml]
     python -m recsys_dagster.cli backfill --from 2024-03-24 --to 2024-03-30 [--config ...]
+    python -m recsys_dagster.cli radio --artist NAME [--user ID] [--length N]
 
 `run` ingests every day of the play-log calendar in one run (job ingest_play_logs_job), then
 retrains as of the newest day (job retrain_and_publish). `backfill` (re-)ingests a range of
-days only; a re-delivered day replaces the stored one.
+days only; a re-delivered day replaces the stored one. `radio` prints an artist's station, or
+a listener's own, from the served tables (no Spark, no retraining).
 
 The YAML file is a Dagster run config (the same text can be pasted into the UI's launchpad).
 With DAGSTER_HOME set (the Makefile sets it) the run is recorded, so `dagster dev` shows it.
@@ -108,7 +110,7 @@ def run(config_path: str | None, show_users: int, data: str | None = None) -> in
                  "item_index", "interactions", "evaluation_split", "als_tuning",
                  "confidence_matrix", "als_model",
                  "evaluation_metrics", "artist_evaluation", "user_recommendations",
-                 "similar_items", "similar_artists"):
+                 "similar_items", "similar_artists", "artist_radio"):
         days = store.partitions(name)
         if days:
             print(f"  {name:24s} {store.table_dir(name)}/<day>/current ({len(days)} days, "
@@ -124,11 +126,7 @@ def run(config_path: str | None, show_users: int, data: str | None = None) -> in
     for r in ci.itertuples():
         print(f"  {r.model} {r.metric}@{r.k}: {r.value:.4f} "
               f"(95% CI {r.ci_low:.4f}..{r.ci_high:.4f})")
-    if store.exists("artist_evaluation") and len(store.read_pandas("artist_evaluation")):
-        print("similar artists (test split: listeners' new artists named by an artist's list):")
-        for r in store.read_pandas("artist_evaluation").itertuples():
-            print(f"  {r.model} {r.metric}@{r.k}: {r.value:.4f} "
-                  f"(95% CI {r.ci_low:.4f}..{r.ci_high:.4f})")
+    print(show_artist_evaluation(store))
     recs = store.read_pandas("user_recommendations")
     names = (store.read_pandas("item_catalog").sort_values("day")
              .drop_duplicates("item_id", keep="last"))
@@ -145,6 +143,7 @@ def run(config_path: str | None, show_users: int, data: str | None = None) -> in
                               for lab, s in zip(rows["name"].fillna(rows.item_id), rows.score))
             print(f"  {user}: {items}")
     print(show_similar_artists(store, names, n_artists=3, per_artist=5))
+    print(show_one_station(store, per_station=10))
     if failed_checks:
         return 1
     return 0
@@ -170,6 +169,68 @@ def show_similar_artists(store, names, n_artists: int, per_artist: int) -> str:
         label = rows.artist_name.iloc[0] if rows.artist_name.notna().iloc[0] else artist
         lines.append(f"  {label}: {named}")
     return "\n".join(lines)
+
+
+def show_artist_evaluation(store) -> str:
+    """The held-out numbers of similar artists and artist radio."""
+    table = (store.read_pandas("artist_evaluation", frame="metrics")
+             if store.exists("artist_evaluation") else None)
+    if table is None or table.empty:
+        return "similar artists and radio: not evaluated (the source names no artist)"
+    heads = {"new_artist_recall": "similar artists (test split: listeners' new artists named "
+             "by an artist's list):",
+             "radio": "artist radio (test split: share of a station's songs its seed artist's "
+             "listeners played; diversity and popularity per station):"}
+    lines = []
+    for head, part in (("new_artist_recall", table[table.metric == "new_artist_recall"]),
+                       ("radio", table[table.metric != "new_artist_recall"])):
+        lines.append(heads[head])
+        lines += [f"  {r.model} {r.metric}@{r.k}: {r.value:.4f} "
+                  f"(95% CI {r.ci_low:.4f}..{r.ci_high:.4f})" for r in part.itertuples()]
+    return "\n".join(lines)
+
+
+def show_one_station(store, per_station: int) -> str:
+    """The first songs of the station of the most listened artist."""
+    if not store.exists("artist_radio"):
+        return "\nartist radio: none"
+    table = store.read_pandas("artist_radio", frame="stations")
+    if table.empty:
+        return "\nartist radio: none (the source names no artist for its items)"
+    from .served_radio import format_station
+
+    listeners = store.read_pandas("artist_radio", frame="artists").set_index("artist_id")
+    seed = listeners.listeners.reindex(table.seed_artist_id.unique()).idxmax()
+    rows = table[table.seed_artist_id == seed].sort_values("position")
+    label = rows.seed_artist_name.iloc[0] if rows.seed_artist_name.notna().iloc[0] else seed
+    shown = rows.head(per_station).assign(name=lambda d: d.name.fillna(d.item_id),
+                                          artist_name=lambda d: d.artist_name.fillna(d.artist_id))
+    return ("\n" + format_station(shown, f"radio station of {label}, the most listened artist, "
+            f"first {len(shown)} of {len(rows)} songs")
+            + f"\n  (python -m recsys_dagster.cli radio --artist {label!r} [--user ID] for a "
+            "listener's own)")
+
+
+def radio(artist: str, user: str | None, length: int | None, data: str | None) -> int:
+    """Print the station of `artist`, or a listener's own one, from the served tables."""
+    from .paths import data_dir
+    from .served_radio import RadioLookupError, ServedRadio, format_station
+    from .tables import TableStore
+
+    store = TableStore(os.path.abspath(data) if data else data_dir())
+    try:
+        served = ServedRadio.load(store)
+        table = served.station(artist, user, length)
+    except RadioLookupError as err:
+        print(f"radio: {err}", file=sys.stderr)
+        return 2
+    label = served.labels().iloc[served.artist(artist)]
+    title = (f"radio of {label} for listener {user} (songs they played left out)" if user
+             else f"radio of {label}")
+    if served.cat.n_artists == len(served.songs):
+        title += "; items are artists here, so the station is a sequence of artists"
+    print(format_station(table, title))
+    return 0
 
 
 def show_recommendations(recs, per_user: int) -> str:
@@ -203,6 +264,15 @@ def main(argv=None, standalone: bool = False) -> int:
     p_run.add_argument("--show-users", type=int, default=3, help="users to print")
     p_run.add_argument("--data-dir", help=f"where the tables go (default ${DATA_DIR_ENV} or "
                        "./data)")
+    p_radio = sub.add_parser("radio", help="an artist's radio station, or a listener's own, "
+                             "from the served tables (no Spark)")
+    p_radio.add_argument("--artist", required=True, help="the seed artist's name or id")
+    p_radio.add_argument("--user", help="a listener's id: their own station, without the "
+                         "songs they played")
+    p_radio.add_argument("--length", type=int, help="songs in the station (default: the "
+                         "served radio's length)")
+    p_radio.add_argument("--data-dir", help=f"where the tables are (default ${DATA_DIR_ENV} or "
+                         "./data)")
     p_fill = sub.add_parser("backfill", help="(re-)ingest a range of days of play logs")
     p_fill.add_argument("--from", dest="first", required=True, help="first day, YYYY-MM-DD")
     p_fill.add_argument("--to", dest="last", required=True, help="last day, YYYY-MM-DD")
@@ -213,6 +283,8 @@ def main(argv=None, standalone: bool = False) -> int:
     try:
         if args.command == "run":
             return run(args.config, args.show_users, args.data_dir)
+        if args.command == "radio":
+            return radio(args.artist, args.user, args.length, args.data_dir)
         return backfill(args.config, args.first, args.last, args.data_dir)
     finally:
         if standalone:

@@ -25,6 +25,7 @@ from .ml.evaluation.tuning import SEARCHED, TuningParams
 from .ml.ingest.datagen import SyntheticSpec
 from .ml.ingest.sources import FileSource, PlaySource
 from .ml.serving.artists import SimilarArtistsParams
+from .ml.serving.radio import RadioParams
 from .ml.serving.recommend import RecommendationParams, SimilarItemsParams
 
 _PARAMS_OF: dict[type, type] = {}  # Config class -> its dataclass
@@ -84,4 +85,5 @@ EvaluationConfig = config_class(EvaluationParams)
 RecommendationsConfig = config_class(RecommendationParams)
 SimilarItemsConfig = config_class(SimilarItemsParams)
 SimilarArtistsConfig = config_class(SimilarArtistsParams)
+RadioConfig = config_class(RadioParams)  # made first: ArtistEvaluationConfig nests it
 ArtistEvaluationConfig = config_class(ArtistEvaluationParams)

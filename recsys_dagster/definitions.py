@@ -21,6 +21,7 @@ ASSETS = [
     evaluation.evaluation_split, training.als_tuning, training.als_model,
     evaluation.evaluation_metrics, evaluation.artist_evaluation,
     serving.user_recommendations, serving.similar_items, artists.similar_artists,
+    artists.artist_radio,
 ]
 
 

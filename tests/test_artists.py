@@ -110,7 +110,7 @@ def test_similar_artists_are_evaluated_and_gated(standard_run, spark, spark_reso
 
     name = ("artist_evaluation", "similar_artists_beat_popular_artists")
     assert checks_by_name(standard_run.result)[name] is True
-    table = standard_run.store.read_pandas("artist_evaluation").set_index("model")
+    table = standard_run.store.read_pandas("artist_evaluation", frame="metrics").set_index("model")
     assert set(table.index) == {"als", "popular_artists", "co_listening", "als-popular_artists"}
     models = table.drop(index="als-popular_artists")
     assert models.value.between(0, 1).all()

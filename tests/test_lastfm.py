@@ -56,6 +56,6 @@ def test_lastfm_tuned_end_to_end_via_cli(spark, lastfm_dir, capsys, tmp_path):
     assert (artists.artist_id != artists.similar_artist_id).all()
     assert artists.artist_id.nunique() >= 0.99 * sims.item_id.nunique()
     assert artists.artist_name.notna().mean() > 0.99
-    held_out = store.read_pandas("artist_evaluation").set_index("model")
+    held_out = store.read_pandas("artist_evaluation", frame="metrics").set_index("model")
     assert held_out.ci_low["als"] > held_out.value["popular_artists"], held_out
     assert "similar artists of the 3 most played of" in out

@@ -38,6 +38,10 @@ EXPECTED_EDGES = {
     # Their held-out evaluation: the evaluation's fit, its split, the songs' artists.
     ("evaluation_metrics", "artist_evaluation"), ("evaluation_split", "artist_evaluation"),
     ("item_catalog", "artist_evaluation"), ("item_index", "artist_evaluation"),
+    # Artist radio: the songs' factors and artists, plays and listeners, the judged settings.
+    ("als_model", "artist_radio"), ("evaluation_metrics", "artist_radio"),
+    ("artist_evaluation", "artist_radio"), ("interactions", "artist_radio"),
+    ("item_index", "artist_radio"), ("item_catalog", "artist_radio"),
 }
 GROUPS = {"play_events": "ingestion", "play_events_quarantine": "ingestion",
           "item_catalog": "ingestion", "user_index": "features", "item_index": "features",
@@ -45,7 +49,7 @@ GROUPS = {"play_events": "ingestion", "play_events_quarantine": "ingestion",
           "als_tuning": "training", "evaluation_split": "evaluation",
           "evaluation_metrics": "evaluation", "artist_evaluation": "evaluation",
           "user_recommendations": "serving",
-          "similar_items": "serving", "similar_artists": "serving"}
+          "similar_items": "serving", "similar_artists": "serving", "artist_radio": "serving"}
 
 
 def gql(port, query, variables=None):

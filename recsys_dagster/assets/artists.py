@@ -1,20 +1,34 @@
-"""Artist-level products on the served factors: similar artists.
+"""Artist-level products on the served factors: similar artists and artist radio.
 
 The artist of each song comes from the item catalogue (the source's own artists: the synthetic
 generator's, Last.fm's artists.dat, a file source's names file). A source without artists gives
 an empty table that says so in its metadata, not a failed run.
 """
 
+import dataclasses
+
 import dagster as dg
+import numpy as np
+import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from .. import checks
 from ..config import SimilarArtistsConfig
-from ..ml.serving.artists import similar_artists_by_factors, songs_with_plays
+from ..ml.serving.artists import artist_songs, similar_artists_by_factors, songs_with_plays
+from ..ml.serving.radio import RadioCatalogue, RadioParams, seed_artists, stations
 from ..partitions import LATEST_DAY
+from ..resources import Warehouse
 from ..tables import TableSet
-from .helpers import GATE, KINDS, OWNERS, item_artists, newest_catalogue, table_metadata
+from .helpers import (
+    GATE,
+    KINDS,
+    OWNERS,
+    column_schema,
+    item_artists,
+    newest_catalogue,
+    table_metadata,
+)
 
 
 @dg.asset(
@@ -63,3 +77,110 @@ def similar_artists(context: dg.AssetExecutionContext, config: SimilarArtistsCon
     )
     table.unpersist()
     catalogue.unpersist()
+
+
+@dg.asset(
+    group_name="serving", kinds=KINDS, owners=OWNERS, code_version="1",
+    deps=GATE, ins={"interactions": LATEST_DAY},  # artist_evaluation: an input, so gated too
+    check_specs=[dg.AssetCheckSpec(
+        checks.RADIO_RULES, asset="artist_radio",
+        description="No song twice in a station, no station longer than its length, no artist "
+        "with more songs than max_per_artist (the seed artist: seed_artist_max).")],
+)
+def artist_radio(context: dg.AssetExecutionContext, als_model: TableSet,
+                 artist_evaluation: TableSet, interactions: DataFrame, item_index: DataFrame,
+                 item_catalog: DataFrame, warehouse: Warehouse):
+    """Artist radio: a station per most-listened artist, songs of the artist and of its most
+    similar artists ranked by affinity to the artist, a few per artist, with a share of
+    less-played songs (ml/serving/radio.py). The settings are the ones artist_evaluation
+    judged (its config `radio`). Besides the stations, the radio's catalogue (frames songs
+    and artists, with their vectors) is kept so that `cli radio` makes a listener's own
+    station from the served tables alone."""
+    params = RadioParams(**artist_evaluation.params["radio"])
+    catalogue = newest_catalogue(item_catalog).toPandas()
+    artist_of = item_artists(item_catalog, item_index)
+    songs = artist_songs(als_model["item_factors"], songs_with_plays(artist_of, interactions))
+    listeners = (interactions.join(artist_of, "item_idx").groupBy("artist_id")
+                 .agg(F.countDistinct("user_idx").alias("listeners")).toPandas())
+    n_listeners = (listeners.set_index("artist_id")["listeners"].reindex(songs.artist_ids)
+                   .fillna(0).to_numpy())
+    cat = RadioCatalogue.build(songs.song_ids, songs.song_vecs, songs.song_artist, songs.plays,
+                               songs.artist_ids.size)
+    seed, position, song, score = stations(cat, seed_artists(n_listeners, params.n_seed_artists),
+                                           params)
+    index = item_index.select("idx", "id").toPandas().set_index("idx")["id"]
+    names = catalogue.set_index("item_id")["name"]
+    artist_names = (catalogue.dropna(subset=["artist_id"]).groupby("artist_id")["artist_name"]
+                    .min().reindex(songs.artist_ids))
+    song_ids = index.reindex(cat.song_ids).to_numpy()
+    table = pd.DataFrame({
+        "seed_artist_id": songs.artist_ids[seed],
+        "seed_artist_name": artist_names.iloc[seed].values,
+        "position": position.astype(np.int32), "item_id": song_ids[song],
+        "name": names.reindex(song_ids[song]).values,
+        "artist_id": songs.artist_ids[cat.song_artist[song]],
+        "artist_name": artist_names.iloc[cat.song_artist[song]].values,
+        "score": score.astype(np.float32)})
+    song_frame = pd.DataFrame({
+        "item_idx": cat.song_ids, "item_id": song_ids, "name": names.reindex(song_ids).values,
+        "artist_id": songs.artist_ids[cat.song_artist], "plays": cat.plays,
+        "less_played": cat.less_played, "features": list(cat.song_vecs)})
+    artist_frame = pd.DataFrame({
+        "artist_id": songs.artist_ids, "artist_name": artist_names.values,
+        "listeners": n_listeners.astype(np.int64), "features": list(cat.artist_vecs)})
+    spark = interactions.sparkSession
+    frames = {"stations": spark.createDataFrame(table, STATIONS_SCHEMA),
+              "songs": spark.createDataFrame(song_frame, SONGS_SCHEMA),
+              "artists": spark.createDataFrame(artist_frame, ARTISTS_SCHEMA)}
+    if songs.artist_ids.size == 0:
+        context.log.warning("the source names no artist for its items: artist_radio is empty")
+    rules = station_rules(table, params)
+    yield dg.Output(
+        TableSet(frames, {"radio": dataclasses.asdict(params),
+                          "model_version": warehouse.store().version("als_model")}),
+        metadata={
+            "dagster/row_count": len(table),
+            "dagster/column_schema": column_schema(frames["stations"]),
+            "stations": int(table.seed_artist_id.nunique()),
+            "mean_length": float(table.groupby("seed_artist_id").size().mean())
+            if len(table) else 0.0,
+            "mean_distinct_artists": float(table.groupby("seed_artist_id").artist_id.nunique()
+                                           .mean()) if len(table) else 0.0,
+            "items_are_artists": bool(len(song_frame)
+                                      and song_frame.artist_id.nunique() == len(song_frame)),
+            "sample": dg.MetadataValue.md(station_sample(table, n_stations=3, per_station=10)),
+            **{f"radio/{name}": value for name, value in dataclasses.asdict(params).items()},
+        })
+    yield dg.AssetCheckResult(check_name=checks.RADIO_RULES, passed=not any(rules.values()),
+                              metadata=rules)
+
+
+STATIONS_SCHEMA = ("seed_artist_id string, seed_artist_name string, position int, "
+                   "item_id string, name string, artist_id string, artist_name string, "
+                   "score float")
+SONGS_SCHEMA = ("item_idx long, item_id string, name string, artist_id string, plays double, "
+                "less_played boolean, features array<float>")
+ARTISTS_SCHEMA = "artist_id string, artist_name string, listeners long, features array<float>"
+
+
+def station_rules(table: pd.DataFrame, params: RadioParams) -> dict:
+    """Rows breaking each station rule (0 everywhere when the stations are sound)."""
+    per_artist = table.groupby(["seed_artist_id", "artist_id"]).size().reset_index(name="n")
+    cap = np.where(per_artist.artist_id == per_artist.seed_artist_id, params.seed_artist_max,
+                   params.max_per_artist)
+    return {"repeated_songs": int(table.duplicated(["seed_artist_id", "item_id"]).sum()),
+            "over_length": int((table.position > params.length).sum()),
+            "artists_over_cap": int((per_artist.n > cap).sum())}
+
+
+def station_sample(table: pd.DataFrame, n_stations: int, per_station: int) -> str:
+    """The first songs of the first stations (the most listened seed artists), by name."""
+    if table.empty:
+        return "_no stations_"
+    parts = []
+    for seed in table.seed_artist_id.unique()[:n_stations]:
+        rows = table[table.seed_artist_id == seed].head(per_station)
+        label = rows.seed_artist_name.iloc[0] if rows.seed_artist_name.notna().iloc[0] else seed
+        parts.append(f"**{label}**\n\n" + rows[["position", "name", "artist_name", "score"]]
+                     .to_markdown(index=False, floatfmt=".3f"))
+    return "\n\n".join(parts)

@@ -1,5 +1,7 @@
 """Evaluation: the train/validation/test split, test metrics with intervals, and the gate."""
 
+import dataclasses
+
 import dagster as dg
 import pandas as pd
 from pyspark.sql import DataFrame
@@ -8,7 +10,7 @@ from .. import checks
 from ..config import ArtistEvaluationConfig, EvaluationConfig, SplitConfig
 from ..ml.als import ALSParams
 from ..ml.als.confidence import ConfidenceParams
-from ..ml.evaluation.artists import beats_popular_artists, evaluate_similar_artists
+from ..ml.evaluation.artists import METRIC, beats_popular_artists, evaluate_similar_artists
 from ..ml.evaluation.evaluate import TABLE_COLUMNS, beats_popularity, evaluate, has_timestamps
 from ..ml.evaluation.plots import segment_plot
 from ..ml.evaluation.split import three_way_split
@@ -118,27 +120,31 @@ def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConf
 
 
 @dg.asset(
-    group_name="evaluation", kinds=KINDS, owners=OWNERS, code_version="1",
+    group_name="evaluation", kinds=KINDS, owners=OWNERS, code_version="2",
     check_specs=[dg.AssetCheckSpec(
         checks.SIMILAR_ARTISTS_BEAT_POPULAR, asset="artist_evaluation", blocking=True,
         description="Similar artists name listeners' new held-out artists more often than the "
         "most popular artists do, with the bootstrap interval clear of them; similar_artists "
-        "is only republished when they do (a source without artists passes: nothing to "
-        "publish).")],
+        "and artist_radio are only republished when they do (a source without artists "
+        "passes: nothing to publish).")],
 )
 def artist_evaluation(context: dg.AssetExecutionContext, config: ArtistEvaluationConfig,
                       evaluation_metrics: TableSet, evaluation_split: TableSet,
                       item_catalog: DataFrame, item_index: DataFrame, spark: SparkResource):
-    """Similar artists on held-out plays: for listeners of an artist in train + validation,
-    the share of the new artists they played in test that its top-k similar artists name,
-    against the most popular artists and co-listening (artist-level item-kNN). The lists
-    come from evaluation_metrics' fit (train + validation), not from the served model."""
+    """The artist products on held-out plays. Similar artists: for listeners of an artist in
+    train + validation, the share of the new artists they played in test that its top-k
+    similar artists name, against the most popular artists and co-listening (artist-level
+    item-kNN). Artist radio: for listeners of a seed artist, the share of its station's songs
+    they played in test, and each station's diversity and popularity, against the seed
+    artist's most played songs then the most played songs. Both come from evaluation_metrics'
+    fit (train + validation), not from the served model; the radio settings (config `radio`)
+    are kept with the table, and artist_radio serves exactly those."""
     params, shared = config.params(), evaluation_metrics.params
     fit = evaluation_split["train"].unionByName(evaluation_split["validation"])
     result = evaluate_similar_artists(
         fit, evaluation_split["test"], item_artists(item_catalog, item_index),
         evaluation_metrics["fit_item_factors"], params.k, shared["n_bootstrap"],
-        shared["seed"], shared["max_users"], shared["knn_max_items_per_user"])
+        shared["seed"], shared["max_users"], shared["knn_max_items_per_user"], params.radio)
     table = result.table
     metadata = {name: dg.MetadataValue.int(v) for name, v in result.counts.items()}
     if table.empty:
@@ -153,13 +159,18 @@ def artist_evaluation(context: dg.AssetExecutionContext, config: ArtistEvaluatio
         gate = beats_popular_artists(result)
         check = dg.AssetCheckResult(check_name=checks.SIMILAR_ARTISTS_BEAT_POPULAR,
                                     passed=gate.pop("passed"), metadata=gate)
-    metadata["metrics"] = dg.MetadataValue.md(table.to_markdown(index=False, floatfmt=".4f")
-                                              if len(table) else "_no artists_")
+    similar = table.metric == METRIC
+    for product, rows in (("similar_artists", similar), ("radio", ~similar)):
+        part = table[rows & ~table.model.str.contains("-")]
+        metadata[f"{product}_metrics"] = dg.MetadataValue.md(
+            part.pivot(index="metric", columns="model", values="value").reset_index()
+            .to_markdown(index=False, floatfmt=".4f") if len(part) else "_no artists_")
     df = spark.spark_session.createDataFrame(
         table, "model string, metric string, k int, value double, ci_low double, "
         "ci_high double")
-    yield dg.Output(df, metadata={**metadata, "dagster/row_count": len(table),
-                                  "dagster/column_schema": column_schema(df)})
+    yield dg.Output(TableSet({"metrics": df}, {"radio": dataclasses.asdict(params.radio)}),
+                    metadata={**metadata, "dagster/row_count": len(table),
+                              "dagster/column_schema": column_schema(df)})
     yield check if params.gate else not_gating(check)
 
 

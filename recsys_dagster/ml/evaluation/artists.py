@@ -22,9 +22,11 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from .. import setting
-from ..serving.artists import similar_artists_by_factors, songs_with_plays
+from ..serving.artists import artist_songs, similar_artists_of, songs_with_plays
+from ..serving.radio import RadioCatalogue, RadioParams, seed_artists
 from .baselines import item_cosine_neighbours
 from .evaluate import restrict, sample_users
+from .radio import evaluate_radio
 from .stats import bootstrap_ci
 
 TABLE_COLUMNS = ["model", "metric", "k", "value", "ci_low", "ci_high"]
@@ -32,13 +34,17 @@ TABLE_COLUMNS = ["model", "metric", "k", "value", "ci_low", "ci_high"]
 
 @dataclass(frozen=True)
 class ArtistEvaluationParams:
-    """Held-out evaluation of similar artists and its publication gate (the bootstrap, user
-    sample and co-listening bounds are the evaluation_metrics ones)."""
+    """Held-out evaluation of similar artists and artist radio, and their publication gate
+    (the bootstrap, user sample and co-listening bounds are the evaluation_metrics ones)."""
 
     k: int = setting(10, "Similar artists per artist that are scored.")
     gate: bool = setting(
-        True, "The check blocks similar_artists when its lists do not beat the most popular "
-        "artists. False only for data that cannot be judged: the check then reports.")
+        True, "The check blocks similar_artists and artist_radio when the similar artists do "
+        "not beat the most popular artists. False only for data that cannot be judged: the "
+        "check then reports.")
+    radio: RadioParams = setting(
+        RadioParams(), "The artist radio stations: evaluated here, and artist_radio serves "
+        "exactly these settings (it reads them from this asset's table).")
 
 
 def popular_lists(listeners: np.ndarray, k: int) -> np.ndarray:
@@ -95,21 +101,26 @@ class ArtistEvaluation:
     table: pd.DataFrame  # model, metric, k, value, ci_low, ci_high
     counts: dict
 
+    def _row(self, model: str):
+        return self.table[(self.table.model == model) & (self.table.metric == METRIC)].iloc[0]
+
     def value(self, model: str) -> float:
-        return float(self.table.set_index("model").value[model])
+        return float(self._row(model).value)
 
     def interval(self, model: str) -> tuple[float, float]:
-        row = self.table.set_index("model").loc[model]
+        row = self._row(model)
         return float(row.ci_low), float(row.ci_high)
 
 
 def evaluate_similar_artists(fit: DataFrame, held: DataFrame, item_artists: DataFrame,
                              fit_item_factors: DataFrame, k: int, n_boot: int, seed: int,
-                             max_users: int, knn_max_items_per_user: int) -> ArtistEvaluation:
+                             max_users: int, knn_max_items_per_user: int,
+                             radio: RadioParams | None = None) -> ArtistEvaluation:
     """Score the similar artists of the factors fitted on `fit` (and both baselines) on
-    `held`. item_artists (item_idx, artist_id): the artist of every indexed song that has one
-    (a held-out song new since the fit still names its artist). Listeners are the seeded
-    sample of evaluation_metrics (max_users); the baselines count every fit listener."""
+    `held`; with `radio`, the artist radio stations of those factors too (evaluation.radio).
+    item_artists (item_idx, artist_id): the artist of every indexed song that has one (a
+    held-out song new since the fit still names its artist). Listeners are the seeded sample
+    of evaluation_metrics (max_users); the baselines count every fit listener."""
     spark = fit.sparkSession
     known = item_artists.where(F.col("artist_id").isNotNull()).toPandas()
     artist_ids = np.unique(known["artist_id"].to_numpy(dtype=str))
@@ -118,21 +129,24 @@ def evaluate_similar_artists(fit: DataFrame, held: DataFrame, item_artists: Data
                                 {"artists": int(artist_ids.size)})
     codes = spark.createDataFrame(pd.DataFrame({
         "item_idx": known["item_idx"].to_numpy(dtype=np.int64),
+        "artist_id": known["artist_id"].to_numpy(dtype=str).astype(object),
         "artist_idx": np.searchsorted(artist_ids, known["artist_id"].to_numpy(dtype=str))}),
-        "item_idx long, artist_idx long")
+        "item_idx long, artist_id string, artist_idx long")
 
     def artist_pairs(df: DataFrame) -> DataFrame:
-        return df.join(F.broadcast(codes), "item_idx").select("user_idx", "artist_idx").distinct()
+        return (df.join(F.broadcast(codes.drop("artist_id")), "item_idx")
+                .select("user_idx", "artist_idx").distinct())
 
     fit_pairs = artist_pairs(fit).persist()
     scored = sample_users(held, max_users, seed)
+    held_scored = restrict(held, scored)
     train_ua, held_ua = (frame.select("user_idx", "artist_idx").toPandas().to_numpy(np.int64)
-                         for frame in (restrict(fit_pairs, scored),
-                                       artist_pairs(restrict(held, scored))))
+                         for frame in (restrict(fit_pairs, scored), artist_pairs(held_scored)))
     n = artist_ids.size
 
-    sims = similar_artists_by_factors(fit_item_factors, songs_with_plays(item_artists, fit),
-                                      k).toPandas()
+    songs = artist_songs(fit_item_factors, songs_with_plays(codes.drop("artist_idx"), fit),
+                         artist_ids)
+    sims = similar_artists_of(spark, songs, k).toPandas()
     lists = {"als": lists_from_pairs(
         np.searchsorted(artist_ids, sims["artist_id"].to_numpy(dtype=str)),
         np.searchsorted(artist_ids, sims["similar_artist_id"].to_numpy(dtype=str)),
@@ -149,6 +163,8 @@ def evaluate_similar_artists(fit: DataFrame, held: DataFrame, item_artists: Data
                                              co["other_idx"].to_numpy(dtype=np.int64),
                                              co_rank, n, k)
     fit_pairs.unpersist()
+    held_us = (held_scored.select("user_idx", "item_idx").toPandas().to_numpy(np.int64)
+               if radio is not None else None)
     if scored is not None:
         scored.unpersist()
 
@@ -158,9 +174,18 @@ def evaluate_similar_artists(fit: DataFrame, held: DataFrame, item_artists: Data
     rows = [(m, METRIC, k, *bootstrap_ci(values[m], n_boot, seed=seed)) for m in MODELS]
     rows.append(("als-popular_artists", METRIC, k,
                  *bootstrap_ci(values["als"] - values["popular_artists"], n_boot, seed=seed)))
-    return ArtistEvaluation(pd.DataFrame(rows, columns=TABLE_COLUMNS),
-                            {"artists": int(n), "scored_listeners": int(users.size),
-                             "artists_with_similar": int((lists["als"][:, 0] >= 0).sum())})
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    result = {"artists": int(n), "scored_listeners": int(users.size),
+              "artists_with_similar": int((lists["als"][:, 0] >= 0).sum())}
+    if radio is not None:
+        cat = RadioCatalogue.build(songs.song_ids, songs.song_vecs, songs.song_artist,
+                                   songs.plays, n, songs.vectors())
+        radio_rows, radio_counts = evaluate_radio(
+            cat, seed_artists(counts, radio.n_seed_artists), radio, train_ua, held_us, n_boot,
+            seed)
+        table = pd.concat([table, radio_rows], ignore_index=True)
+        result.update(radio_counts)
+    return ArtistEvaluation(table, result)
 
 
 def beats_popular_artists(result: ArtistEvaluation) -> dict:

@@ -58,26 +58,55 @@ def songs_with_plays(item_artists: DataFrame, interactions: DataFrame) -> DataFr
             .select("item_idx", "artist_id", "plays"))
 
 
-def similar_artists_by_factors(item_factors: DataFrame, song_artists: DataFrame,
-                               n: int) -> DataFrame:
-    """(artist_id, rank, similar_artist_id, score): each artist's top-n other artists by
-    v_a/|v_a| . v_b (the module says why).
+@dataclass(frozen=True)
+class ArtistSongs:
+    """The model's songs that have an artist, as arrays in one order: their item idx, factor
+    vectors, artist (a code into `artist_ids`) and training plays."""
 
-    `song_artists` (item_idx, artist_id, plays): the artist of each of the model's songs and
-    its plays in the training data. Songs without an artist, or not in the model, are left
-    out; an artist none of whose songs is in the model has no vector and no row.
-    """
+    artist_ids: np.ndarray
+    song_ids: np.ndarray
+    song_vecs: np.ndarray
+    song_artist: np.ndarray
+    plays: np.ndarray
+
+    def vectors(self) -> np.ndarray:
+        return artist_vectors(self.song_vecs, self.song_artist, self.plays, self.artist_ids.size)
+
+
+def artist_songs(item_factors: DataFrame, song_artists: DataFrame,
+                 artist_ids: np.ndarray | None = None) -> ArtistSongs:
+    """Collect `song_artists` (item_idx, artist_id, plays) with the songs' factors. Songs
+    without an artist, or not in the model, are left out. Artist codes index `artist_ids`
+    (sorted; by default the artists of the songs kept)."""
     item_ids, item_mat = factor_matrix(item_factors)
     songs = (song_artists.where(F.col("artist_id").isNotNull())
              .select("item_idx", "artist_id", "plays").toPandas())
     pos, found = positions(item_ids, songs["item_idx"].to_numpy())
     songs, pos = songs[found], pos[found]
-    artists, song_artist = np.unique(songs["artist_id"].to_numpy(dtype=str),
-                                     return_inverse=True)
-    vecs = artist_vectors(item_mat[pos], song_artist,
-                          songs["plays"].to_numpy(dtype=np.float64), artists.size)
+    names = songs["artist_id"].to_numpy(dtype=str)
+    if artist_ids is None:
+        artist_ids, codes = np.unique(names, return_inverse=True)
+    else:
+        codes = np.searchsorted(artist_ids, names)
+    rank = item_mat.shape[1] if item_mat.ndim == 2 else 0
+    return ArtistSongs(np.asarray(artist_ids), item_ids[pos],
+                       item_mat[pos].reshape(pos.size, rank), codes.astype(np.int64),
+                       songs["plays"].to_numpy(dtype=np.float64))
+
+
+def similar_artists_by_factors(item_factors: DataFrame, song_artists: DataFrame,
+                               n: int) -> DataFrame:
+    """(artist_id, rank, similar_artist_id, score): each artist's top-n other artists by
+    v_a/|v_a| . v_b (the module says why), from artist_songs(item_factors, song_artists); an
+    artist none of whose songs is in the model has no vector and no row."""
+    songs = artist_songs(item_factors, song_artists)
+    return similar_artists_of(item_factors.sparkSession, songs, n)
+
+
+def similar_artists_of(spark, songs: ArtistSongs, n: int) -> DataFrame:
+    """similar_artists_by_factors on collected songs."""
+    artists, vecs = songs.artist_ids, songs.vectors()
     keep = np.flatnonzero(np.linalg.norm(vecs, axis=1) > 0) if artists.size else np.zeros(0, int)
-    spark = item_factors.sparkSession
     queries = spark.createDataFrame(
         pd.DataFrame({"idx": keep.astype(np.int64), "features": list(normalize_rows(vecs[keep]))}),
         "idx long, features array<float>")

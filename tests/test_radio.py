@@ -1,0 +1,214 @@
+"""Artist radio stations and their held-out evaluation on cases whose answer is known by hand."""
+
+import numpy as np
+import pytest
+
+from recsys_dagster.ml.evaluation.radio import (
+    baseline_station,
+    intra_list_distance,
+    per_station,
+    per_user,
+)
+from recsys_dagster.ml.serving.radio import (
+    RadioCatalogue,
+    RadioParams,
+    candidate_artists,
+    fill,
+    seed_artists,
+    station,
+    stations,
+)
+
+
+def catalogue(n_per_artist=6, rank=3, seed=0, plays=None):
+    """Artists 0..3, n_per_artist songs each: artists 0 and 1 point along x (1 a little
+    off it), 2 along y, 3 along -x; song ids 10 * artist + j."""
+    rng = np.random.default_rng(seed)
+    directions = np.array([[1.0, 0.0, 0.0], [1.0, 0.3, 0.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
+    vecs, artist, ids = [], [], []
+    for a, d in enumerate(directions):
+        for j in range(n_per_artist):
+            vecs.append(d + 0.05 * rng.standard_normal(rank))
+            artist.append(a)
+            ids.append(10 * a + j)
+    plays = np.arange(len(ids), 0, -1.0) if plays is None else plays
+    return RadioCatalogue.build(np.array(ids), np.array(vecs, np.float32), np.array(artist),
+                                plays, 4)
+
+
+def test_fill_keeps_the_caps_and_never_repeats():
+    artist = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2])
+    less = np.zeros(9, dtype=bool)
+    params = RadioParams(length=6, max_per_artist=2, seed_artist_max=3, less_played_share=0.0)
+    got = fill(artist, less, seed=0, params=params)
+    # Best first: three of the seed artist (0), then two of artist 1, then the one of 2.
+    assert got.tolist() == [0, 1, 2, 4, 5, 8]
+
+
+def test_fill_puts_less_played_songs_in_at_their_share():
+    artist = np.arange(10)  # one song per artist: no cap binds
+    less = np.array([False] * 6 + [True] * 4)
+    params = RadioParams(length=10, max_per_artist=1, seed_artist_max=1, less_played_share=0.3)
+    got = fill(artist, less, seed=0, params=params)
+    assert len(set(got.tolist())) == 10
+    for p in range(1, 11):  # at every position at least floor(0.3 p) less-played songs so far
+        assert less[got[:p]].sum() >= int(0.3 * p + 1e-9)
+    # Without the knob the order is the affinity order.
+    assert fill(artist, less, 0, RadioParams(length=10, max_per_artist=1, seed_artist_max=1,
+                                             less_played_share=0.0)).tolist() == list(range(10))
+
+
+def test_station_draws_on_the_seed_and_its_similar_artists():
+    cat = catalogue()
+    assert sorted(candidate_artists(cat, 0, 2).tolist()) == [0, 1]
+    params = RadioParams(length=8, max_per_artist=3, seed_artist_max=5, candidate_artists=2,
+                         less_played_share=0.0)
+    songs, scores = station(cat, 0, params)
+    artists = cat.song_artist[songs]
+    assert set(artists.tolist()) == {0, 1}  # never y (2) or -x (3) with two candidates
+    assert (artists == 0).sum() == 5 and (artists == 1).sum() == 3
+    assert len(set(cat.song_ids[songs].tolist())) == songs.size == 8
+    assert np.all(np.diff(scores) <= 1e-6)  # no quota: best first
+    # The opposite artist comes last among every artist's songs.
+    wide = RadioParams(length=24, max_per_artist=6, seed_artist_max=6, candidate_artists=4,
+                       less_played_share=0.0)
+    songs, _ = station(cat, 0, wide)
+    assert (cat.song_artist[songs][-6:] == 3).all()
+
+
+def test_personalised_station_drops_played_songs_and_leans_to_the_listener():
+    cat = catalogue()
+    params = RadioParams(length=6, max_per_artist=6, seed_artist_max=6, candidate_artists=3,
+                         less_played_share=0.0, user_weight=0.9)
+    played = [0, 1, 2]
+    listener = np.array([0.0, 1.0, 0.0])  # likes artist 2's direction
+    songs, _ = station(cat, 0, params, user_vec=listener, exclude=played)
+    ids = cat.song_ids[songs]
+    assert not set(ids.tolist()) & set(played)
+    assert cat.song_artist[songs][0] == 2  # the listener's side first
+    plain, _ = station(cat, 0, params)
+    assert cat.song_artist[plain][0] in (0, 1)  # without the listener: along x
+
+
+def test_items_that_are_artists_make_a_sequence_of_artists():
+    vecs = np.array([[1, 0], [0.9, 0.1], [0.7, 0.6], [0, 1], [-1, 0]], dtype=np.float32)
+    cat = RadioCatalogue.build(np.arange(5), vecs, np.arange(5), np.ones(5), 5)
+    songs, _ = station(cat, 0, RadioParams(length=10, less_played_share=0.0))
+    assert cat.song_artist[songs].tolist()[0] == 0 and len(songs) == 5
+    assert len(set(cat.song_artist[songs].tolist())) == 5
+
+
+def test_seeds_are_the_most_listened_artists():
+    assert seed_artists(np.array([3, 0, 7, 3]), 2).tolist() == [2, 0]
+    assert seed_artists(np.array([3, 0, 7, 3]), 0).tolist() == [2, 0, 3]  # 1 has no listener
+
+
+def test_every_station_follows_the_rules():
+    cat = catalogue(n_per_artist=8, seed=3)
+    # 4 songs of the seed and 2 of each of the 3 others fill 10 places; 12 are asked for.
+    params = RadioParams(length=12, max_per_artist=2, seed_artist_max=4, candidate_artists=4)
+    seed, position, song, _ = stations(cat, np.arange(4), params)
+    for s in range(4):
+        mine = song[seed == s]
+        assert position[seed == s].tolist() == list(range(1, mine.size + 1))
+        assert mine.size == 10 and np.unique(mine).size == mine.size
+        counts = np.bincount(cat.song_artist[mine], minlength=4)
+        assert counts[s] <= 4 and np.delete(counts, s).max() <= 2
+
+
+def test_baseline_is_the_seed_artists_hits_then_the_hits():
+    cat = catalogue(n_per_artist=3)  # plays fall with the song's position: artist 0 most
+    by_plays = np.lexsort((cat.song_ids, -cat.plays))
+    got = cat.song_ids[baseline_station(cat, 2, 5, by_plays)]
+    assert got.tolist() == [20, 21, 22, 0, 1]
+
+
+def test_intra_list_distance_of_known_lists():
+    assert intra_list_distance(np.eye(3)) == pytest.approx(1.0)
+    assert intra_list_distance(np.ones((4, 2))) == pytest.approx(0.0)
+    assert intra_list_distance(np.array([[1.0, 0.0], [-2.0, 0.0]])) == pytest.approx(2.0)
+
+
+def test_hit_share_and_hit_rate_by_hand():
+    cat = catalogue(n_per_artist=2)
+    mat = np.array([[0, 1, 2], [4, 5, -1]])  # station of artist 0: ids 0, 1, 10; of 2: 20, 21
+    seeds = np.array([0, 2])
+    train_ua = np.array([[7, 0], [7, 2], [8, 2], [9, 3]])
+    test_us = np.array([[7, 1], [7, 10], [8, 0], [9, 0]])
+    got = per_user(cat, mat, seeds, train_ua, test_us)
+    # user 7: station 0 has 2 of 3 in test, station 2 none; user 8: none of station 2's;
+    # user 9 played no seed artist: not scored.
+    np.testing.assert_allclose(got["radio_hit_share"], [(2 / 3 + 0) / 2, 0.0])
+    np.testing.assert_allclose(got["radio_hit_rate"], [0.5, 0.0])
+    stats = per_station(cat, mat)
+    assert stats["distinct_artists"].tolist() == [2, 1]
+
+
+def test_the_served_stations_follow_the_rules_and_stay_in_genre(standard_run):
+    """On the standard run: every station keeps its rules, draws on the seed and its similar
+    artists, mostly in the seed's genre (known from the generator), and is evaluated."""
+    from helpers import STANDARD_CONFIG, checks_by_name
+
+    from recsys_dagster.ml.ingest import datagen
+
+    store = standard_run.store
+    assert checks_by_name(standard_run.result)[("artist_radio", "stations_follow_the_rules")]
+    table = store.read_pandas("artist_radio", frame="stations")
+    params = RadioParams(**store.manifest("artist_radio")["params"]["radio"])
+    artists = store.read_pandas("artist_radio", frame="artists")
+    assert table.seed_artist_id.nunique() == min(params.n_seed_artists,
+                                                 (artists.listeners > 0).sum())
+    for seed, rows in table.groupby("seed_artist_id"):
+        assert rows.position.sort_values().tolist() == list(range(1, len(rows) + 1))
+        assert len(rows) <= params.length and rows.item_id.is_unique
+        per_artist = rows.artist_id.value_counts()
+        assert per_artist.drop(seed, errors="ignore").max() <= params.max_per_artist
+        assert per_artist.get(seed, 0) <= params.seed_artist_max
+    assert table.name.notna().all() and table.artist_name.notna().all()
+    spec = datagen.SyntheticSpec(**STANDARD_CONFIG["ops"]["ingest_play_logs"]["config"]
+                                 ["synthetic"])
+    catalogue = datagen.catalogue_frame(spec)
+    genre = dict(zip(catalogue.artist_id, datagen.song_catalogue(spec).item_genre))
+    same = np.mean([genre[a] == genre[b] for a, b in zip(table.seed_artist_id, table.artist_id)])
+    assert same > 3 / spec.n_genres, same
+
+    metrics = store.read_pandas("artist_evaluation", frame="metrics")
+    radio = metrics[metrics.model.isin(["als_radio", "seed_then_popular"])]
+    assert set(radio.metric) == {"radio_hit_share", "radio_hit_rate", "distinct_artists",
+                                 "intra_list_distance", "popular_share"}
+    shares = radio[radio.metric.isin(["radio_hit_share", "radio_hit_rate", "popular_share"])]
+    assert shares.value.between(0, 1).all()
+    assert (radio.ci_low <= radio.value + 1e-12).all()
+    assert (radio.value <= radio.ci_high + 1e-12).all()
+
+
+def test_a_listeners_own_station_from_the_served_tables(standard_run, capsys):
+    """cli radio: no Spark, no played song, the clear message for unknown names."""
+    from recsys_dagster import cli
+    from recsys_dagster.served_radio import RadioLookupError, ServedRadio
+
+    store = standard_run.store
+    served = ServedRadio.load(store)
+    recs = store.read_pandas("user_recommendations")
+    events = store.read_pandas("play_events")
+    artists = served.artists.sort_values("listeners", ascending=False)
+    artist = artists.artist_name.iloc[0]
+    for user in recs.user_id.unique()[:5]:
+        station_ = served.station(artist, user)
+        played = set(events[events.user_id == user].item_id)
+        assert len(station_) == served.params.length
+        assert not set(station_.item_id) & played
+    plain = served.station(artist.upper(), length=7)  # any case, any length
+    assert len(plain) == 7 and plain.item_id.is_unique
+
+    with pytest.raises(RadioLookupError, match="closest: .*" + artist[:-1]):
+        served.station(artist[:-1] + "#")
+    with pytest.raises(RadioLookupError, match="no listener 'nobody'"):
+        served.station(artist, "nobody")
+
+    assert cli.main(["radio", "--artist", artist, "--user", str(recs.user_id.iloc[0]),
+                     "--length", "5", "--data-dir", store.base_dir]) == 0
+    out = capsys.readouterr().out
+    assert f"radio of {artist} for listener" in out and out.count(" - Track ") == 5
+    assert cli.main(["radio", "--artist", "No Such Band", "--data-dir", store.base_dir]) == 2
+    assert "no artist 'No Such Band'" in capsys.readouterr().err
