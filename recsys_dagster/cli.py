@@ -190,6 +190,9 @@ def show_artist_evaluation(store) -> str:
     return "\n".join(lines)
 
 
+ITEMS_ARE_ARTISTS = "; items are artists here, so a station is a sequence of artists"
+
+
 def show_one_station(store, per_station: int) -> str:
     """The first songs of the station of the most listened artist."""
     if not store.exists("artist_radio"):
@@ -205,8 +208,10 @@ def show_one_station(store, per_station: int) -> str:
     label = rows.seed_artist_name.iloc[0] if rows.seed_artist_name.notna().iloc[0] else seed
     shown = rows.head(per_station).assign(name=lambda d: d.name.fillna(d.item_id),
                                           artist_name=lambda d: d.artist_name.fillna(d.artist_id))
+    note = ITEMS_ARE_ARTISTS if store.manifest("artist_radio")["params"].get(
+        "items_are_artists") else ""
     return ("\n" + format_station(shown, f"radio station of {label}, the most listened artist, "
-            f"first {len(shown)} of {len(rows)} songs")
+            f"first {len(shown)} of {len(rows)} songs{note}")
             + f"\n  (python -m recsys_dagster.cli radio --artist {label!r} [--user ID] for a "
             "listener's own)")
 
@@ -227,8 +232,8 @@ def radio(artist: str, user: str | None, length: int | None, data: str | None) -
     label = served.labels().iloc[served.artist(artist)]
     title = (f"radio of {label} for listener {user} (songs they played left out)" if user
              else f"radio of {label}")
-    if served.cat.n_artists == len(served.songs):
-        title += "; items are artists here, so the station is a sequence of artists"
+    if served.items_are_artists:
+        title += ITEMS_ARE_ARTISTS
     print(format_station(table, title))
     return 0
 

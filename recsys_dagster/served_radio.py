@@ -55,6 +55,7 @@ class ServedRadio:
     artists: pd.DataFrame
     params: RadioParams
     model_version: str | None
+    items_are_artists: bool
     cat: RadioCatalogue
 
     @classmethod
@@ -73,7 +74,7 @@ class ServedRadio:
                                    songs.plays.to_numpy(), len(artists),
                                    _matrix(artists.features))
         return cls(store, songs.reset_index(drop=True), artists, RadioParams(**manifest["radio"]),
-                   manifest.get("model_version"), cat)
+                   manifest.get("model_version"), bool(manifest.get("items_are_artists")), cat)
 
     def labels(self) -> pd.Series:
         """Every artist's name (its id where it has none), in code order."""

@@ -59,3 +59,8 @@ def test_lastfm_tuned_end_to_end_via_cli(spark, lastfm_dir, capsys, tmp_path):
     held_out = store.read_pandas("artist_evaluation", frame="metrics").set_index("model")
     assert held_out.ci_low["als"] > held_out.value["popular_artists"], held_out
     assert "similar artists of the 3 most played of" in out
+    # Radio: a station is a sequence of distinct artists, and the CLI says so.
+    stations = store.read_pandas("artist_radio", frame="stations")
+    assert stations.groupby("seed_artist_id").artist_id.apply(lambda a: a.is_unique).all()
+    assert stations.seed_artist_id.nunique() == 1000
+    assert "a station is a sequence of artists" in out

@@ -24,6 +24,7 @@ from .helpers import (
     GATE,
     KINDS,
     OWNERS,
+    artist_listeners,
     column_schema,
     item_artists,
     newest_catalogue,
@@ -45,7 +46,8 @@ def similar_artists(context: dg.AssetExecutionContext, config: SimilarArtistsCon
     play-weighted mean of their songs' factors; a candidate is ranked by the seed's direction
     times its vector (docs/products.md says why not plain cosine)."""
     catalogue = newest_catalogue(item_catalog).where(F.col("artist_id").isNotNull()).persist()
-    songs = songs_with_plays(item_artists(item_catalog, item_index), interactions)
+    artist_of = item_artists(item_catalog, item_index)
+    songs = songs_with_plays(artist_of, interactions)
     names = catalogue.groupBy("artist_id").agg(F.min("artist_name").alias("artist_name"))
     sims = similar_artists_by_factors(als_model["item_factors"], songs, config.top_n)
     table = (sims.join(F.broadcast(names), "artist_id", "left")
@@ -62,12 +64,17 @@ def similar_artists(context: dg.AssetExecutionContext, config: SimilarArtistsCon
     has_artists = catalogue.limit(1).count() > 0
     if not has_artists:
         context.log.warning("the source names no artist for its items: similar_artists is empty")
+    top = (artist_listeners(artist_of, interactions).orderBy(F.desc("listeners"), "artist_id")
+           .limit(3).toPandas().artist_id.tolist())
+    sample = (table.where(F.col("artist_id").isin(top) & (F.col("rank") <= 10)).toPandas()
+              .sort_values(["artist_id", "rank"]))
     yield dg.Output(table, metadata={
         **table_metadata(table, n_rows, preview_rows=10, order_by=["artist_id", "rank"]),
         "artists": int(summary["artists"]), "top_n": config.top_n,
         "artist_vectors": "play-weighted mean of the artist's song vectors",
         "ranking": "seed direction . candidate vector",
         "source_has_artists": has_artists,
+        "sample": dg.MetadataValue.md(lists_sample(sample, top)),
     })
     n_self = int(summary["self"] or 0)
     yield dg.AssetCheckResult(
@@ -100,8 +107,7 @@ def artist_radio(context: dg.AssetExecutionContext, als_model: TableSet,
     catalogue = newest_catalogue(item_catalog).toPandas()
     artist_of = item_artists(item_catalog, item_index)
     songs = artist_songs(als_model["item_factors"], songs_with_plays(artist_of, interactions))
-    listeners = (interactions.join(artist_of, "item_idx").groupBy("artist_id")
-                 .agg(F.countDistinct("user_idx").alias("listeners")).toPandas())
+    listeners = artist_listeners(artist_of, interactions).toPandas()
     n_listeners = (listeners.set_index("artist_id")["listeners"].reindex(songs.artist_ids)
                    .fillna(0).to_numpy())
     cat = RadioCatalogue.build(songs.song_ids, songs.song_vecs, songs.song_artist, songs.plays,
@@ -135,8 +141,12 @@ def artist_radio(context: dg.AssetExecutionContext, als_model: TableSet,
     if songs.artist_ids.size == 0:
         context.log.warning("the source names no artist for its items: artist_radio is empty")
     rules = station_rules(table, params)
+    # Where every song has an artist of its own (Last.fm: items are artists), a station is a
+    # sequence of artists.
+    items_are_artists = bool(len(song_frame) and song_frame.artist_id.nunique() == len(song_frame))
     yield dg.Output(
-        TableSet(frames, {"radio": dataclasses.asdict(params),
+        TableSet(frames, {"radio": dataclasses.asdict(params), "items_are_artists":
+                          items_are_artists,
                           "model_version": warehouse.store().version("als_model")}),
         metadata={
             "dagster/row_count": len(table),
@@ -146,8 +156,7 @@ def artist_radio(context: dg.AssetExecutionContext, als_model: TableSet,
             if len(table) else 0.0,
             "mean_distinct_artists": float(table.groupby("seed_artist_id").artist_id.nunique()
                                            .mean()) if len(table) else 0.0,
-            "items_are_artists": bool(len(song_frame)
-                                      and song_frame.artist_id.nunique() == len(song_frame)),
+            "items_are_artists": items_are_artists,
             "sample": dg.MetadataValue.md(station_sample(table, n_stations=3, per_station=10)),
             **{f"radio/{name}": value for name, value in dataclasses.asdict(params).items()},
         })
@@ -183,4 +192,19 @@ def station_sample(table: pd.DataFrame, n_stations: int, per_station: int) -> st
         label = rows.seed_artist_name.iloc[0] if rows.seed_artist_name.notna().iloc[0] else seed
         parts.append(f"**{label}**\n\n" + rows[["position", "name", "artist_name", "score"]]
                      .to_markdown(index=False, floatfmt=".3f"))
+    return "\n\n".join(parts)
+
+
+def lists_sample(sample: pd.DataFrame, artists: list[str]) -> str:
+    """The similar artists of a few artists, by name."""
+    if sample.empty:
+        return "_no similar artists_"
+    parts = []
+    for artist in artists:
+        rows = sample[sample.artist_id == artist]
+        if len(rows):
+            label = rows.artist_name.iloc[0] if rows.artist_name.notna().iloc[0] else artist
+            parts.append(f"**{label}**: " + ", ".join(
+                f"{n} ({s:.2f})" for n, s in
+                zip(rows.similar_artist_name.fillna(rows.similar_artist_id), rows.score)))
     return "\n\n".join(parts)

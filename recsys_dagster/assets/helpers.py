@@ -79,3 +79,9 @@ def item_artists(item_catalog: DataFrame, item_index: DataFrame) -> DataFrame:
             .join(item_index.select(F.col("id").alias("item_id"), F.col("idx").alias("item_idx")),
                   "item_id")
             .select("item_idx", "artist_id"))
+
+
+def artist_listeners(song_artists: DataFrame, interactions: DataFrame) -> DataFrame:
+    """(artist_id, listeners): the distinct users who played each artist's songs."""
+    return (interactions.join(song_artists, "item_idx").groupBy("artist_id")
+            .agg(F.countDistinct("user_idx").alias("listeners")))
