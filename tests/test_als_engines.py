@@ -297,3 +297,26 @@ def test_fits_drop_superseded_half_steps(spark, engine, solver):
         return len([i for i in jsc.getRDDStorageInfo() if i.id() > first])
 
     assert cached_after(4) == cached_after(1) <= 2
+
+
+def test_cg_kernel_gives_the_same_bits_in_every_process():
+    """The kernel's vectorised sums must not depend on where its arrays lie in memory: the
+    same inputs in fresh processes (other heaps, other addresses) give identical factors."""
+    import subprocess
+    import sys
+
+    script = (
+        "import hashlib, numpy as np\n"
+        "from recsys_dagster.ml.als.kernels import solve_cg\n"
+        "rng = np.random.default_rng(0)\n"
+        "keys = np.sort(rng.integers(0, 60, 800))\n"
+        "indptr = np.searchsorted(keys, np.arange(61))\n"
+        "y = rng.standard_normal((120, 8)).astype(np.float32)\n"
+        "pad = np.empty(int(rng.integers(1, 9)), np.float32)  # shifts later allocations\n"
+        "out = solve_cg(y, y.T.astype(float) @ y, indptr, rng.integers(0, 120, 800),\n"
+        "               (1 + rng.gamma(1, 3, 800)).astype(np.float32), 0.1,\n"
+        "               rng.standard_normal((60, 8)).astype(np.float32))\n"
+        "print(hashlib.md5(out.tobytes()).hexdigest())\n")
+    digests = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              check=True).stdout.strip() for _ in range(5)}
+    assert len(digests) == 1, digests
