@@ -75,6 +75,31 @@ def test_a_file_sources_names_file_gives_the_artists(spark, tmp_path):
                                         ("s2", "Song Two", None, None)]
 
 
+def test_a_file_sources_play_rows_can_name_the_artists(spark, tmp_path):
+    """artist_column: each item's artist from the play rows; the names file's artist wins
+    where it names one; a quarantined row names nothing; the rows keep their usual shape."""
+    from recsys_dagster.ml.ingest.sources import FileSource, PlaySource, read_source
+
+    (tmp_path / "plays.csv").write_text(
+        "user_id,item_id,plays,artist\nu1,s1,3,Band\nu2,s1,1,Band\nu1,s2,1,Duo\n"
+        "u1,s3,2,\nu2,s4,1,Trio,extra\n")
+    (tmp_path / "names.csv").write_text("item_id,name,artist\ns1,Song One,\ns2,Song Two,Pair\n")
+    rows_only = FileSource(path=str(tmp_path / "plays.csv"), artist_column="artist")
+    raw, names, _, _ = read_source(spark, PlaySource(source="file", file=rows_only))
+    assert "artist" not in raw.columns and raw.count() == 5
+    assert sorted(tuple(r) for r in names.collect()) == [
+        ("s1", None, "Band", "Band"), ("s2", None, "Duo", "Duo")]  # s3 blank, s4 malformed
+    both = FileSource(path=rows_only.path, artist_column="artist",
+                      item_names_path=str(tmp_path / "names.csv"),
+                      item_names_artist_column="artist")
+    got = sorted(tuple(r) for r in read_source(spark, PlaySource(source="file",
+                                                                 file=both))[1].collect())
+    assert got == [("s1", "Song One", "Band", "Band"), ("s2", "Song Two", "Pair", "Pair")]
+    missing = FileSource(path=rows_only.path, artist_column="performer")
+    with pytest.raises(ValueError, match="performer"):
+        read_source(spark, PlaySource(source="file", file=missing))
+
+
 def test_new_artist_recall_by_hand():
     from recsys_dagster.ml.evaluation.artists import new_artist_recall
 

@@ -31,6 +31,7 @@ EXPECTED_EDGES = {
     # Serving maps dense indexes back to raw ids and leaves out already-played items.
     ("user_index", "user_recommendations"), ("item_index", "user_recommendations"),
     ("interactions", "user_recommendations"), ("item_index", "similar_items"),
+    ("item_catalog", "user_recommendations"),  # names for its metadata's sample
     # Similar artists: the songs' factors, artists from the catalogue, plays as weights.
     ("als_model", "similar_artists"), ("evaluation_metrics", "similar_artists"),
     ("item_catalog", "similar_artists"), ("item_index", "similar_artists"),

@@ -54,9 +54,10 @@ def _ids(index: DataFrame, idx_col: str, id_col: str) -> DataFrame:
 )
 def user_recommendations(context: dg.AssetExecutionContext, config: RecommendationsConfig,
                          als_model: TableSet, interactions: DataFrame, user_index: DataFrame,
-                         item_index: DataFrame, warehouse: Warehouse):
+                         item_index: DataFrame, item_catalog: DataFrame, warehouse: Warehouse):
     """Top-N items per user by predicted preference, already-played items left out; users new
-    since the model was trained are folded in and flagged."""
+    since the model was trained are folded in and flagged. The metadata's sample shows the
+    first users' lists by name."""
     record = record_to_publish(context, warehouse.store())  # fails fast on an unpublished model
     played = interactions.select("user_idx", "item_idx")
     users = users_with_fold_in(als_model, interactions).persist()
@@ -79,6 +80,7 @@ def user_recommendations(context: dg.AssetExecutionContext, config: Recommendati
     out = table.drop("user_idx", "item_idx")
     yield dg.Output(Table(out, {RECORD: record}), metadata={
         **table_metadata(out, n_rows, preview_rows=10, order_by=["user_id", "rank"]),
+        "sample": dg.MetadataValue.md(named_sample(out, newest_names(item_catalog))),
         "users": int(summary["users"]), "top_n": config.top_n,
         "folded_in_users": users.where(F.col("folded_in")).count(),
         "distinct_items_recommended": n_items,
@@ -99,6 +101,19 @@ def user_recommendations(context: dg.AssetExecutionContext, config: Recommendati
     )
     table.unpersist()
     users.unpersist()
+
+
+def named_sample(recs: DataFrame, names: DataFrame, n_users: int = 3, per_user: int = 5) -> str:
+    """The first users' top items, by name (the item id where the catalogue has none)."""
+    first = recs.select("user_id").distinct().orderBy("user_id").limit(n_users)
+    rows = (recs.join(F.broadcast(first), "user_id").where(F.col("rank") <= per_user)
+            .join(F.broadcast(names), "item_id", "left").orderBy("user_id", "rank").toPandas())
+    if rows.empty:
+        return "_no recommendations_"
+    return "\n\n".join(
+        f"**{user}**: " + ", ".join(f"{n} ({s:.2f})" for n, s in
+                                    zip(group.name.fillna(group.item_id), group.score))
+        for user, group in rows.groupby("user_id", sort=True))
 
 
 @dg.asset(group_name="serving", kinds=KINDS, owners=OWNERS, code_version="1", deps=GATE)

@@ -40,9 +40,10 @@ class ColumnMapping:
     item: str = "item_id"
     plays: str | None = "plays"
     ts: str | None = None
+    artist: str | None = None  # the item's artist, named in the play rows themselves
 
     def required(self) -> list[str]:
-        return [c for c in (self.user, self.item, self.plays, self.ts) if c]
+        return [c for c in (self.user, self.item, self.plays, self.ts, self.artist) if c]
 
 
 def _require_file(path: str) -> None:
@@ -108,6 +109,7 @@ def read_delimited(spark, path: str, mapping: ColumnMapping, delimiter: str = ",
         field(mapping.item).alias("item_id"),
         field(mapping.plays).alias("plays"),
         field(mapping.ts).alias("ts"),
+        *([field(mapping.artist).alias("artist")] if mapping.artist else []),
         "_raw",
         F.when(blank, F.lit("blank line"))
         .when(bad_width, F.concat(F.lit(f"malformed line: expected {width} fields, got "),
@@ -138,6 +140,7 @@ def read_parquet(spark, path: str, mapping: ColumnMapping) -> DataFrame:
         col(mapping.item).alias("item_id"),
         col(mapping.plays).alias("plays"),
         col(mapping.ts).alias("ts"),
+        *([col(mapping.artist).alias("artist")] if mapping.artist else []),
         F.to_json(F.struct(*[F.col(c) for c in mapping.required()])).alias("_raw"),
         F.lit(None).cast("string").alias("_reason"),
     )
@@ -195,11 +198,16 @@ class FileSource:
     item_names_name_column: str = setting("name", "Name column of the names file.")
     item_names_artist_column: str | None = setting(
         None, "Optional column of the names file with each item's artist (its name is its "
-        "id); without it the source has no artists and similar_artists is empty.")
+        "id); without it (and without artist_column) the source has no artists and "
+        "similar_artists is empty.")
+    artist_column: str | None = setting(
+        None, "Optional column of the play rows with the item's artist (its name is its id); "
+        "where rows disagree the first in text order is kept, and the names file's artist, "
+        "when it names one, wins.")
 
     def mapping(self) -> ColumnMapping:
         return ColumnMapping(self.user_column, self.item_column, self.plays_column,
-                             self.timestamp_column)
+                             self.timestamp_column, self.artist_column)
 
 
 @dataclass(frozen=True)
@@ -254,6 +262,9 @@ def read_source(spark, params: PlaySource) -> tuple[DataFrame, DataFrame, bool, 
     else:
         raw = read_delimited(spark, path, fc.mapping(), delimiter, fc.header)
     names = empty_names
+    if fc.artist_column:  # the play rows name each item's artist: the catalogue keeps them
+        names = row_artists(raw)
+        raw = raw.drop("artist")
     if fc.item_names_path:
         # The names file read with the play-log reader: id, name and artist in the slots of
         # user, item and plays.
@@ -262,8 +273,28 @@ def read_source(spark, params: PlaySource) -> tuple[DataFrame, DataFrame, bool, 
             ColumnMapping(fc.item_names_id_column, fc.item_names_name_column,
                           fc.item_names_artist_column), delimiter, True)
         artist = F.when(F.col("plays") != "", F.col("plays"))
-        names = (names_raw.where(F.col("_reason").isNull())
+        named = (names_raw.where(F.col("_reason").isNull())
                  .select(F.col("user_id").alias("item_id"), F.col("item_id").alias("name"),
                          artist.alias("artist_id"), artist.alias("artist_name"))
                  .dropDuplicates(["item_id"]))
+        names = named if not fc.artist_column else with_row_artists(named, names)
     return raw, names, fc.plays_column is not None, path
+
+
+def row_artists(raw: DataFrame) -> DataFrame:
+    """Catalogue rows (no name) of the items whose valid play rows name an artist."""
+    artist = F.trim(F.col("artist"))
+    return (raw.where(F.col("_reason").isNull() & (artist != "") & (F.col("item_id") != ""))
+            .groupBy("item_id").agg(F.min(artist).alias("artist_id"))
+            .select("item_id", F.lit(None).cast("string").alias("name"), "artist_id",
+                    F.col("artist_id").alias("artist_name")))
+
+
+def with_row_artists(named: DataFrame, from_rows: DataFrame) -> DataFrame:
+    """The names file's rows, their missing artists taken from the play rows, and the items
+    only the play rows name."""
+    rows = from_rows.select("item_id", F.col("artist_id").alias("_row_artist"))
+    return (named.join(rows, "item_id", "full_outer")
+            .select("item_id", "name",
+                    F.coalesce("artist_id", "_row_artist").alias("artist_id"),
+                    F.coalesce("artist_name", "_row_artist").alias("artist_name")))
