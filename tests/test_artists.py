@@ -158,3 +158,42 @@ def test_similar_artists_are_evaluated_and_gated(standard_run, spark, spark_reso
                       instance=standard_run.instance, raise_on_error=False)
     assert checks_by_name(run)[name] is False
     assert {name: store.current_path(name) for name in served} == served
+
+
+def test_artist_level_als_is_selectable_judged_and_served(standard_run, spark_resource,
+                                                         tmp_path):
+    """vectors: artist_als. artist_evaluation judges lists from ALS on the listener x artist
+    plays and similar_artists serves the same kind; the lists still keep to a genre. (On the
+    standard run they do not beat the most popular artists, so the gate reports here.)"""
+    from helpers import STANDARD_CONFIG, copy_warehouse, materialize
+
+    from recsys_dagster.definitions import make_resources
+    from recsys_dagster.ml.ingest import datagen
+    from recsys_dagster.resources import Warehouse
+
+    store = copy_warehouse(standard_run.store, tmp_path / "data")
+    before = store.read_pandas("artist_evaluation", frame="metrics")
+    resources = make_resources(spark=spark_resource, warehouse=Warehouse(base_dir=store.base_dir))
+    run = materialize(["artist_evaluation", "similar_artists"], resources,
+                      {"ops": {"artist_evaluation": {"config": {"vectors": "artist_als",
+                                                                "gate": False}}}},
+                      instance=standard_run.instance)
+    assert run.success
+    assert store.manifest("artist_evaluation")["params"]["vectors"] == "artist_als"
+    meta = [e.materialization.metadata for e in run.get_asset_materialization_events()
+            if e.asset_key.path == ["similar_artists"]][0]
+    assert meta["artist_vectors"].value == "ALS on the listener x artist plays"
+    after = store.read_pandas("artist_evaluation", frame="metrics")
+    recall = {name: t[(t.model == "als") & (t.metric == "new_artist_recall")].value.item()
+              for name, t in (("songs", before), ("artist_als", after))}
+    assert 0 <= recall["artist_als"] <= 1 and recall["artist_als"] != recall["songs"]
+    print("new_artist_recall@10 on the standard run:", recall)
+    sims = store.read_pandas("similar_artists")
+    assert (sims.artist_id != sims.similar_artist_id).all()
+    spec = datagen.SyntheticSpec(**STANDARD_CONFIG["ops"]["ingest_play_logs"]["config"]
+                                 ["synthetic"])
+    catalogue = datagen.catalogue_frame(spec)
+    genre = dict(zip(catalogue.artist_id, datagen.song_catalogue(spec).item_genre))
+    top = sims[sims["rank"] <= 3]
+    same = np.mean([genre[a] == genre[b] for a, b in zip(top.artist_id, top.similar_artist_id)])
+    assert same > 3 / spec.n_genres, same

@@ -235,3 +235,96 @@ def test_backfill_then_retrain_from_the_ui(dagster_dev):
             assert (data / name / "2024-03-30" / "current").is_symlink(), name
         else:
             assert (data / name / "current").is_symlink(), name
+
+
+def metadata_text(page, key: str) -> str:
+    """The text of one metadata entry on an asset's page: inline, or in the dialog that its
+    [Show Markdown] opens (long markdown)."""
+    row = page.locator("tr").filter(has=page.get_by_text(key, exact=True)).first
+    row.wait_for(timeout=30_000)
+    more = row.get_by_text("[Show Markdown]")
+    if more.count() == 0:
+        return row.inner_text()
+    more.click()
+    dialog = page.get_by_role("dialog")
+    dialog.wait_for(timeout=30_000)
+    page.wait_for_timeout(600)  # its fade-in, before a screenshot
+    return dialog.inner_text()
+
+
+def close_dialog(page) -> None:
+    page.get_by_role("button", name="Close").click()
+
+
+def test_product_pages_in_a_real_browser(dagster_dev):
+    """After the runs above, the pages a person reads, in Chromium: the evaluation's values and
+    its segment plot (an image that decodes), each product's sample by name, and the lineage
+    of the as-of day. Screenshots in test-artifacts/."""
+    from playwright.sync_api import sync_playwright
+
+    from recsys_dagster.tables import TableStore
+
+    port, data = dagster_dev
+    store = TableStore(str(data))
+    if not store.exists("artist_radio"):
+        pytest.fail("needs the tables of test_backfill_then_retrain_from_the_ui (run the module)")
+    # What the samples must show, read from the tables themselves.
+    metrics = store.read_pandas("evaluation_metrics", frame="metrics")
+    precision = metrics[(metrics.model == "als") & (metrics.metric == "precision")
+                        & (metrics.segment == "all")].value.item()
+    names = (store.read_pandas("item_catalog").sort_values("day")
+             .drop_duplicates("item_id", keep="last").set_index("item_id").name)
+    recs = store.read_pandas("user_recommendations")
+    first_user = sorted(recs.user_id)[0]
+    first_pick = names[recs[(recs.user_id == first_user) & (recs["rank"] == 1)].item_id.item()]
+    artists = (store.read_pandas("artist_radio", frame="artists")
+               .sort_values(["listeners", "artist_id"], ascending=[False, True]))
+    top = artists.iloc[0]
+    sims = store.read_pandas("similar_artists")
+    first_similar = sims[(sims.artist_id == top.artist_id) & (sims["rank"] == 1)]
+    stations = store.read_pandas("artist_radio", frame="stations")
+    opener = stations[(stations.seed_artist_id == top.artist_id) & (stations.position == 1)]
+
+    base = f"http://127.0.0.1:{port}"
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                     args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1800, "height": 1400})
+            page.goto(f"{base}/assets/evaluation_metrics")
+            skip = page.get_by_role("button", name="Skip")
+            try:  # the community dialog, when this browser has not dismissed it yet
+                skip.click(timeout=10_000)
+            except Exception:
+                pass
+            assert str(precision)[:8] in metadata_text(page, "als/precision@10")
+            metadata_text(page, "segment_plot")
+            plot = page.locator('img[alt="precision per segment"]')
+            plot.wait_for(timeout=30_000)
+            width, height = plot.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+            assert width > 100 and height > 100  # a PNG that decodes, not a broken image
+            page.screenshot(path=str(ARTIFACTS / "evaluation_metrics.png"))
+            close_dialog(page)
+
+            for asset, wanted in (
+                    ("user_recommendations", [first_user, first_pick]),
+                    ("similar_artists", [top.artist_name,
+                                         first_similar.similar_artist_name.item()]),
+                    ("artist_radio", [top.artist_name, opener.name.item()])):
+                page.goto(f"{base}/assets/{asset}")
+                text = metadata_text(page, "sample")
+                for value in wanted:
+                    assert value in text, (asset, value, text[:500])
+                page.screenshot(path=str(ARTIFACTS / f"{asset}.png"))
+
+            # One as-of day: the partition's materialisation, then its lineage.
+            page.goto(f"{base}/assets/interactions?view=partitions&partition=2024-03-30")
+            page.get_by_text("retrain_and_publish").first.wait_for(timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "interactions_2024-03-30.png"))
+            page.goto(f"{base}/assets/interactions?view=lineage")
+            for node in ("play_events", "confidence_matrix", "similar_artists", "artist_radio"):
+                page.get_by_text(node, exact=True).first.wait_for(timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "interactions_lineage.png"))
+        finally:
+            browser.close()

@@ -15,7 +15,15 @@ from pyspark.sql import functions as F
 
 from .. import checks
 from ..config import SimilarArtistsConfig
-from ..ml.serving.artists import artist_songs, similar_artists_by_factors, songs_with_plays
+from ..ml.als import ALSParams
+from ..ml.als.confidence import ConfidenceParams
+from ..ml.serving.artists import (
+    artist_als_vectors,
+    artist_songs,
+    similar_artists_by_factors,
+    similar_artists_of,
+    songs_with_plays,
+)
 from ..ml.serving.radio import RadioCatalogue, RadioParams, seed_artists, stations
 from ..partitions import LATEST_DAY
 from ..resources import Warehouse
@@ -34,22 +42,34 @@ from .helpers import (
 
 @dg.asset(
     group_name="serving", kinds=KINDS, owners=OWNERS, code_version="1",
-    deps=[*GATE, "artist_evaluation"], ins={"interactions": LATEST_DAY},
+    deps=GATE, ins={"interactions": LATEST_DAY},  # artist_evaluation: an input, so gated too
     check_specs=[dg.AssetCheckSpec(
         checks.SIMILAR_ARTISTS_NO_SELF, asset="similar_artists",
         description="No artist is listed as similar to itself; no rank beyond top_n.")],
 )
 def similar_artists(context: dg.AssetExecutionContext, config: SimilarArtistsConfig,
-                    als_model: TableSet, interactions: DataFrame, item_index: DataFrame,
-                    item_catalog: DataFrame):
+                    als_model: TableSet, artist_evaluation: TableSet, interactions: DataFrame,
+                    item_index: DataFrame, item_catalog: DataFrame):
     """Top-N similar artists per artist ("similar-artist discovery"): artist vectors are the
-    play-weighted mean of their songs' factors; a candidate is ranked by the seed's direction
-    times its vector (docs/products.md says why not plain cosine)."""
+    play-weighted mean of their songs' factors (or, as artist_evaluation's config `vectors`
+    chose and judged, the factors of ALS on the listener x artist plays); a candidate is
+    ranked by the seed's direction times its vector (docs/products.md says why not plain
+    cosine). The metadata's sample: the lists of the three most listened artists."""
     catalogue = newest_catalogue(item_catalog).where(F.col("artist_id").isNotNull()).persist()
     artist_of = item_artists(item_catalog, item_index)
     songs = songs_with_plays(artist_of, interactions)
     names = catalogue.groupBy("artist_id").agg(F.min("artist_name").alias("artist_name"))
-    sims = similar_artists_by_factors(als_model["item_factors"], songs, config.top_n)
+    vectors = artist_evaluation.params.get("vectors", "songs")
+    if vectors == "artist_als":
+        known = artist_songs(als_model["item_factors"], songs)
+        settings = als_model.params
+        sims = similar_artists_of(
+            interactions.sparkSession, known.artist_ids,
+            artist_als_vectors(artist_of, interactions, known.artist_ids,
+                               ConfidenceParams(**settings["confidence"]),
+                               ALSParams(**settings["als"])), config.top_n)
+    else:
+        sims = similar_artists_by_factors(als_model["item_factors"], songs, config.top_n)
     table = (sims.join(F.broadcast(names), "artist_id", "left")
              .join(F.broadcast(names.toDF("similar_artist_id", "similar_artist_name")),
                    "similar_artist_id", "left")
@@ -71,7 +91,8 @@ def similar_artists(context: dg.AssetExecutionContext, config: SimilarArtistsCon
     yield dg.Output(table, metadata={
         **table_metadata(table, n_rows, preview_rows=10, order_by=["artist_id", "rank"]),
         "artists": int(summary["artists"]), "top_n": config.top_n,
-        "artist_vectors": "play-weighted mean of the artist's song vectors",
+        "artist_vectors": ("ALS on the listener x artist plays" if vectors == "artist_als"
+                           else "play-weighted mean of the artist's song vectors"),
         "ranking": "seed direction . candidate vector",
         "source_has_artists": has_artists,
         "sample": dg.MetadataValue.md(lists_sample(sample, top)),

@@ -107,6 +107,7 @@ def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConf
     # The fit's item factors and the sampling settings, for artist_evaluation to reuse.
     shared = {name: getattr(params, name) for name in
               ("n_bootstrap", "seed", "max_users", "knn_max_items_per_user")}
+    shared["model_settings"] = {key: als_model_settings[key] for key in ("confidence", "als")}
     yield dg.Output(TableSet({"metrics": df, "per_user": per_user, "fit_item_factors": fitted},
                              {"primary_metric": primary, "k": k, **shared},
                              {"segments.png": png}), metadata=metadata)
@@ -144,7 +145,8 @@ def artist_evaluation(context: dg.AssetExecutionContext, config: ArtistEvaluatio
     result = evaluate_similar_artists(
         fit, evaluation_split["test"], item_artists(item_catalog, item_index),
         evaluation_metrics["fit_item_factors"], params.k, shared["n_bootstrap"],
-        shared["seed"], shared["max_users"], shared["knn_max_items_per_user"], params.radio)
+        shared["seed"], shared["max_users"], shared["knn_max_items_per_user"], params.radio,
+        artist_als(params.vectors, shared))
     table = result.table
     metadata = {name: dg.MetadataValue.int(v) for name, v in result.counts.items()}
     if table.empty:
@@ -168,10 +170,25 @@ def artist_evaluation(context: dg.AssetExecutionContext, config: ArtistEvaluatio
     df = spark.spark_session.createDataFrame(
         table, "model string, metric string, k int, value double, ci_low double, "
         "ci_high double")
-    yield dg.Output(TableSet({"metrics": df}, {"radio": dataclasses.asdict(params.radio)}),
+    metadata["artist_vectors"] = params.vectors
+    yield dg.Output(TableSet({"metrics": df}, {"radio": dataclasses.asdict(params.radio),
+                                               "vectors": params.vectors}),
                     metadata={**metadata, "dagster/row_count": len(table),
                               "dagster/column_schema": column_schema(df)})
     yield check if params.gate else not_gating(check)
+
+
+def artist_als(vectors: str, shared: dict) -> tuple | None:
+    """The (confidence, ALS) settings of an artist-level fit, when the config asks for one: the
+    model's own, as evaluation_metrics used them."""
+    if vectors != "artist_als":
+        return None
+    settings = shared.get("model_settings")
+    if settings is None:
+        raise dg.Failure("artist_evaluation with vectors: artist_als needs an evaluation_metrics "
+                         "written by this version (its params keep the model's settings): "
+                         "rematerialise evaluation_metrics")
+    return ConfidenceParams(**settings["confidence"]), ALSParams(**settings["als"])
 
 
 def not_gating(check: dg.AssetCheckResult) -> dg.AssetCheckResult:

@@ -15,6 +15,7 @@ co-listening, item-kNN at artist level (cosine of the binary listener x artist m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from .. import setting
-from ..serving.artists import artist_songs, similar_artists_of, songs_with_plays
+from ..serving.artists import (
+    artist_als_vectors,
+    artist_songs,
+    similar_artists_of,
+    songs_with_plays,
+)
 from ..serving.radio import RadioCatalogue, RadioParams, seed_artists
 from .baselines import item_cosine_neighbours
 from .evaluate import restrict, sample_users
@@ -42,6 +48,11 @@ class ArtistEvaluationParams:
         True, "The check blocks similar_artists and artist_radio when the similar artists do "
         "not beat the most popular artists. False only for data that cannot be judged: the "
         "check then reports.")
+    vectors: Literal["songs", "artist_als"] = setting(
+        "songs", "How artist vectors are made, for similar_artists as judged here: songs, the "
+        "play-weighted mean of the songs' factors; or artist_als, ALS fitted on the listener x "
+        "artist plays with the model's settings (docs/products.md measures both). Radio "
+        "stations rank songs, so they always use the song-based vectors.")
     radio: RadioParams = setting(
         RadioParams(), "The artist radio stations: evaluated here, and artist_radio serves "
         "exactly these settings (it reads them from this asset's table).")
@@ -115,9 +126,12 @@ class ArtistEvaluation:
 def evaluate_similar_artists(fit: DataFrame, held: DataFrame, item_artists: DataFrame,
                              fit_item_factors: DataFrame, k: int, n_boot: int, seed: int,
                              max_users: int, knn_max_items_per_user: int,
-                             radio: RadioParams | None = None) -> ArtistEvaluation:
+                             radio: RadioParams | None = None,
+                             artist_als: tuple | None = None) -> ArtistEvaluation:
     """Score the similar artists of the factors fitted on `fit` (and both baselines) on
     `held`; with `radio`, the artist radio stations of those factors too (evaluation.radio).
+    artist_als (ConfidenceParams, ALSParams): the lists come from ALS fitted on fit's
+    listener x artist plays instead of the songs' factors (serving.artists).
     item_artists (item_idx, artist_id): the artist of every indexed song that has one (a
     held-out song new since the fit still names its artist). Listeners are the seeded sample
     of evaluation_metrics (max_users); the baselines count every fit listener."""
@@ -146,7 +160,9 @@ def evaluate_similar_artists(fit: DataFrame, held: DataFrame, item_artists: Data
 
     songs = artist_songs(fit_item_factors, songs_with_plays(codes.drop("artist_idx"), fit),
                          artist_ids)
-    sims = similar_artists_of(spark, songs, k).toPandas()
+    vectors = (songs.vectors() if artist_als is None else
+               artist_als_vectors(codes, fit, artist_ids, *artist_als))
+    sims = similar_artists_of(spark, artist_ids, vectors, k).toPandas()
     lists = {"als": lists_from_pairs(
         np.searchsorted(artist_ids, sims["artist_id"].to_numpy(dtype=str)),
         np.searchsorted(artist_ids, sims["similar_artist_id"].to_numpy(dtype=str)),

@@ -94,18 +94,44 @@ def artist_songs(item_factors: DataFrame, song_artists: DataFrame,
                        songs["plays"].to_numpy(dtype=np.float64))
 
 
+def artist_als_vectors(song_artists: DataFrame, interactions: DataFrame,
+                       artist_ids: np.ndarray, confidence, als) -> np.ndarray:
+    """(len(artist_ids), rank): the item factors of ALS fitted on the listener x artist play
+    counts (a song's plays count for its artist; `song_artists`: item_idx, artist_id), with
+    the given ConfidenceParams and ALSParams. The other way to make artist vectors; zero rows
+    for artists nobody played."""
+    from ..als.confidence import confidence_matrix
+    from ..als.fit import train_als
+
+    spark = interactions.sparkSession
+    codes = spark.createDataFrame(
+        pd.DataFrame({"artist_id": np.asarray(artist_ids).astype(object),
+                      "artist_idx": np.arange(len(artist_ids), dtype=np.int64)}),
+        "artist_id string, artist_idx long")
+    by_artist = (interactions.join(song_artists.where(F.col("artist_id").isNotNull())
+                                   .select("item_idx", "artist_id"), "item_idx")
+                 .join(F.broadcast(codes), "artist_id")
+                 .groupBy("user_idx", F.col("artist_idx").alias("item_idx"))
+                 .agg(F.sum("plays").alias("plays")))
+    fitted = train_als(confidence_matrix(by_artist, confidence), als)
+    ids, mat = factor_matrix(fitted.item_factors)
+    out = np.zeros((len(artist_ids), als.rank), dtype=np.float32)
+    if ids.size:
+        out[ids] = mat
+    return out
+
+
 def similar_artists_by_factors(item_factors: DataFrame, song_artists: DataFrame,
                                n: int) -> DataFrame:
     """(artist_id, rank, similar_artist_id, score): each artist's top-n other artists by
     v_a/|v_a| . v_b (the module says why), from artist_songs(item_factors, song_artists); an
     artist none of whose songs is in the model has no vector and no row."""
     songs = artist_songs(item_factors, song_artists)
-    return similar_artists_of(item_factors.sparkSession, songs, n)
+    return similar_artists_of(item_factors.sparkSession, songs.artist_ids, songs.vectors(), n)
 
 
-def similar_artists_of(spark, songs: ArtistSongs, n: int) -> DataFrame:
-    """similar_artists_by_factors on collected songs."""
-    artists, vecs = songs.artist_ids, songs.vectors()
+def similar_artists_of(spark, artists: np.ndarray, vecs: np.ndarray, n: int) -> DataFrame:
+    """similar_artists_by_factors on given artist vectors (row a: artists[a]'s)."""
     keep = np.flatnonzero(np.linalg.norm(vecs, axis=1) > 0) if artists.size else np.zeros(0, int)
     queries = spark.createDataFrame(
         pd.DataFrame({"idx": keep.astype(np.int64), "features": list(normalize_rows(vecs[keep]))}),
