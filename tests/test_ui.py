@@ -5,6 +5,7 @@ dagster dev (1.13) can ignore SIGTERM for a long time, so it runs in its own pro
 the whole group is killed for sure (SIGKILL after a grace period).
 """
 
+import contextlib
 import json
 import os
 import subprocess
@@ -101,42 +102,48 @@ BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-r
                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def test_asset_graph_in_a_real_browser(dagster_dev):
-    """Headless Chromium (Debian's) opens the lineage pages; every asset name is on them."""
+@contextlib.contextmanager
+def chromium_page(height: int):
+    """A page of headless Chromium (Debian's), closed afterwards."""
     from playwright.sync_api import sync_playwright
 
-    port, _ = dagster_dev
-    base = f"http://127.0.0.1:{port}"
     ARTIFACTS.mkdir(exist_ok=True)
-    by_group = {}
-    for asset, group in GROUPS.items():
-        by_group.setdefault(group, []).append(asset)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
                                      args=BROWSER_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1800, "height": 1100})
-            page.goto(f"{base}/asset-groups")
-            page.get_by_role("button", name="Skip").click(timeout=60_000)  # community dialog
-            for group in by_group:
-                page.get_by_text(group, exact=True).first.wait_for(timeout=30_000)
-            page.screenshot(path=str(ARTIFACTS / "global_lineage.png"))
-            for group, assets in by_group.items():
-                page.goto(f"{base}/locations/recsys_dagster/asset-groups/{group}")
-                for asset in assets:
-                    page.get_by_text(asset, exact=True).first.wait_for(timeout=30_000)
-                page.screenshot(path=str(ARTIFACTS / f"lineage_{group}.png"))
-            # Operating it: the schedules and sensors a user turns on, and the day partitions.
-            page.goto(f"{base}/automation")
-            for name in ("daily_ingest", "nightly_retraining", "retrain_on_new_days",
-                         "report_run_failure"):
-                page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
-            page.screenshot(path=str(ARTIFACTS / "automation.png"))
-            page.goto(f"{base}/assets/play_events?view=partitions")
-            page.get_by_text("2024-03-30").first.wait_for(timeout=30_000)
-            page.screenshot(path=str(ARTIFACTS / "play_events_partitions.png"))
+            yield browser.new_page(viewport={"width": 1800, "height": height})
         finally:
             browser.close()
+
+
+def test_asset_graph_in_a_real_browser(dagster_dev):
+    """Headless Chromium (Debian's) opens the lineage pages; every asset name is on them."""
+    port, _ = dagster_dev
+    base = f"http://127.0.0.1:{port}"
+    by_group = {}
+    for asset, group in GROUPS.items():
+        by_group.setdefault(group, []).append(asset)
+    with chromium_page(1100) as page:
+        page.goto(f"{base}/asset-groups")
+        page.get_by_role("button", name="Skip").click(timeout=60_000)  # community dialog
+        for group in by_group:
+            page.get_by_text(group, exact=True).first.wait_for(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "global_lineage.png"))
+        for group, assets in by_group.items():
+            page.goto(f"{base}/locations/recsys_dagster/asset-groups/{group}")
+            for asset in assets:
+                page.get_by_text(asset, exact=True).first.wait_for(timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / f"lineage_{group}.png"))
+        # Operating it: the schedules and sensors a user turns on, and the day partitions.
+        page.goto(f"{base}/automation")
+        for name in ("daily_ingest", "nightly_retraining", "retrain_on_new_days",
+                     "report_run_failure"):
+            page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "automation.png"))
+        page.goto(f"{base}/assets/play_events?view=partitions")
+        page.get_by_text("2024-03-30").first.wait_for(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "play_events_partitions.png"))
     assert (ARTIFACTS / "lineage_serving.png").stat().st_size > 10_000
 
 
@@ -260,7 +267,7 @@ def test_product_pages_in_a_real_browser(dagster_dev):
     """After the runs above, the pages a person reads, in Chromium: the evaluation's values and
     its segment plot (an image that decodes), each product's sample by name, and the lineage
     of the as-of day. Screenshots in test-artifacts/."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     from recsys_dagster.tables import TableStore
 
@@ -286,45 +293,37 @@ def test_product_pages_in_a_real_browser(dagster_dev):
     opener = stations[(stations.seed_artist_id == top.artist_id) & (stations.position == 1)]
 
     base = f"http://127.0.0.1:{port}"
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                     args=BROWSER_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1800, "height": 1400})
-            page.goto(f"{base}/assets/evaluation_metrics")
-            skip = page.get_by_role("button", name="Skip")
-            try:  # the community dialog, when this browser has not dismissed it yet
-                skip.click(timeout=10_000)
-            except Exception:
-                pass
-            assert str(precision)[:8] in metadata_text(page, "als/precision@10")
-            metadata_text(page, "segment_plot")
-            plot = page.locator('img[alt="precision per segment"]')
-            plot.wait_for(timeout=30_000)
-            width, height = plot.evaluate("i => [i.naturalWidth, i.naturalHeight]")
-            assert width > 100 and height > 100  # a PNG that decodes, not a broken image
-            page.screenshot(path=str(ARTIFACTS / "evaluation_metrics.png"))
-            close_dialog(page)
+    with chromium_page(1400) as page:
+        page.goto(f"{base}/assets/evaluation_metrics")
+        try:  # the community dialog, when this browser has not dismissed it yet
+            page.get_by_role("button", name="Skip").click(timeout=10_000)
+        except PlaywrightTimeout:
+            pass
+        assert str(precision)[:8] in metadata_text(page, "als/precision@10")
+        metadata_text(page, "segment_plot")
+        plot = page.locator('img[alt="precision per segment"]')
+        plot.wait_for(timeout=30_000)
+        width, height = plot.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+        assert width > 100 and height > 100  # a PNG that decodes, not a broken image
+        page.screenshot(path=str(ARTIFACTS / "evaluation_metrics.png"))
+        close_dialog(page)
 
-            for asset, wanted in (
-                    ("user_recommendations", [first_user, first_pick]),
-                    ("similar_artists", [top.artist_name,
-                                         first_similar.similar_artist_name.item()]),
-                    ("artist_radio", [top.artist_name, opener.name.item()])):
-                page.goto(f"{base}/assets/{asset}")
-                text = metadata_text(page, "sample")
-                for value in wanted:
-                    assert value in text, (asset, value, text[:500])
-                page.screenshot(path=str(ARTIFACTS / f"{asset}.png"))
+        for asset, wanted in (
+                ("user_recommendations", [first_user, first_pick]),
+                ("similar_artists", [top.artist_name,
+                                     first_similar.similar_artist_name.item()]),
+                ("artist_radio", [top.artist_name, opener.name.item()])):
+            page.goto(f"{base}/assets/{asset}")
+            text = metadata_text(page, "sample")
+            for value in wanted:
+                assert value in text, (asset, value, text[:500])
+            page.screenshot(path=str(ARTIFACTS / f"{asset}.png"))
 
-            # One as-of day: the partition's materialisation, then its lineage.
-            page.goto(f"{base}/assets/interactions?view=partitions&partition=2024-03-30")
-            page.get_by_text("retrain_and_publish").first.wait_for(timeout=30_000)
-            page.screenshot(path=str(ARTIFACTS / "interactions_2024-03-30.png"))
-            page.goto(f"{base}/assets/interactions?view=lineage")
-            for node in ("play_events", "confidence_matrix", "similar_artists", "artist_radio"):
-                page.get_by_text(node, exact=True).first.wait_for(timeout=30_000)
-            page.screenshot(path=str(ARTIFACTS / "interactions_lineage.png"))
-        finally:
-            browser.close()
+        # One as-of day: the partition's materialisation, then its lineage.
+        page.goto(f"{base}/assets/interactions?view=partitions&partition=2024-03-30")
+        page.get_by_text("retrain_and_publish").first.wait_for(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "interactions_2024-03-30.png"))
+        page.goto(f"{base}/assets/interactions?view=lineage")
+        for node in ("play_events", "confidence_matrix", "similar_artists", "artist_radio"):
+            page.get_by_text(node, exact=True).first.wait_for(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "interactions_lineage.png"))
