@@ -239,15 +239,18 @@ def test_rerun_keeps_ids_and_gate_protects_served_tables(rerun):
 
 
 def test_tuned_settings_reach_the_model(rerun, spark):
-    """The re-run above tuned a 4-point grid and used the best trial."""
+    """The re-run above tuned a 4-point grid after trial 0 (the served model's settings) and
+    trained with the trial it adopted: the best one only if it beat trial 0 beyond the noise."""
     _, store, _ = rerun
     tuning = store.read(spark, "als_tuning")
-    trials = tuning["trials"].toPandas()
-    assert len(trials) == 4 and trials.score.between(0, 1).all()
-    best = trials.sort_values(["score", "trial"], ascending=[False, True]).iloc[0]
+    trials = tuning["trials"].toPandas().set_index("trial")
+    assert len(trials) == 5 and trials.score.between(0, 1).all()
+    decision = tuning.params["best"]
+    assert decision["best_trial_number"] == trials.score.idxmax()
     model = store.read(spark, "als_model")
-    assert model.params["tuned"] is True
-    assert model.params["als"]["rank"] == best["rank"]
-    assert model.params["confidence"]["weighting"] == best.weighting
+    chosen = trials.loc[decision["trial_number"]]
+    assert model.params["tuned"] is decision["adopted"]
+    assert model.params["als"]["rank"] == chosen["rank"]
+    assert model.params["confidence"]["weighting"] == chosen.weighting
     png = os.path.join(store.current_path("als_tuning"), "tuning.png")
     assert open(png, "rb").read(4) == b"\x89PNG"

@@ -42,7 +42,8 @@ def png_markdown(png: bytes, alt: str) -> dg.MetadataValue:
 
 def tuned_params(context, config, als_tuning: TableSet) -> tuple:
     """(settings, whether tuned): the settings of `config` (a ConfidenceConfig or ALSConfig),
-    with the best trial's values in place when it asks for them (use_tuned) and tuning ran."""
+    with the adopted trial's values in place when it asks for them (use_tuned) and tuning ran
+    and adopted one (no trial beating the current settings keeps the config's)."""
     params = config.params()
     trial = _best_trial(als_tuning) if config.use_tuned else {}
     if trial:
@@ -53,7 +54,7 @@ def tuned_params(context, config, als_tuning: TableSet) -> tuple:
 
 def _best_trial(als_tuning: TableSet) -> dict:
     best = als_tuning.params.get("best")
-    if not best:
+    if not best or best.get("adopted") is False:  # no trial beat the current settings
         return {}
     if "trial" in best:
         return dict(best["trial"])

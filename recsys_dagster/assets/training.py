@@ -7,36 +7,46 @@ from ..config import ALSConfig, TuningConfig
 from ..ml.als import ALSParams, train_als
 from ..ml.als.confidence import ConfidenceParams
 from ..ml.evaluation.plots import tuning_plot
-from ..ml.evaluation.tuning import TRIALS_SCHEMA, tune
-from ..resources import SparkResource
+from ..ml.evaluation.tuning import TRIALS_SCHEMA, settings_of, tune, with_current
+from ..resources import SparkResource, Warehouse
 from ..tables import TableSet
 from .helpers import KINDS, OWNERS, column_schema, png_markdown, tuned_params
+from .publishing import served_model
 
 
-@dg.asset(group_name="training", kinds=KINDS, owners=OWNERS, code_version="2")
+@dg.asset(group_name="training", kinds=KINDS, owners=OWNERS, code_version="3")
 def als_tuning(context: dg.AssetExecutionContext, config: TuningConfig,
-               evaluation_split: TableSet, spark: SparkResource):
-    """Search for ALS and confidence settings, scored on the validation split only."""
+               evaluation_split: TableSet, spark: SparkResource, warehouse: Warehouse):
+    """Search for ALS and confidence settings, scored on the validation split only. Trial 0
+    is the current settings (the served model's, else the defaults); a trial replaces them
+    only when it beats them on validation by more than the noise (a paired bootstrap
+    interval over users), and the metadata says which and why."""
     session = spark.spark_session
     params = config.params()
     if params.search == "none":
         empty = session.createDataFrame([], TRIALS_SCHEMA)
         return dg.Output(TableSet({"trials": empty}, {"best": None}),
                          metadata={"search": "none", "trials": 0, "dagster/row_count": 0})
-    candidates = params.candidates()
-    context.log.info(f"{params.search} search: {len(candidates)} trials")
+    current, source = current_settings(warehouse.store())
+    candidates = with_current(current, params.candidates())
+    context.log.info(f"{params.search} search: {len(candidates)} trials, trial 0 {source}")
     result = tune(evaluation_split["train"], evaluation_split["validation"], candidates,
                   ALSParams(engine=params.engine, solver=params.solver), ConfidenceParams(),
                   params.k, params.metric, params.parallelism,
-                  on_trial=lambda t: context.log.info(f"trial {t}"))
+                  on_trial=lambda t: context.log.info(f"trial {t}"), seed=params.seed)
     trials = result.trials
     df = session.createDataFrame(trials, TRIALS_SCHEMA)
     png = tuning_plot(trials, f"{params.metric}@{params.k}")
-    best = result.best
+    best = {**result.best, "current": source}
+    context.log.info(best["reason"])
     return dg.Output(
         TableSet({"trials": df}, {"best": best}, {"tuning.png": png}),
         metadata={
             "search": params.search, "trials": len(trials),
+            "trial_0": f"the current settings: {source}",
+            "adopted": best["adopted"], "decision": best["reason"],
+            "current_score": best["current_score"],
+            "best_trial": best["best_trial_number"], "best_trial_score": best["best_score"],
             "best_score": best["score"], "best_metric": best["metric"],
             **{f"best_{name}": value for name, value in best["trial"].items()},
             "trials_table": dg.MetadataValue.md(
@@ -46,6 +56,16 @@ def als_tuning(context: dg.AssetExecutionContext, config: TuningConfig,
             "dagster/row_count": len(trials), "dagster/column_schema": column_schema(df),
         },
     )
+
+
+def current_settings(store) -> tuple[dict, str]:
+    """(searched settings, where they come from): the served model's, else the defaults."""
+    served = served_model(store)
+    if served.get("model_version") and served["model_version"] == store.version("als_model"):
+        model = store.manifest("als_model")["params"]
+        return (settings_of(ConfidenceParams(**model["confidence"]), ALSParams(**model["als"])),
+                f"the served model's ({served['model_version']})")
+    return settings_of(ConfidenceParams(), ALSParams()), "the defaults"
 
 
 @dg.asset(group_name="training", kinds=KINDS, owners=OWNERS, code_version="3")

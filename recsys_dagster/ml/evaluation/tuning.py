@@ -2,6 +2,12 @@
 
 The searched settings are the fields of SearchSpace, named as in ConfidenceParams and
 ALSParams: a trial is a dict of them, and applying it replaces those fields (`apply`).
+
+Tuning never makes the model worse on validation: trial 0 is always the current settings, and
+the best trial replaces them only when its per-user validation scores beat trial 0's by more
+than the noise, i.e. the paired bootstrap interval of the difference lies above zero (as the
+publication gate judges ALS against popularity). The best of many noisy scores is otherwise
+mostly noise.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import math
 import time
 import typing
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Literal
 
 import numpy as np
@@ -23,6 +29,7 @@ from ..als import ALSParams
 from ..als.confidence import ConfidenceParams
 from ..als.params import Engine, Solver
 from .evaluate import build_catalogue, fit_als, score_als
+from .stats import bootstrap_ci
 
 
 @dataclass(frozen=True)
@@ -102,18 +109,51 @@ def random_candidates(space: SearchSpace, n: int, seed: int) -> list[dict]:
     return out
 
 
+def settings_of(confidence: ConfidenceParams, als: ALSParams) -> dict:
+    """The searched fields of a model's settings: the trial that means "keep them"."""
+    values = {**asdict(confidence), **asdict(als)}
+    return {name: _ELEMENT[name](values[name]) for name in SEARCHED}
+
+
+def with_current(current: dict, candidates: list[dict]) -> list[dict]:
+    """Trial 0 is the current settings; a candidate equal to them is not tried twice."""
+    return [current, *(c for c in candidates if c != current)]
+
+
 @dataclass
 class TuningResult:
     trials: pd.DataFrame
     best: dict = field(default_factory=dict)
 
 
+def choose(per_user: list[np.ndarray], n_boot: int = 1000, seed: int = 0) -> dict:
+    """Which trial to adopt, from each trial's per-user validation scores (the same users in
+    the same order; trial 0 the current settings): the best-scoring one if the paired
+    bootstrap interval of its difference from trial 0 lies above zero, else trial 0."""
+    means = [float(v.mean()) if v.size else 0.0 for v in per_user]
+    best = int(np.argmax(means))  # the first of equal scores
+    out = {"best_trial_number": best, "best_score": means[best], "current_score": means[0]}
+    if best == 0:
+        return {**out, "trial_number": 0, "adopted": False,
+                "reason": "no trial scored above the current settings on validation"}
+    diff, lo, hi = bootstrap_ci(per_user[best] - per_user[0], n_boot, seed=seed)
+    out.update(difference=diff, difference_ci=[lo, hi])
+    if lo > 0:
+        return {**out, "trial_number": best, "adopted": True,
+                "reason": f"trial {best} beats the current settings: paired 95% interval of "
+                          f"the difference [{lo:.4f}, {hi:.4f}] is above zero"}
+    return {**out, "trial_number": 0, "adopted": False,
+            "reason": f"trial {best} scored higher, but within the noise: paired 95% interval "
+                      f"of the difference [{lo:.4f}, {hi:.4f}] includes zero"}
+
+
 def tune(train: DataFrame, validation: DataFrame, candidates: list[dict], base_als: ALSParams,
          base_conf: ConfidenceParams, k: int, metric: str, parallelism: int = 2,
-         on_trial=None) -> TuningResult:
+         on_trial=None, n_boot: int = 1000, seed: int = 0) -> TuningResult:
     """Fit each candidate on train, score `metric`@k on validation; trials run concurrently
-    as separate Spark jobs (parallelism threads share the one SparkSession). The best trial
-    is returned as {"trial": its values, "score", "metric", "trial_number"}."""
+    as separate Spark jobs (parallelism threads share the one SparkSession). candidates[0]
+    is the current settings (with_current). The adopted trial is returned as {"trial": its
+    values, "score", "metric", "trial_number", "adopted", "reason", ...} (choose)."""
     train, validation = train.persist(), validation.persist()
     cat = build_catalogue(train)
 
@@ -121,20 +161,22 @@ def tune(train: DataFrame, validation: DataFrame, candidates: list[dict], base_a
         i, cand = i_cand
         t0 = time.perf_counter()
         factors = fit_als(train, apply(cand, base_conf), apply(cand, base_als), cat.fit_rows)
-        per_user = score_als(factors, train, validation, cat, k).select(metric).toPandas()
+        per_user = (score_als(factors, train, validation, cat, k).select("user_idx", metric)
+                    .toPandas().sort_values("user_idx"))
         score = float(per_user[metric].mean()) if len(per_user) else 0.0
         row = {"trial": i, **cand, "score": score, "seconds": time.perf_counter() - t0}
         if on_trial is not None:
             on_trial(row)
-        return row
+        return row, per_user[metric].to_numpy(dtype=np.float64)
 
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        rows = list(pool.map(run, enumerate(candidates)))
+        done = list(pool.map(run, enumerate(candidates)))
     train.unpersist()
     validation.unpersist()
-    trials = pd.DataFrame(rows, columns=TRIAL_COLUMNS).sort_values("trial")
-    best = trials.sort_values(["score", "trial"], ascending=[False, True]).iloc[0]
+    trials = pd.DataFrame([row for row, _ in done], columns=TRIAL_COLUMNS).sort_values("trial")
+    decision = choose([values for _, values in done], n_boot, seed)
+    chosen = trials.set_index("trial").loc[decision["trial_number"]]
     return TuningResult(trials, {
-        "trial": {name: _ELEMENT[name](best[name]) for name in SEARCHED},
-        "score": float(best.score), "metric": f"{metric}@{k}", "trial_number": int(best.trial),
+        "trial": {name: _ELEMENT[name](chosen[name]) for name in SEARCHED},
+        "score": float(chosen.score), "metric": f"{metric}@{k}", **decision,
     })
