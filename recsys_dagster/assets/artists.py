@@ -81,7 +81,7 @@ def similar_artists(context: dg.AssetExecutionContext, config: SimilarArtistsCon
         F.sum(F.when(F.col("artist_id") == F.col("similar_artist_id"), 1).otherwise(0))
         .alias("self"), F.max("rank").alias("max_rank")).first()
     n_rows = int(summary["rows"])
-    has_artists = catalogue.limit(1).count() > 0
+    has_artists = n_rows > 0 or catalogue.limit(1).count() > 0  # a list needs an artist
     if not has_artists:
         context.log.warning("the source names no artist for its items: similar_artists is empty")
     top = (artist_listeners(artist_of, interactions).orderBy(F.desc("listeners"), "artist_id")

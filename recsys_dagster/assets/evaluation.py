@@ -15,6 +15,7 @@ from ..ml.evaluation.evaluate import TABLE_COLUMNS, beats_popularity, evaluate, 
 from ..ml.evaluation.plots import segment_plot
 from ..ml.evaluation.split import three_way_split
 from ..partitions import LATEST_DAY
+from ..progress import Heartbeat
 from ..resources import LOAD, SETTINGS_ONLY, SparkResource, Warehouse
 from ..tables import TableSet
 from .helpers import KINDS, OWNERS, column_schema, item_artists, png_markdown
@@ -72,9 +73,10 @@ def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConf
     itself. The fit's item factors are kept (frame fit_item_factors) for artist_evaluation."""
     params = config.params()
     fit = evaluation_split["train"].unionByName(evaluation_split["validation"])
-    result = evaluate(fit, evaluation_split["test"],
-                      ConfidenceParams(**als_model_settings["confidence"]),
-                      ALSParams(**als_model_settings["als"]), params)
+    with Heartbeat(context.log.info, "evaluation_metrics", spark.spark_session):
+        result = evaluate(fit, evaluation_split["test"],
+                          ConfidenceParams(**als_model_settings["confidence"]),
+                          ALSParams(**als_model_settings["als"]), params)
     table = result.table
     overall = table[table.segment == "all"]
     primary, k = params.primary_metric, params.k

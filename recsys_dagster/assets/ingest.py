@@ -11,6 +11,7 @@ from ..ml.ingest.days import DAY, day_of_play, day_of_raw, in_days
 from ..ml.ingest.sources import read_source
 from ..ml.ingest.validation import validate_plays
 from ..partitions import PLAY_DAYS
+from ..progress import Heartbeat
 from ..resources import SparkResource
 from .helpers import KINDS, OWNERS, table_metadata
 
@@ -57,15 +58,16 @@ def ingest_play_logs(context: dg.AssetExecutionContext, config: PlaySourceConfig
     params = config.params()
     raw, names, has_plays, described = read_source(session, params)
     raw = raw.persist()
-    n_input = raw.count()
-    events, quarantine = validate_plays(raw, params.max_plays, has_plays,
-                                         params.max_id_length)
-    events = day_of_play(events, last).where(in_days(first, last)).persist()
-    quarantine = day_of_raw(quarantine, last).where(in_days(first, last)).persist()
-    n_delivered = day_of_raw(raw, last).where(in_days(first, last)).count()
+    with Heartbeat(context.log.info, "ingest_play_logs", session):  # the source's passes
+        n_input = raw.count()
+        events, quarantine = validate_plays(raw, params.max_plays, has_plays,
+                                            params.max_id_length)
+        events = day_of_play(events, last).where(in_days(first, last)).persist()
+        quarantine = day_of_raw(quarantine, last).where(in_days(first, last)).persist()
+        n_delivered = day_of_raw(raw, last).where(in_days(first, last)).count()
+        n_bad = quarantine.count()
+        n_events = events.count()
     n_elsewhere = n_input - n_delivered
-    n_bad = quarantine.count()
-    n_events = events.count()
     reasons = (quarantine.groupBy("reason").count().orderBy(F.desc("count"), "reason")
                .limit(20).toPandas())
     fraction = n_bad / n_delivered if n_delivered else 1.0

@@ -12,6 +12,7 @@ from ..ml.als import confidence
 from ..ml.als.fold_in import fold_in
 from ..ml.serving.recommend import recommend_for_users, similar_by_factors
 from ..partitions import LATEST_DAY
+from ..progress import Heartbeat
 from ..resources import Warehouse
 from ..tables import Table, TableSet
 from .helpers import GATE, KINDS, OWNERS, newest_catalogue, table_metadata
@@ -70,10 +71,11 @@ def user_recommendations(context: dg.AssetExecutionContext, config: Recommendati
              .select("user_id", "rank", "item_id", "score", "folded_in", "user_idx",
                      "item_idx")).persist()
     stats = table.groupBy("user_idx").agg(F.count("*").alias("n"), F.max("rank").alias("r"))
-    summary = stats.agg(F.count("*").alias("users"), F.max("n").alias("max_n"),
-                        F.sum("n").alias("rows"),
-                        F.sum(F.when(F.col("n") != F.col("r"), 1).otherwise(0)).alias("gaps")
-                        ).first()
+    with Heartbeat(context.log.info, "user_recommendations", interactions.sparkSession):
+        summary = stats.agg(F.count("*").alias("users"), F.max("n").alias("max_n"),
+                            F.sum("n").alias("rows"),
+                            F.sum(F.when(F.col("n") != F.col("r"), 1).otherwise(0))
+                            .alias("gaps")).first()  # computes the cached table
     n_rows = int(summary["rows"] or 0)  # one pass over the cached table gives all the counts
     n_played = table.join(played, ["user_idx", "item_idx"]).count()
     n_items = table.select("item_idx").distinct().count()
@@ -117,8 +119,8 @@ def named_sample(recs: DataFrame, names: DataFrame, n_users: int = 3, per_user: 
 
 
 @dg.asset(group_name="serving", kinds=KINDS, owners=OWNERS, code_version="1", deps=GATE)
-def similar_items(config: SimilarItemsConfig, als_model: TableSet, item_index: DataFrame,
-                  item_catalog: DataFrame):
+def similar_items(context: dg.AssetExecutionContext, config: SimilarItemsConfig,
+                  als_model: TableSet, item_index: DataFrame, item_catalog: DataFrame):
     """Top-N similar items per item ("similar artists") by cosine of item factors."""
     sims = similar_by_factors(als_model["item_factors"], config.top_n)
     names = newest_names(item_catalog)
@@ -131,7 +133,8 @@ def similar_items(config: SimilarItemsConfig, als_model: TableSet, item_index: D
                    "similar_item_id", "left")
              .select("item_id", "rank", "similar_item_id", "score", "name", "similar_name")
              ).persist()
-    n_rows = table.count()
+    with Heartbeat(context.log.info, "similar_items", item_index.sparkSession):
+        n_rows = table.count()  # computes the cached table
     return dg.Output(table, metadata={
         **table_metadata(table, n_rows, preview_rows=10, order_by=["item_id", "rank"]),
         "items": table.select("item_id").distinct().count(), "top_n": config.top_n,

@@ -8,6 +8,7 @@ from ..ml.als import ALSParams, train_als
 from ..ml.als.confidence import ConfidenceParams
 from ..ml.evaluation.plots import tuning_plot
 from ..ml.evaluation.tuning import TRIALS_SCHEMA, settings_of, tune, with_current
+from ..progress import Heartbeat
 from ..resources import SparkResource, Warehouse
 from ..tables import TableSet
 from .helpers import KINDS, OWNERS, column_schema, png_markdown, tuned_params
@@ -30,10 +31,18 @@ def als_tuning(context: dg.AssetExecutionContext, config: TuningConfig,
     current, source = current_settings(warehouse.store())
     candidates = with_current(current, params.candidates())
     context.log.info(f"{params.search} search: {len(candidates)} trials, trial 0 {source}")
-    result = tune(evaluation_split["train"], evaluation_split["validation"], candidates,
-                  ALSParams(engine=params.engine, solver=params.solver), ConfidenceParams(),
-                  params.k, params.metric, params.parallelism,
-                  on_trial=lambda t: context.log.info(f"trial {t}"), seed=params.seed)
+    finished = []
+
+    def on_trial(trial: dict) -> None:
+        finished.append(trial)
+        beat.update(len(finished), len(candidates), "trials")
+        context.log.info(f"trial {trial}")
+
+    with Heartbeat(context.log.info, "als_tuning", session) as beat:
+        result = tune(evaluation_split["train"], evaluation_split["validation"], candidates,
+                      ALSParams(engine=params.engine, solver=params.solver), ConfidenceParams(),
+                      params.k, params.metric, params.parallelism, on_trial=on_trial,
+                      seed=params.seed)
     trials = result.trials
     df = session.createDataFrame(trials, TRIALS_SCHEMA)
     png = tuning_plot(trials, f"{params.metric}@{params.k}")
@@ -80,7 +89,9 @@ def als_model(context: dg.AssetExecutionContext, config: ALSConfig, confidence_m
                          F.count("*").alias("n")).first()
         window = {"data_first_play": str(row["a"]), "data_last_play": str(row["b"]),
                   "training_pairs": int(row["n"])}
-    factors = train_als(matrix, params, window.get("training_pairs"))
+    with Heartbeat(context.log.info, "als_model", matrix.sparkSession) as beat:
+        factors = train_als(matrix, params, window.get("training_pairs"),
+                            progress=lambda done, total: beat.update(done, total, "iterations"))
     users, items = factors.user_factors, factors.item_factors
     n_users, n_items = users.count(), items.count()
     context.log.info(f"ALS {params.engine}: {factors.timings}")

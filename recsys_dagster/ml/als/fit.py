@@ -30,10 +30,12 @@ ENGINES = {"broadcast": BroadcastEngine, "half_gridify": HalfGridifyEngine,
            "full_gridify": FullGridifyEngine}
 
 
-def train_als(confidence: DataFrame, params: ALSParams, n_ratings: int | None = None) -> Factors:
+def train_als(confidence: DataFrame, params: ALSParams, n_ratings: int | None = None,
+              progress=None) -> Factors:
     """Factors of the confidence matrix (user_idx, item_idx, confidence) with params.engine;
     automatic (0) block counts are resolved from the number of ratings first (`n_ratings`
-    when the caller has counted them already, else counted here)."""
+    when the caller has counted them already, else counted here). `progress(done, total)` is
+    called after each iteration (not for MLlib, whose loop is its own)."""
     params.validate()
     if not (params.num_user_blocks and params.num_item_blocks):
         params = params.blocked(confidence.count() if n_ratings is None else n_ratings)
@@ -42,9 +44,11 @@ def train_als(confidence: DataFrame, params: ALSParams, n_ratings: int | None = 
     engine = ENGINES[params.engine](params, row_solver(params))
     t0 = time.perf_counter()  # blocking the ratings is part of the fit, as in MLlib's
     users, items = engine.prepare(confidence.select("user_idx", "item_idx", "confidence"))
-    for _ in range(params.max_iter):  # items first, then users: MLlib's order
+    for done in range(1, params.max_iter + 1):  # items first, then users: MLlib's order
         items = _superseding(items, engine.half_step(items, given=users))
         users = _superseding(users, engine.half_step(users, given=items))
+        if progress is not None:
+            progress(done, params.max_iter)
     fit_s = time.perf_counter() - t0
     user_factors, item_factors = engine.factors(users, items)
     engine.close(users, items)
