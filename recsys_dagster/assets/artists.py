@@ -1,8 +1,8 @@
 """Artist-level products on the served factors: similar artists and artist radio.
 
 The artist of each song comes from the item catalogue (the source's own artists: the synthetic
-generator's, Last.fm's artists.dat, a file source's names file). A source without artists gives
-an empty table that says so in its metadata, not a failed run.
+generator's, Last.fm's artists.dat, a file source's names file or play rows). A source without
+artists gives empty tables that say so in their metadata, not a failed run.
 """
 
 import dataclasses
