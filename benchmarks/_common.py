@@ -1,4 +1,5 @@
-"""Shared set-up for the benchmark scripts: a Spark session from a profile, lastfm interactions."""
+"""Shared set-up for the benchmark scripts: a Spark session from a profile, lastfm interactions,
+a warehouse a pipeline run left."""
 
 import os
 import sys
@@ -20,6 +21,21 @@ def spark_session(profile: str = "local", overrides: dict | None = None):
     checkpoints = tempfile.mkdtemp(prefix="recsys-bench-checkpoints-")
     return build_session(resolve_settings(profile=profile, overrides=overrides or {},
                                           checkpoint_dir=checkpoints))
+
+
+def run_warehouse():
+    """(store, spark, evaluation_split) of the warehouse named by --data (default
+    $RECSYS_DATA_DIR or ./data, e.g. after `make demo`)."""
+    import argparse
+
+    from recsys_dagster.resources import SparkResource
+    from recsys_dagster.tables import TableStore
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", default=os.environ.get("RECSYS_DATA_DIR", "data"))
+    store = TableStore(os.path.abspath(parser.parse_args().data))
+    spark = SparkResource().spark_session
+    return store, spark, store.read(spark, "evaluation_split")
 
 
 PAGE = os.sysconf("SC_PAGE_SIZE")

@@ -16,10 +16,8 @@ Each against the most popular artists, with 95% bootstrap intervals over listene
     .venv/bin/python benchmarks/artist_vectors.py [--data DIR]
 """
 
-import argparse
-import os
-
 import numpy as np
+from _common import run_warehouse
 
 from recsys_dagster.ml.als import ALSParams
 from recsys_dagster.ml.als.confidence import ConfidenceParams
@@ -29,8 +27,6 @@ from recsys_dagster.ml.evaluation.stats import bootstrap_ci
 from recsys_dagster.ml.ids import factor_matrix
 from recsys_dagster.ml.serving.artists import artist_vectors
 from recsys_dagster.ml.serving.topk import normalize_rows, top_k_rows
-from recsys_dagster.resources import SparkResource
-from recsys_dagster.tables import TableStore
 
 K = 10
 
@@ -48,11 +44,7 @@ def top_lists(queries: np.ndarray, cands: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--data", default=os.environ.get("RECSYS_DATA_DIR", "data"))
-    store = TableStore(os.path.abspath(parser.parse_args().data))
-    spark = SparkResource().spark_session
-    split = store.read(spark, "evaluation_split")
+    store, spark, split = run_warehouse()
     fit = split["train"].unionByName(split["validation"])
     fit_pd, held = fit.toPandas(), split["test"].toPandas()
     catalogue = (store.read_pandas("item_catalog").sort_values("day")

@@ -12,10 +12,8 @@ it is the better one to select on (als_tuning's `metric` and `k`).
     .venv/bin/python benchmarks/tuning_noise.py [--data DIR]
 """
 
-import argparse
-import os
-
 import numpy as np
+from _common import run_warehouse
 
 from recsys_dagster.ml.als import ALSParams
 from recsys_dagster.ml.als.confidence import ConfidenceParams
@@ -23,19 +21,13 @@ from recsys_dagster.ml.evaluation.evaluate import build_catalogue, fit_als, scor
 from recsys_dagster.ml.evaluation.scoring import RANKING_METRICS
 from recsys_dagster.ml.evaluation.stats import bootstrap_ci
 from recsys_dagster.ml.evaluation.tuning import apply
-from recsys_dagster.resources import SparkResource
-from recsys_dagster.tables import TableStore
 
 KS = (10, 50)
 N_BOOT = 2000
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--data", default=os.environ.get("RECSYS_DATA_DIR", "data"))
-    store = TableStore(os.path.abspath(parser.parse_args().data))
-    spark = SparkResource().spark_session
-    split = store.read(spark, "evaluation_split")
+    store, spark, split = run_warehouse()
     train, validation = split["train"].persist(), split["validation"].persist()
     trials = store.read_pandas("als_tuning", frame="trials").set_index("trial")
     best = int(trials.score.idxmax())
