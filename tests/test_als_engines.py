@@ -320,3 +320,31 @@ def test_cg_kernel_gives_the_same_bits_in_every_process():
     digests = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                               check=True).stdout.strip() for _ in range(5)}
     assert len(digests) == 1, digests
+
+
+def test_the_regularisation_exponent_scales_lambda_by_a_power_of_the_count(spark):
+    """lambda_u = lambda * n_u ** nu: nu 1 is MLlib's convention, nu 0 a plain lambda (the
+    same factors as scale_reg off, bit for bit), nu 0.5 between; MLlib takes only nu 1."""
+    from recsys_dagster.ml.als.kernels import row_reg
+
+    counts = np.array([1, 4, 9])
+    np.testing.assert_allclose(row_reg(counts, 0.1, True, 0.5), [0.1, 0.2, 0.3])
+    np.testing.assert_allclose(row_reg(counts, 0.1, True), [0.1, 0.4, 0.9])
+    np.testing.assert_array_equal(row_reg(counts, 0.1, True, 0.0), row_reg(counts, 0.1, False))
+
+    rng = np.random.default_rng(4)
+    rows = sorted({(int(u), int(i), int(p)) for u, i, p in zip(
+        rng.integers(0, 60, 700), rng.integers(0, 40, 700), rng.integers(1, 30, 700))})
+    conf = confidence_matrix(spark.createDataFrame(rows, "user_idx int, item_idx int, plays long"),
+                             ConfidenceParams())
+
+    def fit(**kw):
+        f = train_als(conf, ALSParams(rank=4, max_iter=3, reg_param=0.5, seed=1, **kw))
+        return {r.idx: tuple(r.features) for r in f.item_factors.collect()}
+
+    plain = fit(scale_reg=False)
+    assert fit(reg_exponent=0.0) == plain
+    half = fit(reg_exponent=0.5)
+    assert half != plain and half != fit()
+    with pytest.raises(ValueError, match="reg_exponent"):
+        ALSParams(engine="mllib", reg_exponent=0.5).validate()

@@ -104,3 +104,17 @@ def test_a_search_of_worse_settings_keeps_the_served_ones(standard_run, spark_re
     assert model["als"] == {**model["als"], "rank": served["als"]["rank"],
                             "max_iter": served["als"]["max_iter"]}
     assert model["confidence"] == served["confidence"]
+
+
+def test_the_regularisation_exponent_is_searchable():
+    """reg_exponent (nu): a single value draws nothing, so the other settings' seeded sequence
+    is the one without it; a range is drawn uniformly, 0 included."""
+    from dataclasses import replace
+
+    space = SearchSpace()
+    plain = random_candidates(space, 8, seed=13)
+    fixed = random_candidates(replace(space, reg_exponent=[0.7]), 8, seed=13)
+    assert [{**c, "reg_exponent": 0.7} for c in plain] == fixed
+    wide = random_candidates(replace(space, reg_exponent=[0.0, 1.0]), 50, seed=3)
+    nus = [c["reg_exponent"] for c in wide]
+    assert all(0.0 <= v <= 1.0 for v in nus) and min(nus) < 0.2 and max(nus) > 0.8

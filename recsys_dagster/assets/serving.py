@@ -28,7 +28,7 @@ def users_with_fold_in(als_model: TableSet, interactions: DataFrame) -> DataFram
     weights = confidence.ConfidenceParams(**als_model.params["confidence"])
     als = als_model.params["als"]
     folded = fold_in(confidence.confidence_matrix(newcomers, weights), als_model["item_factors"],
-                     als["reg_param"], als["scale_reg"])
+                     als["reg_param"], als["scale_reg"], als.get("reg_exponent", 1.0))
     return (known.select("idx", "features", F.lit(False).alias("folded_in"))
             .unionByName(folded.withColumn("folded_in", F.lit(True))))
 

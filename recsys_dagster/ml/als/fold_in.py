@@ -21,7 +21,7 @@ from .kernels import solve_exact
 
 
 def fold_in(confidence: DataFrame, item_factors: DataFrame, reg: float,
-            scale_reg: bool = True) -> DataFrame:
+            scale_reg: bool = True, reg_exponent: float = 1.0) -> DataFrame:
     """(idx, features) for every user in `confidence` (user_idx, item_idx, confidence), solved
     against the fixed item factors; items without factors are ignored."""
     item_ids, y = factor_matrix(item_factors)  # the catalogue's factors: bounded
@@ -40,7 +40,8 @@ def fold_in(confidence: DataFrame, item_factors: DataFrame, reg: float,
                 counts.append(int(found.sum()))
             indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
             x = solve_exact(y, yty, indptr, np.concatenate(pos or [np.zeros(0, np.int64)]),
-                            np.concatenate(conf or [np.zeros(0, np.float32)]), reg, scale_reg)
+                            np.concatenate(conf or [np.zeros(0, np.float32)]), reg, scale_reg,
+                            reg_exponent)
             yield pd.DataFrame({"idx": pdf["user_idx"].astype(np.int32), "features": list(x)})
 
     return rows.mapInPandas(solve, "idx int, features array<float>")

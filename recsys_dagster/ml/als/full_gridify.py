@@ -150,7 +150,7 @@ def full_gridify_step(grid: DataFrame, other_factors: DataFrame, yty: np.ndarray
                 c = pdf["c"].iat[k].astype(np.float64)
                 a[inverse[k] - start] += (yu.T * (c - 1.0)) @ yu
                 b[inverse[k] - start] += yu.T @ c
-            lam = row_reg(n[start:stop], solver.reg, solver.scale_reg)
+            lam = row_reg(n[start:stop], solver.reg, solver.scale_reg, solver.reg_exponent)
             out[start:stop] = solve_systems(a, b, lam)
         return pd.DataFrame({"idx": rows.astype(np.int32), "features": list(out)})
 

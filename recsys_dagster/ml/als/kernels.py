@@ -5,7 +5,9 @@ Y (YᵀY precomputed once per half-step and shared by every row):
 
     A_u = YᵀY + Y_uᵀ diag(c − 1) Y_u + λ_u I,   b_u = Y_uᵀ c,   x_u = A_u⁻¹ b_u
 
-λ_u = λ·|I_u| under MLlib's convention (scale_reg=True), else λ.
+λ_u = λ·|I_u|^ν under MLlib's convention (scale_reg=True; ν = reg_exponent, 1 in MLlib, as in
+Rendle, Krichene, Zhang & Koren, "Revisiting the Performance of iALS on Item Recommendation
+Benchmarks", 2022), else λ.
 - exact: forms A_u (O(|I_u| r²)) and solves all rows of a block in one batched LAPACK
          solve (LU on the symmetric positive definite A_u: exact to rounding). The same
          solve (solve_systems) finishes full gridify's summed partials and fold-in.
@@ -25,9 +27,14 @@ import numba
 import numpy as np
 
 
-def row_reg(counts: np.ndarray, reg: float, scale_reg: bool) -> np.ndarray:
-    """λ_u per row: λ times the row's rating count (MLlib's convention) or a plain λ."""
-    return reg * (counts.astype(np.float64) if scale_reg else np.ones(counts.size))
+def row_reg(counts: np.ndarray, reg: float, scale_reg: bool,
+            exponent: float = 1.0) -> np.ndarray:
+    """λ_u per row: λ times the row's rating count to the power `exponent` (MLlib's
+    convention: 1) or a plain λ."""
+    if not scale_reg:
+        return reg * np.ones(counts.size)
+    counts = counts.astype(np.float64)
+    return reg * (counts if exponent == 1.0 else counts ** exponent)
 
 
 EXACT_CHUNK = 2048  # rows whose r x r systems are formed at once (bounded memory per task)
@@ -47,13 +54,14 @@ def solve_systems(a: np.ndarray, b: np.ndarray, lam: np.ndarray) -> np.ndarray:
 
 
 def solve_exact(y: np.ndarray, yty: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
-                conf: np.ndarray, reg: float, scale_reg: bool = True) -> np.ndarray:
+                conf: np.ndarray, reg: float, scale_reg: bool = True,
+                reg_exponent: float = 1.0) -> np.ndarray:
     """Exact solutions for every row of a CSR block (float64 arithmetic, float32 result),
     EXACT_CHUNK rows at a time so a block of any size needs a bounded r x r stack. Rows
     without ratings get zeros."""
     n_rows, rank = indptr.size - 1, y.shape[1]
     counts = np.diff(indptr)
-    lam = row_reg(counts, reg, scale_reg)
+    lam = row_reg(counts, reg, scale_reg, reg_exponent)
     out = np.zeros((n_rows, rank), dtype=np.float32)
     for start in range(0, n_rows, EXACT_CHUNK):
         stop = min(start + EXACT_CHUNK, n_rows)
@@ -156,13 +164,13 @@ def _cg_rows(y, yty, indptr, indices, conf, lam, x0, steps, out, scratch):  # pr
 
 def solve_cg(y: np.ndarray, yty: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
              conf: np.ndarray, reg: float, x0: np.ndarray, steps: int = 3,
-             scale_reg: bool = True) -> np.ndarray:
+             scale_reg: bool = True, reg_exponent: float = 1.0) -> np.ndarray:
     """A few CG steps per row from x0 (the row's previous factors), in a Numba-compiled loop
     in float32 arithmetic, as `implicit` does: one pass over the row's ratings per step.
     float32 lets the compiled loops use twice the SIMD lanes (benchmarks/README.md), with
     results within rounding of the float64 loop."""
     n_rows = indptr.size - 1
-    lam = row_reg(np.diff(indptr), reg, scale_reg).astype(np.float32)
+    lam = row_reg(np.diff(indptr), reg, scale_reg, reg_exponent).astype(np.float32)
     rank = y.shape[1]
     out = aligned(np.zeros((n_rows, rank)), np.float32)
     lanes = ALIGN // 4
@@ -181,11 +189,13 @@ class ExactRows:
 
     reg: float
     scale_reg: bool
+    reg_exponent: float = 1.0
     needs_start: ClassVar[bool] = False
     float64_gram: ClassVar[bool] = True  # Gram partials in float64, as the solve uses
 
     def __call__(self, y, yty, indptr, indices, conf, x0=None) -> np.ndarray:
-        return solve_exact(y, yty, indptr, indices, conf, self.reg, self.scale_reg)
+        return solve_exact(y, yty, indptr, indices, conf, self.reg, self.scale_reg,
+                           self.reg_exponent)
 
 
 @dataclass(frozen=True)
@@ -196,12 +206,13 @@ class CGRows:
     reg: float
     scale_reg: bool
     steps: int
+    reg_exponent: float = 1.0
     needs_start: ClassVar[bool] = True
     float64_gram: ClassVar[bool] = False  # the float32 kernel could not use more
 
     def __call__(self, y, yty, indptr, indices, conf, x0=None) -> np.ndarray:
         return solve_cg(y, yty, indptr, indices, conf, self.reg, x0, self.steps,
-                        self.scale_reg)
+                        self.scale_reg, self.reg_exponent)
 
 
 RowSolver = ExactRows | CGRows
@@ -210,5 +221,5 @@ RowSolver = ExactRows | CGRows
 def row_solver(params) -> RowSolver:
     """The row solver of an ALSParams, chosen once per fit and handed to every half-step."""
     if params.solver == "cg":
-        return CGRows(params.reg_param, params.scale_reg, params.cg_steps)
-    return ExactRows(params.reg_param, params.scale_reg)
+        return CGRows(params.reg_param, params.scale_reg, params.cg_steps, params.reg_exponent)
+    return ExactRows(params.reg_param, params.scale_reg, params.reg_exponent)

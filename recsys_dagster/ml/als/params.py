@@ -33,6 +33,11 @@ class ALSParams:
         "gradient steps from the previous factors).")
     cg_steps: int = setting(3, "CG steps per row and half-step.")
     scale_reg: bool = setting(True, "MLlib's convention: lambda times the row's rating count.")
+    reg_exponent: float = setting(
+        1.0, "With scale_reg, lambda times the row's rating count to this power (nu in Rendle, "
+        "Krichene, Zhang & Koren 2022, 'Revisiting the Performance of iALS on Item "
+        "Recommendation Benchmarks'): 1 is MLlib's convention, 0 a plain lambda. Our engines "
+        "only; mllib needs 1.")
     rank: int = setting(32, "Number of latent factors.")
     max_iter: int = setting(10, "ALS iterations (each solves items, then users).")
     reg_param: float = setting(0.1, "Regularisation lambda.")
@@ -64,6 +69,11 @@ class ALSParams:
             raise ValueError("rank and max_iter must be >= 1")
         if self.reg_param < 0:
             raise ValueError("reg_param must be >= 0")
+        if self.reg_exponent < 0:
+            raise ValueError("reg_exponent must be >= 0")
+        if self.engine == "mllib" and self.reg_exponent != 1.0:
+            raise ValueError("engine 'mllib' scales lambda by the rating count itself "
+                             "(reg_exponent 1); use one of our engines for another exponent")
         if self.num_user_blocks < 0 or self.num_item_blocks < 0:
             raise ValueError("block counts must be >= 1, or 0 (from the data's size)")
         if self.checkpoint_interval < 1:

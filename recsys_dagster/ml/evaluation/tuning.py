@@ -43,6 +43,9 @@ class SearchSpace:
     reg_param: list[float] = setting([0.01, 0.03, 0.1, 0.3, 1.0],
                                      "lambda values (random: log-uniform in their range).")
     max_iter: list[int] = setting([10], "Iterations to try.")
+    reg_exponent: list[float] = setting(
+        [1.0], "Exponents nu of the rating count that scales lambda (random: uniform in their "
+        "range; 1 is MLlib's convention, 0 a plain lambda; Rendle et al. 2022).")
 
     def grid(self) -> list[dict]:
         return [dict(zip(SEARCHED, values)) for values in
@@ -87,15 +90,24 @@ def apply(trial: dict, params):
     return replace(params, **{k: v for k, v in trial.items() if k in own})
 
 
+UNIFORM = {"reg_exponent"}  # float settings drawn uniformly (their range may hold 0)
+
+
 def random_candidates(space: SearchSpace, n: int, seed: int) -> list[dict]:
     """n distinct points: settings with float values log-uniform between the smallest and
-    largest listed value, the others sampled from their lists."""
+    largest listed value (UNIFORM ones uniform), the others sampled from their lists. A float
+    setting with one value is that value, drawn from nothing (the sequence of the others does
+    not change with it)."""
     rng = np.random.default_rng(seed)
     out, seen = [], set()
 
     def draw(name):
         values = getattr(space, name)
         if _ELEMENT[name] is float:
+            if len(set(values)) == 1:
+                return float(values[0])
+            if name in UNIFORM:
+                return float(round(rng.uniform(min(values), max(values)), 4))
             lo, hi = math.log(min(values)), math.log(max(values))
             return float(round(math.exp(rng.uniform(lo, hi)), 4))
         return _ELEMENT[name](rng.choice(values))
