@@ -20,7 +20,7 @@ from recsys_dagster.ml.evaluation.evaluate import build_catalogue, fit_als, scor
 from recsys_dagster.ml.evaluation.tuning import apply
 
 EXPONENTS = (0.0, 0.5, 1.0)
-LAMBDAS = (0.01, 0.1, 1.0, 10.0, 100.0)
+LAMBDAS = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 
 
 def main() -> None:
