@@ -4,14 +4,15 @@ Each task takes a batch of query vectors, multiplies it with the candidate matri
 matrix product), masks what must not be returned and keeps the k best with argpartition. There
 is no users x items cross join: the only shuffle is the optional join of each query with its
 exclusion list. The candidate matrix goes to the executors as a broadcast (PySpark broadcasts
-large UDF closures); at rank 64 that is 256 bytes per candidate, 51 MB for 200 k items.
+large UDF closures); at rank 64 that is 256 bytes per candidate, 51 MB for 200 k items. A
+matrix above MAX_SHARD_BYTES is cut into shards, scored one after the other and merged.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from ..ids import positions
@@ -41,20 +42,29 @@ def best_positions(scores: np.ndarray, cand_ids: np.ndarray, k: int):
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(top, order, axis=1)
 
 
+SCORE_BLOCK = 8192  # candidates per matrix product: a score never depends on the catalogue's size
+
+
 def top_k_rows(query_ids: np.ndarray, queries: np.ndarray, cand_ids: np.ndarray,
-               cands: np.ndarray, k: int, excludes=None, exclude_self: bool = False):
+               cands: np.ndarray, k: int, excludes=None, exclude_self: bool = False,
+               block: int = SCORE_BLOCK):
     """Pure NumPy core: arrays (query, rank, candidate, score) of the k best per query.
 
     Ties are broken by the smaller candidate id, so results are deterministic. A candidate
     that is masked (excluded, or the query itself) is never returned, even if fewer than k
-    remain.
+    remain. Scores are computed `block` candidates at a time: BLAS may round a product
+    differently for another matrix width, and a shard of whole blocks then scores every pair
+    exactly as the whole catalogue does.
     """
     n = cand_ids.size
     kk = min(k, n)
     if kk == 0 or query_ids.size == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty, np.zeros(0, dtype=np.float32)
-    scores = queries.astype(np.float32) @ cands.T
+    queries = queries.astype(np.float32)
+    scores = np.empty((query_ids.size, n), dtype=np.float32)
+    for start in range(0, n, block):
+        scores[:, start:start + block] = queries @ cands[start:start + block].T
     if excludes is not None:
         for row, ex in enumerate(excludes):
             if ex is None or len(ex) == 0:
@@ -71,13 +81,25 @@ def top_k_rows(query_ids: np.ndarray, queries: np.ndarray, cand_ids: np.ndarray,
     return q[keep], rank[keep], cand_ids[part][keep], top[keep]
 
 
+MAX_SHARD_BYTES = 2 << 30  # the candidate matrix one task holds at most (float32)
+
+
+def shard_count(n_candidates: int, rank: int, max_bytes: int = MAX_SHARD_BYTES) -> int:
+    """Shards of the candidate matrix, each at most max_bytes of float32."""
+    return max(1, -(-(n_candidates * rank * 4) // max_bytes))
+
+
 def top_k(queries: DataFrame, cand_ids: np.ndarray, cands: np.ndarray, k: int,
           query_col: str, cand_col: str, exclude: DataFrame | None = None,
-          exclude_self: bool = False) -> DataFrame:
+          exclude_self: bool = False, shards: int | None = None,
+          block: int = SCORE_BLOCK) -> DataFrame:
     """For each row of `queries` (idx, features): the k best candidates by dot product.
 
     `exclude` (query_col, cand_col) lists pairs never to return (e.g. already played).
-    Returns (query_col, rank, cand_col, score).
+    Returns (query_col, rank, cand_col, score). A candidate matrix larger than one task
+    should hold (MAX_SHARD_BYTES; or `shards` given) is cut into shards, each scored as a
+    whole catalogue, and each query's shard results merged into its top k by the same order
+    (score, then the smaller id): the same rows as one pass.
     """
     q = queries.select(F.col("idx").alias(query_col), "features")
     if exclude is not None:
@@ -87,9 +109,30 @@ def top_k(queries: DataFrame, cand_ids: np.ndarray, cands: np.ndarray, k: int,
         q = q.withColumn("_exclude", F.lit(None).cast("array<int>"))
     cand_ids = np.ascontiguousarray(cand_ids, dtype=np.int64)
     cands = np.ascontiguousarray(cands, dtype=np.float32)
-    schema = f"{query_col} int, rank int, {cand_col} int, score float"
+    rank = cands.shape[1] if cands.ndim == 2 else 0
+    n = cand_ids.size
+    # Queries per batch and candidates per product from the whole catalogue, so that a shard
+    # multiplies exactly the matrices one pass would.
+    step = batch_size(n)
+    n_shards = shards or shard_count(n, rank)
+    per_shard = -(-max(1, -(-n // n_shards)) // block) * block  # whole blocks
+    bounds = [*range(0, n, per_shard), n] if n else [0, 0]
+    parts = [_one_pass(q, cand_ids[lo:hi], cands[lo:hi], k, query_col, cand_col, exclude_self,
+                       step, block) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    if len(parts) == 1:
+        return parts[0]
+    merged = parts[0]
+    for part in parts[1:]:
+        merged = merged.unionByName(part)
+    best = Window.partitionBy(query_col).orderBy(F.desc("score"), F.asc(cand_col))
+    return (merged.withColumn("rank", F.row_number().over(best).cast("int"))
+            .where(F.col("rank") <= k).select(query_col, "rank", cand_col, "score"))
 
-    step = batch_size(cand_ids.size)
+
+def _one_pass(q: DataFrame, cand_ids: np.ndarray, cands: np.ndarray, k: int, query_col: str,
+              cand_col: str, exclude_self: bool, step: int, block: int) -> DataFrame:
+    """top_k against one (shard of the) candidate matrix, broadcast with the task closure."""
+    schema = f"{query_col} int, rank int, {cand_col} int, score float"
 
     def score(batches):
         for pdf in batches:
@@ -98,7 +141,7 @@ def top_k(queries: DataFrame, cand_ids: np.ndarray, cands: np.ndarray, k: int,
                 qid = part[query_col].to_numpy(dtype=np.int64)
                 mat = np.stack(part["features"].to_numpy()).astype(np.float32)
                 qq, rr, cc, ss = top_k_rows(qid, mat, cand_ids, cands, k,
-                                            part["_exclude"].to_numpy(), exclude_self)
+                                            part["_exclude"].to_numpy(), exclude_self, block)
                 yield pd.DataFrame({query_col: qq.astype(np.int32), "rank": rr.astype(np.int32),
                                     cand_col: cc.astype(np.int32), "score": ss})
 
