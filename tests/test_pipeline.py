@@ -114,6 +114,12 @@ def test_evaluation_metrics_table_and_metadata(first_run):
     assert meta["als/precision@10"].value == pytest.approx(v["als", "precision"])
     assert "| metric" in meta["metrics"].value
     assert meta["segment_plot"].value.startswith("![")
+    # Where the step's time went, part by part (fit, neighbours, each model's scoring, ...).
+    parts = {k for k in meta if k.startswith("seconds/")}
+    assert parts == {"seconds/fit", "seconds/item_knn_neighbours", "seconds/score_als",
+                     "seconds/score_popularity", "seconds/score_item_knn",
+                     "seconds/metrics_and_intervals"}
+    assert all(meta[k].value >= 0 for k in parts) and meta["seconds/fit"].value > 0
     png = os.path.join(store.current_path("evaluation_metrics"), "segments.png")
     assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 

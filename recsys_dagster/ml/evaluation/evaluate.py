@@ -9,6 +9,7 @@ the fit part can be recommended by no model and are counted.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -167,16 +168,20 @@ def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als:
     k, primary, n_boot, seed = params.k, params.primary_metric, params.n_bootstrap, params.seed
     knn_neighbours, max_users = params.knn_neighbours, params.max_users
     knn_max_users, knn_max_items_per_user = params.knn_max_users, params.knn_max_items_per_user
+    seconds = {}  # where the step's time goes, part by part
+    clock = time.perf_counter()
     fit, held = fit.persist(), held.persist()
     cat = build_catalogue(fit)
     factors = fit_als(fit, confidence, als, cat.fit_rows)
     item_matrix = factors_on_catalogue(cat, factors.item_factors)
+    seconds["fit"], clock = time.perf_counter() - clock, time.perf_counter()
     cat.unit_factors = normalize_rows(item_matrix)  # diversity is measured in ALS's space
     pop_vec = cat.listeners.astype(np.float32)[:, None]
     knn_users = sample_users(fit, knn_max_users, seed)
     knn = KnnScorer(similarity_matrix(
         item_cosine_neighbours(restrict(fit, knn_users), knn_neighbours,
                                knn_max_items_per_user, seed), cat.item_ids))
+    seconds["item_knn_neighbours"], clock = time.perf_counter() - clock, time.perf_counter()
     scored = sample_users(held, max_users, seed)
     fit_s, held_s = restrict(fit, scored), restrict(held, scored)
     ones = fit_s.select("user_idx").distinct().withColumn(
@@ -191,6 +196,7 @@ def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als:
         pdf = df.toPandas()  # one row of metrics per evaluated user: small by construction
         pdf.insert(0, "model", name)
         per_user.append(pdf)
+        seconds[f"score_{name}"], clock = time.perf_counter() - clock, time.perf_counter()
     per_user = pd.concat(per_user, ignore_index=True)
     segments = _segments(per_user[per_user.model == "als"].set_index("user_idx").n_train)
     per_user["segment"] = per_user.user_idx.map(segments)
@@ -220,6 +226,7 @@ def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als:
         rows.append((f"als-{base}", primary, k, mean, "all", lo, hi))
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     held_counts = held_out_counts(fit, held)
+    seconds["metrics_and_intervals"] = time.perf_counter() - clock
     counts = {
         "fit_rows": int(cat.fit_rows), **held_counts,
         "evaluated_users": int((per_user.model == "als").sum()),
@@ -227,6 +234,7 @@ def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als:
         "knn_users_sampled": int(knn_users is not None),
         "catalogue_items": int(cat.item_ids.size),
         "als_fit_seconds": float(factors.timings["fit_seconds"]),
+        **{f"seconds/{part}": float(v) for part, v in seconds.items()},
     }
     for df in (fit, held, scored, knn_users):
         if df is not None:
