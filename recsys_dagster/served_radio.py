@@ -100,11 +100,12 @@ class ServedRadio:
             raise RadioLookupError(
                 "the current als_model is not the one artist_radio was made from (a retrain "
                 "whose gates failed?): run retrain_and_publish, then ask again")
-        users = store.read_pandas("user_index")
-        row = users[users.id == str(user_id)]
+        index = store.current_path("user_index")
+        row = _read_where(index, "id", str(user_id), ["id", "idx"])  # one row, not the index
         if row.empty:
+            ids = store.read_pandas("user_index").id.astype(str).tolist()
             raise RadioLookupError(f"no listener {user_id!r}; closest ids: "
-                                   f"{_closest(str(user_id), users.id.astype(str).tolist())}")
+                                   f"{_closest(str(user_id), ids)}")
         idx = int(row.idx.iloc[0])
         vec = _read_where(os.path.join(store.current_path("als_model"), "user_factors"),
                           "idx", idx, ["idx", "features"])

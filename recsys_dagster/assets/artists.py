@@ -56,7 +56,8 @@ def similar_artists(context: dg.AssetExecutionContext, config: SimilarArtistsCon
     ranked by the seed's direction times its vector (docs/products.md says why not plain
     cosine). The metadata's sample: the lists of the three most listened artists."""
     catalogue = newest_catalogue(item_catalog).where(F.col("artist_id").isNotNull()).persist()
-    artist_of = item_artists(item_catalog, item_index)
+    # the newest catalogue joined to the index: read by the lists, the listeners (and ALS)
+    artist_of = item_artists(item_catalog, item_index).persist()
     songs = songs_with_plays(artist_of, interactions)
     names = catalogue.groupBy("artist_id").agg(F.min("artist_name").alias("artist_name"))
     vectors = artist_evaluation.params.get("vectors", "songs")
@@ -103,8 +104,8 @@ def similar_artists(context: dg.AssetExecutionContext, config: SimilarArtistsCon
         passed=n_self == 0 and int(summary["max_rank"] or 0) <= config.top_n,
         metadata={"self_matches": n_self, "max_rank": int(summary["max_rank"] or 0)},
     )
-    table.unpersist()
-    catalogue.unpersist()
+    for frame in (table, catalogue, artist_of):
+        frame.unpersist()
 
 
 @dg.asset(
@@ -126,9 +127,10 @@ def artist_radio(context: dg.AssetExecutionContext, als_model: TableSet,
     station from the served tables alone."""
     params = RadioParams(**artist_evaluation.params["radio"])
     catalogue = newest_catalogue(item_catalog).toPandas()
-    artist_of = item_artists(item_catalog, item_index)
+    artist_of = item_artists(item_catalog, item_index).persist()  # read twice below
     songs = artist_songs(als_model["item_factors"], songs_with_plays(artist_of, interactions))
     listeners = artist_listeners(artist_of, interactions).toPandas()
+    artist_of.unpersist()
     n_listeners = (listeners.set_index("artist_id")["listeners"].reindex(songs.artist_ids)
                    .fillna(0).to_numpy())
     cat = RadioCatalogue.build(songs.song_ids, songs.song_vecs, songs.song_artist, songs.plays,
