@@ -7,6 +7,7 @@ import pytest
 from helpers import STANDARD_CONFIG, checks_by_name, copy_warehouse, materialize
 from pyspark.sql import functions as F
 
+from recsys_dagster.ml.evaluation.ease import LAMBDA_GRID
 from recsys_dagster.tables import TableStore
 
 TUNING = {"search": "grid", "weighting": ["log", "linear"], "alpha": [1.0], "rank": [8, 12],
@@ -88,14 +89,15 @@ def test_evaluation_metrics_table_and_metadata(first_run):
     result, store = first_run
     metrics = store.read_pandas("evaluation_metrics", frame="metrics")
     overall = metrics[metrics.segment == "all"].set_index(["model", "metric"])
-    assert {"als", "popularity", "item_knn"} <= set(metrics.model)
-    for model in ("als", "popularity", "item_knn"):
+    # EASE too: the standard catalogue is within ease_max_items.
+    assert set(metrics.model) >= {"als", "popularity", "item_knn", "ease"}
+    for model in ("als", "popularity", "item_knn", "ease"):
         for metric in ("precision", "recall", "ndcg", "map", "auc", "coverage", "ild",
                        "novelty", "gini", "entropy"):
             assert (model, metric) in overall.index, (model, metric)
-    bounded = overall.loc[[i for i in overall.index if i[1] in
+    bounded = overall.loc[[i for i in overall.index if "-" not in i[0] and i[1] in
                            ("precision", "recall", "ndcg", "map", "auc", "coverage", "ild",
-                            "gini")]]
+                            "gini")]]  # paired differences (als-...) may be negative
     assert bounded.value.between(0, 1).all()
     assert (metrics.k == 10).all()
     v = overall.value
@@ -103,8 +105,8 @@ def test_evaluation_metrics_table_and_metadata(first_run):
     assert v["als", "auc"] > 0.5 and v["popularity", "auc"] > 0.5
     # The primary metric has an interval for every model and for the paired differences.
     ci = overall[overall.ci_low.notna()]
-    assert {m for m, _ in ci.index} == {"als", "popularity", "item_knn", "als-popularity",
-                                         "als-item_knn"}
+    assert {m for m, _ in ci.index} == {"als", "popularity", "item_knn", "ease",
+                                         "als-popularity", "als-item_knn", "als-ease"}
     assert (ci.ci_low <= ci.value).all() and (ci.value <= ci.ci_high).all()
     segs = metrics[(metrics.segment != "all") & (metrics.model == "als")]
     assert set(segs.segment) == {"light", "medium", "heavy"}
@@ -112,6 +114,10 @@ def test_evaluation_metrics_table_and_metadata(first_run):
             if m.asset_key.path == ["evaluation_metrics"]]
     meta = mats[0].materialization.metadata
     assert meta["als/precision@10"].value == pytest.approx(v["als", "precision"])
+    # EASE's lambda was chosen on validation from its grid, and the best model is named.
+    assert meta["ease/lambda"].value in LAMBDA_GRID and meta["ease/lambdas_tried"].value >= 3
+    best = max(("als", "popularity", "item_knn", "ease"), key=lambda m: v[m, "precision"])
+    assert meta["best_model"].value == f"{best} (by precision@10)"
     assert "| metric" in meta["metrics"].value
     assert meta["segment_plot"].value.startswith("![")
     # Where the step's time went, part by part (fit, neighbours, each model's scoring, ...).

@@ -65,26 +65,31 @@ def evaluation_split(config: SplitConfig, interactions: DataFrame):
 def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConfig,
                        evaluation_split: TableSet, als_model_settings: dict,
                        spark: SparkResource, warehouse: Warehouse):
-    """Test metrics with bootstrap intervals: ALS against popularity and item-kNN, per
+    """Test metrics with bootstrap intervals: ALS against popularity, item-kNN and (for a
+    catalogue of at most ease_max_items) EASE with its lambda chosen on validation, per
     listener segment, and the publication gates. als_model's *settings* (its manifest's
     confidence and ALS parameters; the stored factors are not read, the edge from als_model
     carries only those) are fitted again on train + validation and scored on test: the
     served model is trained on every play, test included, so it cannot be scored on test
     itself. The fit's item factors are kept (frame fit_item_factors) for artist_evaluation."""
     params = config.params()
-    fit = evaluation_split["train"].unionByName(evaluation_split["validation"])
+    train, validation = evaluation_split["train"], evaluation_split["validation"]
+    fit = train.unionByName(validation)
     with Heartbeat(context.log.info, "evaluation_metrics", spark.spark_session):
         result = evaluate(fit, evaluation_split["test"],
                           ConfidenceParams(**als_model_settings["confidence"]),
-                          ALSParams(**als_model_settings["als"]), params)
+                          ALSParams(**als_model_settings["als"]), params,
+                          select=(train, validation))
     table = result.table
     overall = table[table.segment == "all"]
     primary, k = params.primary_metric, params.k
     metadata = {f"{r.model}/{r.metric}@{r.k}": dg.MetadataValue.float(float(r.value))
                 for r in overall.itertuples() if r.value == r.value}
-    for model in ("als", "popularity", "item_knn"):
+    for model in result.models():
         lo, hi = result.interval(model, primary)
         metadata[f"{model}/{primary}@{k} 95% CI"] = f"[{lo:.4f}, {hi:.4f}]"
+    # The gate needs ALS to beat popularity only; which model did best is said here.
+    metadata["best_model"] = f"{result.best(primary)} (by {primary}@{k})"
     wide = overall[~overall.model.str.contains("-")].pivot(
         index="metric", columns="model", values="value").reset_index()
     seg = table[(table.segment != "all") & (table.metric == primary)].pivot(
@@ -96,8 +101,8 @@ def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConf
         "segment_plot": png_markdown(png, f"{primary} per segment"),
         "split": evaluation_split.params.get("split", "?"),
         "primary_metric": f"{primary}@{k}",
-        **{name: dg.MetadataValue.int(v) if isinstance(v, int) else dg.MetadataValue.float(v)
-           for name, v in result.counts.items()},
+        **{name: v if isinstance(v, str) else dg.MetadataValue.int(v) if isinstance(v, int)
+           else dg.MetadataValue.float(v) for name, v in result.counts.items()},
         "dagster/row_count": len(table),
     })
     df = spark.spark_session.createDataFrame(table[TABLE_COLUMNS], TABLE_SCHEMA)

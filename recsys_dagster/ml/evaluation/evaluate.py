@@ -1,8 +1,9 @@
 """Evaluation of a model configuration on held-out data, against baselines, with intervals.
 
 The model is fitted on the fit part (train, or train + validation for the final test), and
-ALS, popularity and item-kNN are all scored by the same code (scoring.score_users) on the
-held-out part: items the user played in the fit part are never recommended, metrics count only
+ALS, popularity, item-kNN and EASE (ease.py, for a catalogue within ease_max_items) are all
+scored by the same code (scoring.score_batch, on the executors or, for EASE's dense weights,
+in this process) on the held-out part: items the user played in the fit part are never recommended, metrics count only
 held-out items. Users are evaluated when they have held-out items; held-out items missing from
 the fit part can be recommended by no model and are counted.
 """
@@ -24,11 +25,13 @@ from ..als.confidence import ConfidenceParams, confidence_matrix
 from ..ids import factor_matrix
 from ..serving.topk import normalize_rows
 from .baselines import item_cosine_neighbours, similarity_matrix
-from .metrics import RANKING_METRICS
-from .scoring import Catalogue, DotScorer, KnnScorer, score_users
+from .ease import EaseScorer, choose_lambda, ease_weights, gram_of
+from .metrics import RANKING_METRICS, SELECTION_K, SELECTION_METRIC
+from .scoring import Catalogue, DotScorer, KnnScorer, score_local, score_users, user_lists
 from .stats import bootstrap_ci, coverage, entropy, gini
 
-MODELS = ("als", "popularity", "item_knn")
+MODELS = ("als", "popularity", "item_knn", "ease")  # ease: when the catalogue is small enough
+BASELINES = MODELS[1:]
 SEGMENTS = ("light", "medium", "heavy")
 TABLE_COLUMNS = ["model", "metric", "k", "value", "segment", "ci_low", "ci_high"]
 
@@ -41,6 +44,14 @@ class EvaluationResult:
     # The fit's item factors (ids ascending, matrix): what the other held-out scores reuse.
     item_ids: np.ndarray | None = None
     item_factors: np.ndarray | None = None
+
+    def models(self) -> list[str]:
+        """The models scored (MODELS' order; EASE only when it was computed)."""
+        return [m for m in MODELS if (self.table.model == m).any()]
+
+    def best(self, metric: str) -> str:
+        """The scored model with the highest value of `metric` (ties: the earlier in MODELS)."""
+        return max(self.models(), key=lambda m: (self.value(m, metric), -MODELS.index(m)))
 
     def value(self, model: str, metric: str, segment: str = "all") -> float:
         t = self.table
@@ -157,13 +168,53 @@ class EvaluationParams:
     knn_max_items_per_user: int = setting(
         1000, "item-kNN co-listening: at most this many items of one user (seeded sample); "
         "0 = all.")
+    ease_max_items: int = setting(
+        20_000, "EASE (Steck 2019) is computed when the catalogue has at most this many items "
+        "(an items x items float32 inverse, one per lambda tried on validation); 0 = never.")
+
+
+def ease_per_user(select: tuple[DataFrame, DataFrame] | None, fit: DataFrame,
+                  fit_s: DataFrame, held_s: DataFrame, cat: Catalogue,
+                  params: EvaluationParams) -> tuple[pd.DataFrame | None, dict]:
+    """EASE's per-user test metrics, its lambda chosen on validation (fitted on train, scored
+    on a sample of validation users by the selection metric), then refitted on `fit`; or None
+    and the reason it was skipped."""
+    n = cat.item_ids.size
+    if params.ease_max_items <= 0 or n > params.ease_max_items:
+        return None, {"ease/skipped": f"the catalogue has {n} items; ease_max_items is "
+                      f"{params.ease_max_items}"}
+    if select is None:
+        return None, {"ease/skipped": "no validation part to choose lambda on"}
+    train, validation = select
+    g = gram_of(train, cat.item_ids)
+    val_users = sample_users(validation, params.max_users, params.seed)
+    lists = user_lists(restrict(train, val_users), restrict(validation, val_users)).toPandas()
+    if lists.empty:
+        return None, {"ease/skipped": "no validation users to choose lambda on"}
+
+    def validation_score(lam: float) -> float:
+        pu = score_local(lists, cat, EaseScorer(ease_weights(g, lam)), SELECTION_K)
+        return float(pu[SELECTION_METRIC].mean())
+
+    lam, seen = choose_lambda(validation_score)
+    g = None  # noqa: F841 (the train Gram matrix is not needed for the refit: free it first)
+    weights = ease_weights(gram_of(fit, cat.item_ids), lam)
+    per_user = score_local(user_lists(fit_s, held_s).toPandas(), cat, EaseScorer(weights),
+                           params.k)
+    if val_users is not None:
+        val_users.unpersist()
+    tried = ", ".join(f"{v:g}: {seen[v]:.4f}" for v in sorted(seen))
+    return per_user, {"ease/lambda": lam, "ease/lambdas_tried": len(seen),
+                      f"ease/validation {SELECTION_METRIC}@{SELECTION_K} by lambda": tried}
 
 
 def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als: ALSParams,
-             params: EvaluationParams = EvaluationParams()) -> EvaluationResult:
-    """Fit on `fit`, score on `held`. At volume, `max_users` > 0 scores a seeded sample of
-    that many held-out users (the model is still fitted on every user); item-kNN counts
-    co-listening over a seeded sample of `knn_max_users` users, at most
+             params: EvaluationParams = EvaluationParams(),
+             select: tuple[DataFrame, DataFrame] | None = None) -> EvaluationResult:
+    """Fit on `fit`, score on `held`; `select` = (train, validation), whose union is `fit`,
+    is where EASE's lambda is chosen (without it EASE is skipped). At volume, `max_users` > 0
+    scores a seeded sample of that many held-out users (the model is still fitted on every
+    user); item-kNN counts co-listening over a seeded sample of `knn_max_users` users, at most
     `knn_max_items_per_user` items each (0: no limit)."""
     k, primary, n_boot, seed = params.k, params.primary_metric, params.n_bootstrap, params.seed
     knn_neighbours, max_users = params.knn_neighbours, params.max_users
@@ -197,11 +248,17 @@ def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als:
         pdf.insert(0, "model", name)
         per_user.append(pdf)
         seconds[f"score_{name}"], clock = time.perf_counter() - clock, time.perf_counter()
+    ease, ease_info = ease_per_user(select, fit, fit_s, held_s, cat, params)
+    if ease is not None:
+        ease.insert(0, "model", "ease")
+        per_user.append(ease)
+        seconds["ease"], clock = time.perf_counter() - clock, time.perf_counter()
     per_user = pd.concat(per_user, ignore_index=True)
+    models = [m for m in MODELS if m != "ease" or ease is not None]
     segments = _segments(per_user[per_user.model == "als"].set_index("user_idx").n_train)
     per_user["segment"] = per_user.user_idx.map(segments)
     metrics = (*RANKING_METRICS, "auc", "ild", "novelty")
-    for name in MODELS:
+    for name in models:
         pu = per_user[per_user.model == name]
         for metric in metrics:
             vals = pu[metric].dropna().to_numpy()
@@ -221,7 +278,7 @@ def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als:
                  (name, "entropy", k, entropy(counts), "all", None, None)]
     # Paired bootstrap of the primary metric's difference over the same users.
     wide = per_user.pivot(index="user_idx", columns="model", values=primary)
-    for base in ("popularity", "item_knn"):
+    for base in models[1:]:
         mean, lo, hi = bootstrap_ci((wide["als"] - wide[base]).to_numpy(), n_boot, seed=seed)
         rows.append((f"als-{base}", primary, k, mean, "all", lo, hi))
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
@@ -235,6 +292,7 @@ def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als:
         "catalogue_items": int(cat.item_ids.size),
         "als_fit_seconds": float(factors.timings["fit_seconds"]),
         **{f"seconds/{part}": float(v) for part, v in seconds.items()},
+        **ease_info,
     }
     for df in (fit, held, scored, knn_users):
         if df is not None:

@@ -139,6 +139,25 @@ def score_batch(cat: Catalogue, scorer, user_ids, features, trains, tests, k: in
     return pd.DataFrame(out, columns=["user_idx", "n_train", *PER_USER_COLUMNS, "recs"])
 
 
+def user_lists(train: DataFrame, test: DataFrame) -> DataFrame:
+    """(user_idx, test, train): each held-out user's held-out and training items as lists
+    (train null for a user without training plays)."""
+    tr = train.groupBy("user_idx").agg(F.collect_list("item_idx").alias("train"))
+    te = test.groupBy("user_idx").agg(F.collect_list("item_idx").alias("test"))
+    return te.join(tr, "user_idx", "left")
+
+
+def score_local(lists: pd.DataFrame, cat: Catalogue, scorer, k: int) -> pd.DataFrame:
+    """score_users in this process, for a scorer too large to ship to the executors (EASE's
+    dense items x items weights): `lists` is user_lists collected, for a bounded user sample."""
+    step = batch_size(cat.item_ids.size, BATCH)
+    parts = [score_batch(cat, scorer, part["user_idx"].to_numpy(), [None] * len(part),
+                         list(part["train"]), list(part["test"]), k)
+             for part in (lists.iloc[s:s + step] for s in range(0, len(lists), step))]
+    return (pd.concat(parts, ignore_index=True) if parts else
+            pd.DataFrame(columns=["user_idx", "n_train", *PER_USER_COLUMNS, "recs"]))
+
+
 def score_users(users: DataFrame, train: DataFrame, test: DataFrame, cat: Catalogue, scorer,
                 k: int) -> DataFrame:
     """Per-user metrics for every user with held-out items.
@@ -146,9 +165,7 @@ def score_users(users: DataFrame, train: DataFrame, test: DataFrame, cat: Catalo
     users: (user_idx, features) for dot scorers, or just (user_idx) for kNN. A test user
     without a vector (e.g. no factors) is scored with zeros, not dropped.
     """
-    tr = train.groupBy("user_idx").agg(F.collect_list("item_idx").alias("train"))
-    te = test.groupBy("user_idx").agg(F.collect_list("item_idx").alias("test"))
-    joined = te.join(tr, "user_idx", "left")
+    joined = user_lists(train, test)
     if scorer.needs_features():
         joined = joined.join(users.select("user_idx", "features"), "user_idx", "left")
     else:

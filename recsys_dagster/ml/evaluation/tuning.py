@@ -29,6 +29,7 @@ from ..als import ALSParams
 from ..als.confidence import ConfidenceParams
 from ..als.params import Engine, Solver
 from .evaluate import build_catalogue, fit_als, score_als
+from .metrics import SELECTION_K, SELECTION_METRIC
 from .stats import bootstrap_ci
 
 
@@ -69,11 +70,11 @@ class TuningParams(SearchSpace):
         "none", "none (skip), grid (every combination) or random.")
     n_trials: int = setting(16, "Random search: number of trials.")
     seed: int = setting(13, "Random search: seed.")
-    k: int = setting(50, "Cut-off of the validation metric.")
+    k: int = setting(SELECTION_K, "Cut-off of the validation metric.")
     metric: Literal["precision", "recall", "ndcg", "map"] = setting(
-        "ndcg", "Validation metric to maximise. NDCG@50 tells settings apart with about a "
-        "quarter of the listeners precision@10 needs (benchmarks/tuning_noise.py); the test "
-        "metrics are reported at evaluation_metrics' own k.")
+        SELECTION_METRIC, "Validation metric to maximise. NDCG@50 tells settings apart with "
+        "about a quarter of the listeners precision@10 needs (benchmarks/tuning_noise.py); the "
+        "test metrics are reported at evaluation_metrics' own k.")
     parallelism: int = setting(2, "Trials run concurrently (Spark jobs).")
     engine: Engine = setting(ALSParams.engine, "ALS engine of the trials (as als_model's).")
     solver: Solver = setting(ALSParams.solver, "Row solver of the trials.")
