@@ -56,14 +56,15 @@ def ease_weights(g: np.ndarray, lam: float) -> np.ndarray:
         hi = min(lo + _BLOCK, n)
         p[lo:hi, hi:] = p[hi:, lo:hi].T
         p[lo:hi, lo:hi] = np.tril(p[lo:hi, lo:hi]) + np.tril(p[lo:hi, lo:hi], -1).T
+    p = p.T  # P is symmetric: its transpose is the same values, C-ordered (no copy), so that
+    # a sparse x dense product reads it without a per-batch reordering copy
     p /= -np.diag(p)[None, :].copy()
     p[np.diag_indices_from(p)] = 0.0
     return p
 
 
-def gram_of(df, item_ids: np.ndarray) -> np.ndarray:
-    """G of a Spark (user_idx, item_idx) frame whose items are all in item_ids (sorted)."""
-    pdf = df.select("user_idx", "item_idx").toPandas()
+def gram_of(pdf, item_ids: np.ndarray) -> np.ndarray:
+    """G of (user_idx, item_idx) pairs (pandas) whose items are all in item_ids (sorted)."""
     _, users = np.unique(pdf["user_idx"].to_numpy(), return_inverse=True)
     items = require_positions(item_ids, pdf["item_idx"].to_numpy(), "EASE items")
     return gram(binary_matrix(users, items, int(users.max(initial=-1)) + 1, item_ids.size))

@@ -32,7 +32,6 @@ from .scoring import Catalogue, DotScorer, KnnScorer, score_local, score_users, 
 from .stats import bootstrap_ci, coverage, entropy, gini
 
 MODELS = ("als", "popularity", "item_knn", "ease")  # ease: when the catalogue is small enough
-BASELINES = MODELS[1:]
 SEGMENTS = ("light", "medium", "heavy")
 TABLE_COLUMNS = ["model", "metric", "k", "value", "segment", "ci_low", "ci_high"]
 
@@ -174,7 +173,7 @@ class EvaluationParams:
         "(an items x items float32 inverse, one per lambda tried on validation); 0 = never.")
 
 
-def ease_per_user(select: tuple[DataFrame, DataFrame] | None, fit: DataFrame,
+def ease_per_user(select: tuple[DataFrame, DataFrame] | None,
                   fit_s: DataFrame, held_s: DataFrame, cat: Catalogue,
                   params: EvaluationParams) -> tuple[pd.DataFrame | None, dict]:
     """EASE's per-user test metrics, its lambda chosen on validation (fitted on train, scored
@@ -187,9 +186,10 @@ def ease_per_user(select: tuple[DataFrame, DataFrame] | None, fit: DataFrame,
     if select is None:
         return None, {"ease/skipped": "no validation part to choose lambda on"}
     train, validation = select
-    g = gram_of(train, cat.item_ids)
     val_users = sample_users(validation, params.max_users, params.seed)
     lists = user_lists(restrict(train, val_users), restrict(validation, val_users)).toPandas()
+    if val_users is not None:
+        val_users.unpersist()
     if lists.empty:
         return None, {"ease/skipped": "no validation users to choose lambda on"}
 
@@ -197,13 +197,13 @@ def ease_per_user(select: tuple[DataFrame, DataFrame] | None, fit: DataFrame,
         pu = score_local(lists, cat, EaseScorer(ease_weights(g, lam)), SELECTION_K)
         return float(pu[SELECTION_METRIC].mean())
 
+    pairs = [df.select("user_idx", "item_idx").toPandas() for df in (train, validation)]
+    g = gram_of(pairs[0], cat.item_ids)  # each part collected once; fit = train + validation
     lam, seen = choose_lambda(validation_score)
     g = None  # noqa: F841 (the train Gram matrix is not needed for the refit: free it first)
-    weights = ease_weights(gram_of(fit, cat.item_ids), lam)
+    weights = ease_weights(gram_of(pd.concat(pairs, ignore_index=True), cat.item_ids), lam)
     per_user = score_local(user_lists(fit_s, held_s).toPandas(), cat, EaseScorer(weights),
                            params.k)
-    if val_users is not None:
-        val_users.unpersist()
     tried = ", ".join(f"{v:g}: {seen[v]:.4f}" for v in sorted(seen))
     return per_user, {"ease/lambda": lam, "ease/lambdas_tried": len(seen),
                       f"ease/validation {SELECTION_METRIC}@{SELECTION_K} by lambda": tried}
@@ -249,7 +249,7 @@ def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als:
         pdf.insert(0, "model", name)
         per_user.append(pdf)
         seconds[f"score_{name}"], clock = time.perf_counter() - clock, time.perf_counter()
-    ease, ease_info = ease_per_user(select, fit, fit_s, held_s, cat, params)
+    ease, ease_info = ease_per_user(select, fit_s, held_s, cat, params)
     if ease is not None:
         ease.insert(0, "model", "ease")
         per_user.append(ease)
