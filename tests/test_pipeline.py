@@ -123,7 +123,7 @@ def test_evaluation_metrics_table_and_metadata(first_run):
     # Where the step's time went, part by part (fit, neighbours, each model's scoring, ...).
     parts = {k for k in meta if k.startswith("seconds/")}
     assert parts == {"seconds/fit", "seconds/item_knn_neighbours", "seconds/score_als",
-                     "seconds/score_popularity", "seconds/score_item_knn",
+                     "seconds/score_popularity", "seconds/score_item_knn", "seconds/ease",
                      "seconds/metrics_and_intervals"}
     assert all(meta[k].value >= 0 for k in parts) and meta["seconds/fit"].value > 0
     png = os.path.join(store.current_path("evaluation_metrics"), "segments.png")
