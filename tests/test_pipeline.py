@@ -264,5 +264,6 @@ def test_tuned_settings_reach_the_model(rerun, spark):
     assert model.params["tuned"] is decision["adopted"]
     assert model.params["als"]["rank"] == chosen["rank"]
     assert model.params["confidence"]["weighting"] == chosen.weighting
-    png = os.path.join(store.current_path("als_tuning"), "tuning.png")
+    assert trials.state.isin(["complete", "pruned"]).all()
+    png = os.path.join(store.current_path("als_tuning"), "history.png")
     assert open(png, "rb").read(4) == b"\x89PNG"

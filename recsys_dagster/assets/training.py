@@ -1,13 +1,16 @@
 """Training: hyperparameter search and the implicit ALS factors on Spark."""
 
+import os
+
 import dagster as dg
 from pyspark.sql import functions as F
 
 from ..config import ALSConfig, TuningConfig
 from ..ml.als import ALSParams, train_als
 from ..ml.als.confidence import ConfidenceParams
-from ..ml.evaluation.plots import tuning_plot
-from ..ml.evaluation.tuning import TRIALS_SCHEMA, settings_of, tune, with_current
+from ..ml.evaluation.plots import history_plot, importance_plot
+from ..ml.evaluation.study import importances
+from ..ml.evaluation.tuning import TRIALS_SCHEMA, planned_trials, settings_of, tune
 from ..progress import Heartbeat
 from ..resources import SparkResource, Warehouse
 from ..tables import TableSet
@@ -15,56 +18,74 @@ from .helpers import KINDS, OWNERS, column_schema, png_markdown, tuned_params
 from .publishing import served_model
 
 
-@dg.asset(group_name="training", kinds=KINDS, owners=OWNERS, code_version="3")
+@dg.asset(group_name="training", kinds=KINDS, owners=OWNERS, code_version="4")
 def als_tuning(context: dg.AssetExecutionContext, config: TuningConfig,
                evaluation_split: TableSet, spark: SparkResource, warehouse: Warehouse):
-    """Search for ALS and confidence settings, scored on the validation split only. Trial 0
-    is the current settings (the served model's, else the defaults); a trial replaces them
-    only when it beats them on validation by more than the noise (a paired bootstrap
-    interval over users), and the metadata says which and why."""
+    """Search for ALS and confidence settings with Optuna, scored on the validation split
+    only; the study is kept in the warehouse, so each retrain continues it. Trial 0 is the
+    current settings (the served model's, else the defaults); a trial replaces them only
+    when it beats them on validation by more than the noise (a paired bootstrap interval
+    over users), and the metadata says which and why."""
     session = spark.spark_session
     params = config.params()
     if params.search == "none":
         empty = session.createDataFrame([], TRIALS_SCHEMA)
         return dg.Output(TableSet({"trials": empty}, {"best": None}),
                          metadata={"search": "none", "trials": 0, "dagster/row_count": 0})
-    current, source = current_settings(warehouse.store())
-    candidates = with_current(current, params.candidates())
-    context.log.info(f"{params.search} search: {len(candidates)} trials, trial 0 {source}")
+    store = warehouse.store()
+    current, source = current_settings(store)
+    total = planned_trials(params, current)
+    context.log.info(f"{params.search} search: {total} trials, trial 0 {source}")
     finished = []
 
     def on_trial(trial: dict) -> None:
         finished.append(trial)
-        beat.update(len(finished), len(candidates), "trials")
+        beat.update(len(finished), total, "trials")
         context.log.info(f"trial {trial}")
 
     with Heartbeat(context.log.info, "als_tuning", session) as beat:
-        result = tune(evaluation_split["train"], evaluation_split["validation"], candidates,
-                      ALSParams(engine=params.engine, solver=params.solver), ConfidenceParams(),
-                      params.k, params.metric, params.parallelism, on_trial=on_trial,
-                      seed=params.seed)
-    trials = result.trials
+        result = tune(evaluation_split["train"], evaluation_split["validation"], params,
+                      current, study_path=study_path(store), on_trial=on_trial)
+    trials, study = result.trials, result.study
     df = session.createDataFrame(trials, TRIALS_SCHEMA)
-    png = tuning_plot(trials, f"{params.metric}@{params.k}")
-    best = {**result.best, "current": source}
+    metric = f"{params.metric}@{params.k}"
+    files = {"history.png": history_plot(study, metric)}
+    weights = importances(study)
+    if weights:
+        files["importance.png"] = importance_plot(weights, metric)
+    best = {**result.best, "current": source, "importance": weights}
     context.log.info(best["reason"])
+    plots = {"optimisation_history": png_markdown(files["history.png"],
+                                                  "validation score per study trial")}
+    if weights:
+        plots["parameter_importance"] = png_markdown(files["importance.png"],
+                                                     "importance of each setting")
     return dg.Output(
-        TableSet({"trials": df}, {"best": best}, {"tuning.png": png}),
+        TableSet({"trials": df}, {"best": best}, files),
         metadata={
             "search": params.search, "trials": len(trials),
+            "pruned": int((trials.state == "pruned").sum()),
+            "study": best["study"], "study_trials": len(study.trials),
             "trial_0": f"the current settings: {source}",
             "adopted": best["adopted"], "decision": best["reason"],
             "current_score": best["current_score"],
             "best_trial": best["best_trial_number"], "best_trial_score": best["best_score"],
             "best_score": best["score"], "best_metric": best["metric"],
             **{f"best_{name}": value for name, value in best["trial"].items()},
+            "importance": dg.MetadataValue.json(weights or {
+                "none": "too few completed trials to tell"}),
             "trials_table": dg.MetadataValue.md(
                 trials.sort_values("score", ascending=False).to_markdown(index=False,
                                                                          floatfmt=".4f")),
-            "tuning_plot": png_markdown(png, "validation score per trial"),
+            **plots,
             "dagster/row_count": len(trials), "dagster/column_schema": column_schema(df),
         },
     )
+
+
+def study_path(store) -> str:
+    """The stored Optuna studies: in the warehouse, beside the tables they tuned."""
+    return os.path.join(store.base_dir, "_studies", "als_tuning.journal")
 
 
 def current_settings(store) -> tuple[dict, str]:

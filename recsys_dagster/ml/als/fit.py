@@ -31,11 +31,13 @@ ENGINES = {"broadcast": BroadcastEngine, "half_gridify": HalfGridifyEngine,
 
 
 def train_als(confidence: DataFrame, params: ALSParams, n_ratings: int | None = None,
-              progress=None) -> Factors:
+              progress=None, after_iteration=None) -> Factors:
     """Factors of the confidence matrix (user_idx, item_idx, confidence) with params.engine;
     automatic (0) block counts are resolved from the number of ratings first (`n_ratings`
     when the caller has counted them already, else counted here). `progress(done, total)` is
-    called after each iteration (not for MLlib, whose loop is its own)."""
+    called after each iteration; so is `after_iteration(done, current)`, where `current()`
+    returns that iteration's Factors, and whose False ends the fit there (early stopping,
+    pruning). Neither is called for MLlib, whose loop is its own."""
     params.validate()
     if not (params.num_user_blocks and params.num_item_blocks):
         params = params.blocked(confidence.count() if n_ratings is None else n_ratings)
@@ -44,17 +46,25 @@ def train_als(confidence: DataFrame, params: ALSParams, n_ratings: int | None = 
     engine = ENGINES[params.engine](params, row_solver(params))
     t0 = time.perf_counter()  # blocking the ratings is part of the fit, as in MLlib's
     users, items = engine.prepare(confidence.select("user_idx", "item_idx", "confidence"))
-    for done in range(1, params.max_iter + 1):  # items first, then users: MLlib's order
+    blocks = (params.num_user_blocks, params.num_item_blocks)
+    done = 0
+    while done < params.max_iter:  # items first, then users: MLlib's order
+        done += 1
         items = _superseding(items, engine.half_step(items, given=users))
         users = _superseding(users, engine.half_step(users, given=items))
         if progress is not None:
             progress(done, params.max_iter)
+        if after_iteration is not None:
+            def current(u=users, i=items):
+                return Factors(*engine.factors(u, i), blocks=blocks)
+            if after_iteration(done, current) is False:
+                break
     fit_s = time.perf_counter() - t0
     user_factors, item_factors = engine.factors(users, items)
     engine.close(users, items)
     return Factors(user_factors, item_factors,
-                   {"fit_seconds": fit_s, "seconds_per_iteration": fit_s / params.max_iter},
-                   (params.num_user_blocks, params.num_item_blocks))
+                   {"fit_seconds": fit_s, "seconds_per_iteration": fit_s / done,
+                    "iterations": done}, blocks)
 
 
 def _superseding(old: Side, new: Side) -> Side:

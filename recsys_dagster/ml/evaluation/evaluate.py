@@ -107,9 +107,11 @@ def held_out_counts(fit: DataFrame, held: DataFrame) -> dict:
 
 
 def fit_als(fit: DataFrame, confidence: ConfidenceParams, als: ALSParams,
-            n_ratings: int | None = None):
-    """ALS on the confidence matrix of `fit` (n_ratings: its rows, when already counted)."""
-    return train_als(confidence_matrix(fit, confidence), als, n_ratings)
+            n_ratings: int | None = None, after_iteration=None):
+    """ALS on the confidence matrix of `fit` (n_ratings: its rows, when already counted;
+    after_iteration: train_als')."""
+    return train_als(confidence_matrix(fit, confidence), als, n_ratings,
+                     after_iteration=after_iteration)
 
 
 def score_als(factors, fit: DataFrame, held: DataFrame, cat: Catalogue, k: int,

@@ -1,4 +1,4 @@
-"""PNG plots of tuning trials and per-segment metrics (matplotlib, Agg backend)."""
+"""PNG plots of the tuning study and per-segment metrics (matplotlib, Agg backend)."""
 
 from __future__ import annotations
 
@@ -16,25 +16,41 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def tuning_plot(trials: pd.DataFrame, metric: str) -> bytes:
-    """Validation score against alpha, one marker style per weighting, size by rank."""
+def _optuna_png(plot, study, **kw) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna's matplotlib plots are marked experimental
+        ax = plot(study, **kw)
+    fig = ax.figure
+    fig.set_size_inches(8, 4.5)
+    return _png(fig)
+
+
+def history_plot(study, metric: str) -> bytes:
+    """The study's validation score per trial, over every run that continued it, with the
+    best so far (Optuna's optimisation history)."""
+    from optuna.visualization.matplotlib import plot_optimization_history
+
+    return _optuna_png(plot_optimization_history, study, target_name=f"validation {metric}")
+
+
+def importance_plot(importances: dict[str, float], metric: str) -> bytes:
+    """Each searched setting's importance for the validation score, largest on top."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for weighting, group in trials.groupby("weighting"):
-        axes[0].scatter(group.alpha, group.score, s=group["rank"] / 2, label=weighting, alpha=0.7)
-        axes[1].scatter(group.reg_param, group.score, s=group["rank"] / 2, label=weighting,
-                        alpha=0.7)
-    for ax, x in zip(axes, ("alpha", "reg_param")):
-        ax.set_xscale("log")
-        ax.set_xlabel(x)
-        ax.set_ylabel(f"validation {metric}")
-        ax.grid(alpha=0.3)
-    axes[0].legend(title="weighting (size = rank)")
-    fig.suptitle(f"ALS tuning: {len(trials)} trials")
+    names = list(importances)[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(names) + 1.5))
+    ax.barh(names, [importances[n] for n in names], color="tab:blue")
+    ax.set_xlabel(f"importance for validation {metric} (share, PED-ANOVA)")
+    ax.grid(axis="x", alpha=0.3)
+    fig.suptitle("ALS tuning: what mattered")
     return _png(fig)
 
 

@@ -186,3 +186,43 @@ def score_users(users: DataFrame, train: DataFrame, test: DataFrame, cat: Catalo
                                   list(part["train"]), list(part["test"]), k)
 
     return joined.mapInPandas(run, schema)
+
+
+class LocalRanker:
+    """One ranking metric@k of any model's vectors for a fixed set of users, computed in this
+    process: tuning's validation score at each checkpoint of each trial. `lists` is
+    user_lists collected (one row per user with held-out items); the training positions are
+    found once. The same top-k and metric definitions as score_batch, without its AUC,
+    diversity and novelty."""
+
+    def __init__(self, lists: pd.DataFrame, cat: Catalogue, k: int, metric: str):
+        lists = lists.sort_values("user_idx")
+        self.cat, self.k, self.metric = cat, min(k, cat.item_ids.size), metric
+        self.user_ids = lists["user_idx"].to_numpy(dtype=np.int64)
+        self.train_pos = []
+        for tr in lists["train"]:
+            pos, ok = cat.positions(tr if tr is not None else [])
+            self.train_pos.append(pos[ok])
+        self.relevant = [np.asarray(t, dtype=np.int64) for t in lists["test"]]
+
+    def __call__(self, user_ids: np.ndarray, user_matrix: np.ndarray,
+                 item_matrix: np.ndarray) -> np.ndarray:
+        """Per-user metric, in user_idx order: users' vectors (rows of user_matrix, ids
+        ascending in user_ids; a user without one scores as zeros) against item_matrix (rows
+        following the catalogue)."""
+        rows = np.zeros((self.user_ids.size, item_matrix.shape[1]), dtype=np.float32)
+        pos, ok = positions(user_ids, self.user_ids)
+        rows[ok] = user_matrix[pos[ok]]
+        items = np.ascontiguousarray(item_matrix, dtype=np.float32)
+        out = np.empty(self.user_ids.size, dtype=np.float64)
+        step = batch_size(self.cat.item_ids.size, BATCH)
+        for start in range(0, self.user_ids.size, step):
+            scores = rows[start:start + step] @ items.T
+            for r, train in enumerate(self.train_pos[start:start + step]):
+                scores[r, train] = -np.inf
+            best, best_scores = best_positions(scores, self.cat.item_ids, self.k)
+            for r in range(scores.shape[0]):
+                recs = self.cat.item_ids[best[r][np.isfinite(best_scores[r])]]
+                out[start + r] = ranking_metrics_at_k(recs, self.relevant[start + r],
+                                                      self.k)[self.metric]
+        return out

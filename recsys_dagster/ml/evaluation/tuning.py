@@ -1,4 +1,5 @@
-"""Hyperparameter search for implicit ALS: grid or random, scored on validation only.
+"""Hyperparameter search for implicit ALS with Optuna (grid, random or TPE), scored on
+validation only.
 
 The searched settings are the fields of SearchSpace, named as in ConfidenceParams and
 ALSParams: a trial is a dict of them, and applying it replaces those fields (`apply`).
@@ -8,12 +9,18 @@ the best trial replaces them only when its per-user validation scores beat trial
 than the noise, i.e. the paired bootstrap interval of the difference lies above zero (as the
 publication gate judges ALS against popularity). The best of many noisy scores is otherwise
 mostly noise.
-"""
 
-from __future__ import annotations
+Iterations are chosen by early stopping: a trial trains up to the largest of `max_iter` and is
+scored on validation every `eval_every` iterations from the smallest (its checkpoints); it
+stops once its score has not improved for `patience` checkpoints, or when the pruner finds it
+below the median of the earlier trials at a checkpoint, and keeps the iterations of its best
+score. Trial 0 runs its own iterations and is never pruned. The study is stored (study.py), so
+a retrain continues the search where the last one left it.
+"""
 
 import itertools
 import math
+import threading
 import time
 import typing
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +28,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Literal
 
 import numpy as np
+import optuna
 import pandas as pd
 from pyspark.sql import DataFrame
 
@@ -28,9 +36,14 @@ from .. import setting
 from ..als import ALSParams
 from ..als.confidence import ConfidenceParams
 from ..als.params import Engine, Solver
-from .evaluate import build_catalogue, fit_als, score_als
+from ..ids import factor_matrix
+from . import study as studies
+from .evaluate import build_catalogue, factors_on_catalogue, fit_als
 from .metrics import SELECTION_K, SELECTION_METRIC
+from .scoring import LocalRanker, user_lists
 from .stats import bootstrap_ci
+
+MAX_EXACT_RANK = 128  # ranks above this are searched only with the cg solver
 
 
 @dataclass(frozen=True)
@@ -38,51 +51,78 @@ class SearchSpace:
     """The values tried for each searched setting."""
 
     weighting: list[str] = setting(["log", "bm25", "linear"], "Confidence weightings to try.")
-    alpha: list[float] = setting([0.1, 0.3, 1.0, 3.0, 10.0],
-                                 "alpha values (random: log-uniform in their range).")
-    rank: list[int] = setting([32, 64, 128], "Ranks to try.")
-    reg_param: list[float] = setting([0.01, 0.03, 0.1, 0.3, 1.0],
-                                     "lambda values (random: log-uniform in their range).")
-    max_iter: list[int] = setting([10], "Iterations to try.")
+    alpha: list[float] = setting(
+        [0.03, 30.0], "alpha values: a grid tries each; random and tpe draw log-uniformly "
+        "between the smallest and the largest.")
+    rank: list[int] = setting([16, 32, 64, 128, 256],
+                              f"Ranks to try (above {MAX_EXACT_RANK} only with the cg solver).")
+    reg_param: list[float] = setting(
+        [0.001, 10.0], "lambda values (random, tpe: log-uniform between the smallest and the "
+        "largest).")
+    max_iter: list[int] = setting(
+        [5, 30], "Iterations: every trial trains up to the largest, is scored on validation "
+        "every eval_every iterations from the smallest, and keeps the iterations of its best "
+        "score (early stopping).")
     reg_exponent: list[float] = setting(
-        [1.0], "Exponents nu of the rating count that scales lambda (random: uniform in their "
-        "range; 1 is MLlib's convention, 0 a plain lambda; Rendle et al. 2022).")
-
-    def grid(self) -> list[dict]:
-        return [dict(zip(SEARCHED, values)) for values in
-                itertools.product(*(getattr(self, key) for key in SEARCHED))]
+        [1.0], "Exponents nu of the rating count that scales lambda (random, tpe: uniform "
+        "between the smallest and the largest; 1 is MLlib's convention, 0 a plain lambda; "
+        "Rendle et al. 2022).")
 
 
 SEARCHED = tuple(f.name for f in fields(SearchSpace))
+SAMPLED = tuple(name for name in SEARCHED if name != "max_iter")  # max_iter: early stopping
 _ELEMENT = {name: typing.get_args(hint)[0]
             for name, hint in typing.get_type_hints(SearchSpace).items()}
 _SPARK = {str: "string", float: "double", int: "int"}
-TRIAL_COLUMNS = ["trial", *SEARCHED, "score", "seconds"]
-TRIALS_SCHEMA = ", ".join(["trial int", *(f"{n} {_SPARK[_ELEMENT[n]]}" for n in SEARCHED),
-                           "score double", "seconds double"])
+TRIAL_COLUMNS = ["trial", "study_trial", *SEARCHED, "score", "state", "iterations_run",
+                 "seconds"]
+TRIALS_SCHEMA = ", ".join(["trial int", "study_trial int",
+                           *(f"{n} {_SPARK[_ELEMENT[n]]}" for n in SEARCHED),
+                           "score double", "state string", "iterations_run int",
+                           "seconds double"])
 
 
 @dataclass(frozen=True)
 class TuningParams(SearchSpace):
     """Search over confidence weighting, alpha, rank, regularisation and iterations."""
 
-    search: Literal["none", "grid", "random"] = setting(
-        "none", "none (skip), grid (every combination) or random.")
-    n_trials: int = setting(16, "Random search: number of trials.")
-    seed: int = setting(13, "Random search: seed.")
+    search: Literal["none", "grid", "random", "tpe"] = setting(
+        "none", "none (skip), grid (every combination), random, or tpe (Optuna's "
+        "tree-structured Parzen estimator).")
+    n_trials: int = setting(16, "random, tpe: trials per run after trial 0.")
+    seed: int = setting(13, "random, tpe: seed of the sampler (offset by the number of "
+                        "trials a continued study holds).")
     k: int = setting(SELECTION_K, "Cut-off of the validation metric.")
     metric: Literal["precision", "recall", "ndcg", "map"] = setting(
         SELECTION_METRIC, "Validation metric to maximise. NDCG@50 tells settings apart with "
         "about a quarter of the listeners precision@10 needs (benchmarks/tuning_noise.py); the "
         "test metrics are reported at evaluation_metrics' own k.")
+    eval_every: int = setting(5, "Iterations between a trial's validation scores.")
+    patience: int = setting(1, "Validation scores without improvement before a trial stops.")
+    pruning: bool = setting(True, "Stop a trial whose validation score at a checkpoint is "
+                            "below the median of the earlier trials' there.")
+    prune_after: int = setting(4, "Completed trials before pruning starts.")
     parallelism: int = setting(2, "Trials run concurrently (Spark jobs).")
     engine: Engine = setting(ALSParams.engine, "ALS engine of the trials (as als_model's).")
     solver: Solver = setting(ALSParams.solver, "Row solver of the trials.")
 
-    def candidates(self) -> list[dict]:
-        if self.search == "grid":
-            return self.grid()
-        return random_candidates(self, self.n_trials, self.seed)
+    def space(self) -> dict[str, list]:
+        """The sampled settings' values (max_iter is early stopping's), deduplicated."""
+        out = {name: list(dict.fromkeys(_ELEMENT[name](v) for v in getattr(self, name)))
+               for name in SAMPLED}
+        if self.solver != "cg":
+            out["rank"] = [r for r in out["rank"] if r <= MAX_EXACT_RANK] or [MAX_EXACT_RANK]
+        return out
+
+    def grid(self) -> list[dict]:
+        space = self.space()
+        return [dict(zip(space, values)) for values in itertools.product(*space.values())]
+
+    def checkpoints(self) -> list[int]:
+        """The iterations at which a trial is scored: every eval_every from the smallest of
+        max_iter to the largest, the largest included."""
+        lo, hi = min(self.max_iter), max(self.max_iter)
+        return sorted({*range(lo, hi + 1, max(1, self.eval_every)), hi})
 
 
 def apply(trial: dict, params):
@@ -91,61 +131,39 @@ def apply(trial: dict, params):
     return replace(params, **{k: v for k, v in trial.items() if k in own})
 
 
-UNIFORM = {"reg_exponent"}  # float settings drawn uniformly (their range may hold 0)
-
-
-def random_candidates(space: SearchSpace, n: int, seed: int) -> list[dict]:
-    """n distinct points: settings with float values log-uniform between the smallest and
-    largest listed value (UNIFORM ones uniform), the others sampled from their lists. A float
-    setting with one value is that value, drawn from nothing (the sequence of the others does
-    not change with it)."""
-    rng = np.random.default_rng(seed)
-    out, seen = [], set()
-
-    def draw(name):
-        values = getattr(space, name)
-        if _ELEMENT[name] is float:
-            if len(set(values)) == 1:
-                return float(values[0])
-            if name in UNIFORM:
-                return float(round(rng.uniform(min(values), max(values)), 4))
-            lo, hi = math.log(min(values)), math.log(max(values))
-            return float(round(math.exp(rng.uniform(lo, hi)), 4))
-        return _ELEMENT[name](rng.choice(values))
-
-    for _ in range(n * 20):
-        if len(out) == n:
-            break
-        cand = {name: draw(name) for name in SEARCHED}
-        key = tuple(cand.values())
-        if key not in seen:
-            seen.add(key)
-            out.append(cand)
-    return out
-
-
 def settings_of(confidence: ConfidenceParams, als: ALSParams) -> dict:
     """The searched fields of a model's settings: the trial that means "keep them"."""
     values = {**asdict(confidence), **asdict(als)}
     return {name: _ELEMENT[name](values[name]) for name in SEARCHED}
 
 
-def with_current(current: dict, candidates: list[dict]) -> list[dict]:
-    """Trial 0 is the current settings; a candidate equal to them is not tried twice."""
-    return [current, *(c for c in candidates if c != current)]
+def grid_points(params: TuningParams, current: dict) -> list[dict]:
+    """A grid search's points, the current settings' left out (trial 0 runs them); none for
+    the other searches."""
+    if params.search != "grid":
+        return []
+    return [p for p in params.grid() if p != {k: current[k] for k in SAMPLED}]
+
+
+def planned_trials(params: TuningParams, current: dict) -> int:
+    """Trials a run of params' search makes, trial 0 included."""
+    return 1 + (len(grid_points(params, current)) if params.search == "grid"
+                else params.n_trials)
 
 
 @dataclass
 class TuningResult:
     trials: pd.DataFrame
     best: dict = field(default_factory=dict)
+    study: optuna.Study | None = None
 
 
-def choose(per_user: list[np.ndarray], n_boot: int = 1000, seed: int = 0) -> dict:
+def choose(per_user: list[np.ndarray | None], n_boot: int = 1000, seed: int = 0) -> dict:
     """Which trial to adopt, from each trial's per-user validation scores (the same users in
-    the same order; trial 0 the current settings): the best-scoring one if the paired
-    bootstrap interval of its difference from trial 0 lies above zero, else trial 0."""
-    means = [float(v.mean()) if v.size else 0.0 for v in per_user]
+    the same order; trial 0 the current settings; None for a pruned trial): the best-scoring
+    one if the paired bootstrap interval of its difference from trial 0 lies above zero, else
+    trial 0."""
+    means = [-math.inf if v is None else float(v.mean()) if v.size else 0.0 for v in per_user]
     best = int(np.argmax(means))  # the first of equal scores
     out = {"best_trial_number": best, "best_score": means[best], "current_score": means[0]}
     if best == 0:
@@ -162,36 +180,125 @@ def choose(per_user: list[np.ndarray], n_boot: int = 1000, seed: int = 0) -> dic
                       f"of the difference [{lo:.4f}, {hi:.4f}] includes zero"}
 
 
-def tune(train: DataFrame, validation: DataFrame, candidates: list[dict], base_als: ALSParams,
-         base_conf: ConfidenceParams, k: int, metric: str, parallelism: int = 2,
-         on_trial=None, n_boot: int = 1000, seed: int = 0) -> TuningResult:
-    """Fit each candidate on train, score `metric`@k on validation; trials run concurrently
-    as separate Spark jobs (parallelism threads share the one SparkSession). candidates[0]
-    is the current settings (with_current). The adopted trial is returned as {"trial": its
+class _Checkpoints:
+    """One trial's validation scores at its checkpoints: the best so far (for trial 0, the
+    last: its own iterations), and whether to go on."""
+
+    def __init__(self, stops: list[int], score, trial, patience: int, keep_last: bool):
+        self.stops, self.last, self.score, self.trial = set(stops), max(stops), score, trial
+        self.patience, self.keep_last = patience, keep_last
+        self.curve: dict[int, float] = {}
+        self.best_iter, self.best_scores, self.state = 0, None, "complete"
+
+    def __call__(self, done: int, current) -> bool:
+        if done not in self.stops:
+            return True
+        scores = self.score(current())
+        mean = float(scores.mean()) if scores.size else 0.0
+        self.curve[done] = mean
+        if self.keep_last or self.best_scores is None or mean > self.curve[self.best_iter]:
+            self.best_iter, self.best_scores = done, scores
+        if self.trial is None:
+            return True
+        self.trial.report(mean, done)
+        if done < self.last and self.trial.should_prune():  # at the last, nothing to save
+            self.state = "pruned"
+            return False
+        return sum(it > self.best_iter for it in self.curve) < self.patience
+
+    @property
+    def best(self) -> float:
+        return self.curve[self.best_iter]
+
+
+def tune(train: DataFrame, validation: DataFrame, params: TuningParams, current: dict,
+         base_conf: ConfidenceParams | None = None, study_path: str | None = None,
+         on_trial=None, n_boot: int = 1000) -> TuningResult:
+    """Trial 0 (`current`, the settings in use) and params' search, each fitted on train and
+    scored `metric`@k on validation at its checkpoints (in this process: LocalRanker); trials
+    run concurrently as separate Spark jobs (parallelism threads share the one SparkSession)
+    and are recorded in the study
+    at `study_path` (in memory when None). The adopted trial is returned as {"trial": its
     values, "score", "metric", "trial_number", "adopted", "reason", ...} (choose)."""
+    base_conf = base_conf or ConfidenceParams()
+    base_als = ALSParams(engine=params.engine, solver=params.solver)
+    space = params.space()
+    dists, fixed = studies.distributions(space, grid=params.search == "grid")
+    name = studies.study_name(params.search, space, {
+        "metric": params.metric, "k": params.k, "engine": params.engine,
+        "solver": params.solver, "max_iter": params.checkpoints()})
+    study = studies.open_study(study_path, name, None,
+                               studies.pruner(params.pruning, params.prune_after))
+    study.sampler = studies.sampler(params.search, params.seed + len(study.trials))
+    points = grid_points(params, current)
+    for point in points:
+        study.enqueue_trial({k: point[k] for k in dists})
+    n_sampled = planned_trials(params, current) - 1
     train, validation = train.persist(), validation.persist()
     cat = build_catalogue(train)
+    ranker = LocalRanker(user_lists(train, validation).toPandas(), cat, params.k, params.metric)
+    lock = threading.Lock()
 
-    def run(i_cand):
-        i, cand = i_cand
+    def score(factors) -> np.ndarray:
+        user_ids, user_matrix = factor_matrix(factors.user_factors)
+        return ranker(user_ids, user_matrix, factors_on_catalogue(cat, factors.item_factors))
+
+    def run(i: int):
         t0 = time.perf_counter()
-        factors = fit_als(train, apply(cand, base_conf), apply(cand, base_als), cat.fit_rows)
-        per_user = (score_als(factors, train, validation, cat, k).select("user_idx", metric)
-                    .toPandas().sort_values("user_idx"))
-        score = float(per_user[metric].mean()) if len(per_user) else 0.0
-        row = {"trial": i, **cand, "score": score, "seconds": time.perf_counter() - t0}
+        if i == 0:
+            trial, values = None, dict(current)
+            stops = [c for c in params.checkpoints() if c < current["max_iter"]]
+            stops.append(current["max_iter"])
+        else:
+            with lock:  # the sampler sees every finished trial
+                trial = study.ask(dists)
+            values = {**current, **fixed, **trial.params}
+            stops = params.checkpoints()
+        values["max_iter"] = stops[-1]
+        check = _Checkpoints(stops, score, trial, params.patience, keep_last=trial is None)
+        try:
+            factors = fit_als(train, apply(values, base_conf), apply(values, base_als),
+                              cat.fit_rows, after_iteration=check)
+            if not check.curve:  # MLlib: its own loop, scored at its end only
+                check(values["max_iter"], lambda: factors)
+        except Exception:
+            if trial is not None:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
+        values["max_iter"] = check.best_iter
+        attrs = {"iterations": check.best_iter, "current": trial is None}
+        if trial is None:
+            number = -1
+            with lock:  # no trial is asked for between adding this one and reading its number
+                if all(values[k] == v for k, v in fixed.items()) and studies.record_trial(
+                        study, values, dists, check.best, check.curve, attrs):
+                    number = study.trials[-1].number
+        else:
+            number = trial.number
+            for key, value in attrs.items():
+                trial.set_user_attr(key, value)
+            if check.state == "pruned":
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            else:
+                study.tell(trial, check.best)
+        row = {"trial": i, "study_trial": number, **values, "score": check.best,
+               "state": check.state, "iterations_run": max(check.curve),
+               "seconds": time.perf_counter() - t0}
         if on_trial is not None:
             on_trial(row)
-        return row, per_user[metric].to_numpy(dtype=np.float64)
+        return row, None if check.state == "pruned" else check.best_scores
 
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        done = list(pool.map(run, enumerate(candidates)))
-    train.unpersist()
-    validation.unpersist()
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, params.parallelism)) as pool:
+            done = list(pool.map(run, range(n_sampled + 1)))
+    finally:
+        train.unpersist()
+        validation.unpersist()
     trials = pd.DataFrame([row for row, _ in done], columns=TRIAL_COLUMNS).sort_values("trial")
-    decision = choose([values for _, values in done], n_boot, seed)
+    decision = choose([values for _, values in done], n_boot, params.seed)
     chosen = trials.set_index("trial").loc[decision["trial_number"]]
     return TuningResult(trials, {
         "trial": {name: _ELEMENT[name](chosen[name]) for name in SEARCHED},
-        "score": float(chosen.score), "metric": f"{metric}@{k}", **decision,
-    })
+        "score": float(chosen.score), "metric": f"{params.metric}@{params.k}",
+        "study": name, **decision,
+    }, study)
