@@ -217,9 +217,9 @@ def tune(train: DataFrame, validation: DataFrame, params: TuningParams, current:
     """Trial 0 (`current`, the settings in use) and params' search, each fitted on train and
     scored `metric`@k on validation at its checkpoints (in this process: LocalRanker); trials
     run concurrently as separate Spark jobs (parallelism threads share the one SparkSession)
-    and are recorded in the study
-    at `study_path` (in memory when None). The adopted trial is returned as {"trial": its
-    values, "score", "metric", "trial_number", "adopted", "reason", ...} (choose)."""
+    and are recorded in the study at `study_path` (in memory when None). The adopted trial is
+    returned as {"trial": its values, "score", "metric", "trial_number", "adopted", "reason",
+    ...} (choose)."""
     base_conf = base_conf or ConfidenceParams()
     base_als = ALSParams(engine=params.engine, solver=params.solver)
     space = params.space()
@@ -250,7 +250,7 @@ def tune(train: DataFrame, validation: DataFrame, params: TuningParams, current:
             stops = [c for c in params.checkpoints() if c < current["max_iter"]]
             stops.append(current["max_iter"])
         else:
-            with lock:  # the sampler sees every finished trial
+            with lock:  # see trial 0's addition below
                 trial = study.ask(dists)
             values = {**current, **fixed, **trial.params}
             stops = params.checkpoints()
