@@ -1,5 +1,7 @@
 """Search spaces, the three-way split, and that tuning picks its best trial on validation."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -89,9 +91,13 @@ def test_trial_0_is_the_current_settings_and_never_tried_twice():
     assert current["rank"] == ALSParams().rank and current["alpha"] == ConfidenceParams().alpha
     params = TuningParams(search="grid", weighting=[current["weighting"]],
                           alpha=[current["alpha"]], rank=[current["rank"], 2 * current["rank"]],
-                          reg_param=[current["reg_param"]], max_iter=[3])
+                          reg_param=[current["reg_param"]], max_iter=[current["max_iter"]])
     assert [p["rank"] for p in grid_points(params, current)] == [2 * current["rank"]]
     assert planned_trials(params, current) == 2
+    # Up to other iterations, the current values are a different trial: tried as well.
+    other = dataclasses.replace(params, max_iter=[3])
+    assert [p["rank"] for p in grid_points(other, current)] == [current["rank"],
+                                                                2 * current["rank"]]
     assert planned_trials(TuningParams(search="tpe", n_trials=5), current) == 6
 
 

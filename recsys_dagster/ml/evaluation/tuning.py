@@ -138,10 +138,13 @@ def settings_of(confidence: ConfidenceParams, als: ALSParams) -> dict:
 
 
 def grid_points(params: TuningParams, current: dict) -> list[dict]:
-    """A grid search's points, the current settings' left out (trial 0 runs them); none for
-    the other searches."""
+    """A grid search's points, the current settings' left out when trial 0 runs them as the
+    point would (the same values, and early stopping with only trial 0's iterations to
+    choose from); none for the other searches."""
     if params.search != "grid":
         return []
+    if params.checkpoints() != [current["max_iter"]]:
+        return params.grid()
     return [p for p in params.grid() if p != {k: current[k] for k in SAMPLED}]
 
 
