@@ -43,7 +43,6 @@ def test_lastfm_tuned_end_to_end_via_cli(spark, lastfm_dir, capsys, tmp_path):
     lo, hi = overall.loc[("als-popularity", "precision"), ["ci_low", "ci_high"]]
     assert 0 < lo <= hi
     assert overall.loc[("als", "precision"), "ci_low"] > pop
-    assert store.manifest("als_model")["params"]["tuned"] is True
     trials = store.read_pandas("als_tuning", frame="trials").set_index("trial")
     assert len(trials) == TRIALS + 1  # trial 0: the current settings
     assert trials.loc[0].max_iter == 10  # the defaults' own iterations
