@@ -11,9 +11,17 @@ dir); this script samples the resident memory of that process tree (Python drive
 JVM, Python workers) every 0.2 s from /proc, and reads each step's start and end from the
 run's event log. Per asset it prints the wall time and the peak tree RSS during the step,
 and at the end the log-log slope of time against rows (1.0 = linear).
+
+The peer, in the same run: after each size's pipeline, the run's own confidence table (the
+pairs and confidences the served model was fitted on) goes to the `implicit` library (the
+`bench` extra: `pip install -e .[bench]`), in a fresh process whose memory is sampled the
+same way: a fit at the same rank and iterations (conjugate gradient), the top-N for every
+user with played items filtered, and the top-N similar items for every item. Printed per
+product: our step, the peer's time and the ratio (ours / peer; below 1 is faster).
 """
 
 import argparse
+import json
 import math
 import os
 import subprocess
@@ -27,6 +35,10 @@ from _common import tree_rss
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USERS_PER_MILLION = 50_000
+RANK, ITERATIONS, TOP_N = 32, 5, 20
+# Our step that makes each of the peer's products.
+PRODUCTS = {"fit": "als_model", "recommend_all": "user_recommendations",
+            "similar_all": "similar_items"}
 
 
 def volume_config(millions: float) -> dict:
@@ -36,27 +48,21 @@ def volume_config(millions: float) -> dict:
         "ingest_play_logs": {"config": {"source": "synthetic", "synthetic": {
             "n_users": int(millions * USERS_PER_MILLION), "n_items": 200_000,
             "n_artists": 20_000, "mean_items_per_user": 17.0, "seed": 42}}},
-        "als_model": {"config": {"rank": 32, "max_iter": 5}},
+        "als_model": {"config": {"rank": RANK, "max_iter": ITERATIONS}},
         "evaluation_metrics": {"config": {"max_users": 20_000, "knn_max_users": 100_000,
                                           "knn_max_items_per_user": 200,
                                           "n_bootstrap": 200}},
-        "user_recommendations": {"config": {"top_n": 20}},
+        "user_recommendations": {"config": {"top_n": TOP_N}},
+        "similar_items": {"config": {"top_n": TOP_N}},
     }}
 
 
-def run_size(millions: float, workdir: str) -> tuple[list[tuple[float, int]], str, float]:
-    """Run the CLI on one size; return the memory samples, DAGSTER_HOME and the wall time."""
-    home, data = os.path.join(workdir, "dagster_home"), os.path.join(workdir, "data")
-    os.makedirs(home, exist_ok=True)
-    config = os.path.join(workdir, "volume.yaml")
-    with open(config, "w") as fh:
-        yaml.safe_dump(volume_config(millions), fh)
-    env = {**os.environ, "DAGSTER_HOME": home, "RECSYS_DATA_DIR": data}
+def sampled(cmd: list[str], env: dict, log_path: str):
+    """Run cmd, sampling its process tree's resident memory every 0.2 s; return (exit code,
+    samples, wall seconds). Its output goes to log_path."""
     t0 = time.time()
-    log = open(os.path.join(workdir, "run.log"), "w")
-    proc = subprocess.Popen([sys.executable, "-m", "recsys_dagster.cli", "run", "--config",
-                             config, "--show-users", "1"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    log = open(log_path, "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     samples: list[tuple[float, int]] = []
 
     def sample():
@@ -69,10 +75,79 @@ def run_size(millions: float, workdir: str) -> tuple[list[tuple[float, int]], st
     rc = proc.wait()
     sampler.join()
     log.close()
+    return rc, samples, time.time() - t0
+
+
+def run_size(millions: float, workdir: str, extra: dict | None = None):
+    """Run the CLI on one size; return the memory samples, DAGSTER_HOME and the wall time."""
+    home, data = os.path.join(workdir, "dagster_home"), os.path.join(workdir, "data")
+    os.makedirs(home, exist_ok=True)
+    config = os.path.join(workdir, "volume.yaml")
+    run_config = volume_config(millions)
+    for op, cfg in (extra or {}).items():
+        run_config["ops"].setdefault(op, {"config": {}})["config"].update(cfg)
+    with open(config, "w") as fh:
+        yaml.safe_dump(run_config, fh)
+    env = {**os.environ, "DAGSTER_HOME": home, "RECSYS_DATA_DIR": data}
+    rc, samples, wall = sampled([sys.executable, "-m", "recsys_dagster.cli", "run", "--config",
+                                 config, "--show-users", "1"], env,
+                                os.path.join(workdir, "run.log"))
     if rc != 0:
         raise SystemExit(f"{millions} M rows: the pipeline failed (exit {rc}); see "
                          f"{os.path.join(workdir, 'run.log')}")
-    return samples, home, time.time() - t0
+    return samples, home, wall
+
+
+def peer(data: str) -> dict:
+    """`implicit` on the run's confidence table: seconds of each product (run in a child)."""
+    import numpy as np
+    import pandas as pd
+    from implicit.cpu.als import AlternatingLeastSquares
+    from scipy import sparse
+    from threadpoolctl import threadpool_limits
+
+    sys.path.insert(0, ROOT)
+    from recsys_dagster.tables import TableStore
+
+    pdf = pd.read_parquet(os.path.join(TableStore(data).current_path("confidence_matrix"),
+                                       "matrix"), columns=["user_idx", "item_idx",
+                                                           "confidence"])
+    n_u, n_i = int(pdf.user_idx.max()) + 1, int(pdf.item_idx.max()) + 1
+    # implicit weighs each pair by the value given: our confidence c_ui, as our fit sees it.
+    cui = sparse.csr_matrix((pdf.confidence.to_numpy(np.float32),
+                             (pdf.user_idx.to_numpy(), pdf.item_idx.to_numpy())), (n_u, n_i))
+    del pdf
+    model = AlternatingLeastSquares(factors=RANK, regularization=0.1 * cui.nnz / n_u,
+                                    alpha=1.0, iterations=ITERATIONS, use_cg=True,
+                                    calculate_training_loss=False, random_state=42,
+                                    num_threads=os.cpu_count() or 2)
+    out = {"pairs": int(cui.nnz), "users": n_u, "items": n_i}
+    with threadpool_limits(1, "blas"):  # implicit's own threads; BLAS single-threaded inside
+        t0 = time.perf_counter()
+        model.fit(cui, show_progress=False)
+        out["fit"] = time.perf_counter() - t0
+    users = np.flatnonzero(np.diff(cui.indptr))  # users with a played item
+    t0 = time.perf_counter()
+    ids, _ = model.recommend(users, cui[users], N=TOP_N, filter_already_liked_items=True)
+    out["recommend_all"] = time.perf_counter() - t0
+    items = np.flatnonzero(np.diff(cui.tocsc().indptr))  # items someone played
+    t0 = time.perf_counter()
+    sims, _ = model.similar_items(items, N=TOP_N + 1)  # the item itself comes back too
+    out["similar_all"] = time.perf_counter() - t0
+    out["rows"] = {"recommend_all": int(ids.size), "similar_all": int(sims.size)}
+    return out
+
+
+def run_peer(workdir: str) -> tuple[dict, int]:
+    """The peer in a fresh process on this size's warehouse: (its seconds, peak tree RSS)."""
+    rc, samples, _ = sampled([sys.executable, os.path.abspath(__file__), "--peer",
+                              os.path.join(workdir, "data")], dict(os.environ),
+                             os.path.join(workdir, "peer.log"))
+    with open(os.path.join(workdir, "peer.log")) as fh:
+        lines = fh.read().splitlines()
+    if rc != 0 or not lines:
+        raise SystemExit(f"the peer failed (exit {rc}); see {os.path.join(workdir, 'peer.log')}")
+    return json.loads(lines[-1]), max((r for _, r in samples), default=0)
 
 
 def steps(home: str) -> list[tuple[str, float, float]]:
@@ -117,13 +192,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--millions", type=float, nargs="+", default=[1, 5, 20])
     parser.add_argument("--workdir", default=None, help="default: a temporary folder")
+    parser.add_argument("--no-peer", action="store_true", help="skip the implicit peer")
+    parser.add_argument("--approximate", action="store_true",
+                        help="top_k.method: approximate for both top-N assets")
+    parser.add_argument("--peer", help=argparse.SUPPRESS)  # the child: a warehouse folder
     args = parser.parse_args()
+    if args.peer:
+        print(json.dumps(peer(args.peer)), flush=True)
+        return
+    extra = ({op: {"top_k": {"method": "approximate"}} for op in PRODUCTS.values()
+              if op != "als_model"} if args.approximate else None)
     base = args.workdir or tempfile.mkdtemp(prefix="recsys-volume-")
     results = {}
     for m in args.millions:
         workdir = os.path.join(base, f"{m:g}M")
         os.makedirs(workdir, exist_ok=True)
-        samples, home, wall = run_size(m, workdir)
+        samples, home, wall = run_size(m, workdir, extra)
         per_step = []
         for key, start, end in steps(home):
             peak = max((rss for t, rss in samples if start <= t <= end), default=0)
@@ -136,6 +220,16 @@ def main() -> None:
         for key, secs, peak in per_step:
             if secs >= 0.5:
                 print(f"{key:40s} {secs:8.1f} {peak / 2**30:9.2f}")
+        if not args.no_peer:
+            theirs, peer_peak = run_peer(workdir)
+            ours = {key: secs for key, secs, _ in per_step}
+            print(f"\n{'product':16s} {'our step':22s} {'ours s':>7s} {'implicit s':>10s} "
+                  f"{'ratio':>6s}   (implicit 0.7 on the same {theirs['pairs']:,} pairs; "
+                  f"peak {peer_peak / 2**30:.2f} GiB)")
+            for product, step in PRODUCTS.items():
+                mine = ours.get(step, float("nan"))
+                print(f"{product:16s} {step:22s} {mine:7.1f} {theirs[product]:10.1f} "
+                      f"{mine / theirs[product]:6.2f}")
 
     sizes = sorted(results)
     if len(sizes) < 2:

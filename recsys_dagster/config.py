@@ -26,6 +26,7 @@ from .ml.ingest.datagen import SyntheticSpec
 from .ml.ingest.sources import FileSource, PlaySource
 from .ml.serving.artists import SimilarArtistsParams
 from .ml.serving.radio import RadioParams
+from .ml.serving.ann import TopKParams
 from .ml.serving.recommend import RecommendationParams, SimilarItemsParams
 
 _PARAMS_OF: dict[type, type] = {}  # Config class -> its dataclass
@@ -82,6 +83,7 @@ ALSConfig = config_class(ALSParams, {"use_tuned": _use_tuned(ALSParams)})
 SplitConfig = config_class(SplitParams)
 TuningConfig = config_class(TuningParams)
 EvaluationConfig = config_class(EvaluationParams)
+TopKConfig = config_class(TopKParams)  # made first: both top-N configs nest it
 RecommendationsConfig = config_class(RecommendationParams)
 SimilarItemsConfig = config_class(SimilarItemsParams)
 SimilarArtistsConfig = config_class(SimilarArtistsParams)

@@ -111,7 +111,7 @@ def test_seed_answer_is_robust_to_the_als_seed(spark):
         f = train_als(conf, ALSParams(engine="mllib", solver="exact", rank=10, max_iter=10,
                                       reg_param=0.1, seed=seed, num_user_blocks=1,
                                       num_item_blocks=1))
-        recs = recommend_for_users(f.user_factors, f.item_factors, 3).collect()
+        recs = recommend_for_users(f.user_factors, f.item_factors, 3).table.collect()
         got = {}
         for r in sorted(recs, key=lambda r: (r.user_idx, r.rank)):
             got.setdefault(str(r.user_idx), []).append((str(r.item_idx), r.score))
@@ -127,7 +127,7 @@ def test_checkerboard_user_i_gets_item_i(spark):
     f = train_als(conf, ALSParams(engine="mllib", rank=4, max_iter=15, reg_param=0.05,
                                   num_user_blocks=2, num_item_blocks=2))
     recs = recommend_for_users(f.user_factors, f.item_factors, 1,
-                               seen=inter.select("user_idx", "item_idx"))
+                               seen=inter.select("user_idx", "item_idx")).table
     top = {r.user_idx: r.item_idx for r in recs.where(F.col("rank") == 1).collect()}
     assert top == {i: i for i in range(n)}
 

@@ -1,9 +1,15 @@
-"""Top-k scoring: exclusions, no self-matches, deterministic ties, no cross join."""
+"""Top-k scoring: exclusions, no self-matches, deterministic ties, no cross join; the
+approximate index against exact."""
+
+import pickle
 
 import numpy as np
+import pytest
 
+from recsys_dagster.assets.helpers import recall_check
 from recsys_dagster.ml.evaluation.baselines import popularity_recommendations
-from recsys_dagster.ml.serving.recommend import recommend_for_users, similar_by_factors
+from recsys_dagster.ml.serving.ann import AnnIndex, TopKParams, recall
+from recsys_dagster.ml.serving.recommend import Ranked, recommend_for_users, similar_by_factors
 from recsys_dagster.ml.serving.topk import top_k_rows
 
 
@@ -29,7 +35,7 @@ def test_recommendations_exclude_seen_items(spark):
     users = factors(spark, [(0, [1, 0]), (1, [0, 1])])
     items = factors(spark, [(10, [1, 0]), (11, [0.9, 0.1]), (12, [0, 1]), (13, [0.1, 0.9])])
     seen = spark.createDataFrame([(0, 10), (1, 12)], "user_idx int, item_idx int")
-    recs = recommend_for_users(users, items, 2, seen=seen)
+    recs = recommend_for_users(users, items, 2, seen=seen).table
     got = sorted((r.user_idx, r.rank, r.item_idx) for r in recs.collect())
     assert got == [(0, 1, 11), (0, 2, 13), (1, 1, 13), (1, 2, 11)]
     plan = recs._jdf.queryExecution().executedPlan().toString()
@@ -38,7 +44,7 @@ def test_recommendations_exclude_seen_items(spark):
 
 def test_similar_items_cosine_without_self(spark):
     items = factors(spark, [(1, [1, 0]), (2, [2, 0.1]), (3, [0, 1]), (4, [0, 0])])
-    sims = similar_by_factors(items, 2).collect()
+    sims = similar_by_factors(items, 2).table.collect()
     assert all(r.item_idx != r.similar_item_idx for r in sims)
     top = {r.item_idx: r.similar_item_idx for r in sims if r.rank == 1}
     assert top[1] == 2 and top[2] == 1
@@ -81,3 +87,103 @@ def test_a_sharded_catalogue_gives_exactly_the_rows_of_one_pass(spark):
         assert [r[:3] for r in default] == [r[:3] for r in one]
         assert np.allclose([r[3] for r in default], [r[3] for r in one], rtol=1e-5)
     assert shard_count(200_000, 64) == 1 and shard_count(10_000_000, 64) == 2
+
+
+def catalogue(n_items, rank, seed=0):
+    """Seeded item factors with music-like spread norms (popular items are long vectors)."""
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((n_items, rank))
+            * rng.lognormal(0.0, 0.6, (n_items, 1))).astype(np.float32)
+
+
+def random_excludes(rng, cand_ids, n_queries, most):
+    out = np.empty(n_queries, dtype=object)
+    for q in range(n_queries):
+        out[q] = rng.choice(cand_ids, rng.integers(0, most), replace=False).tolist()
+    out[0] = None
+    return out
+
+
+def test_recall_counts_the_exact_rows_the_approximate_rows_hold():
+    exact = (np.array([0, 0, 1, 1]), None, np.array([5, 6, 5, 7]), None)
+    approx = (np.array([0, 0, 1, 1]), None, np.array([6, 9, 5, 8]), None)
+    assert recall(exact, approx) == 0.5
+    assert recall(exact, exact) == 1.0
+    empty = np.zeros(0, dtype=np.int64)
+    assert recall((empty, None, empty, None), approx) == 1.0
+
+
+def test_approximate_equals_exact_where_the_search_covers_the_catalogue():
+    """300 candidates and a search breadth of 512: the graph search reaches every candidate,
+    so the rows (masks, ranks, ties by id) are exactly the exact path's, scores too."""
+    rng = np.random.default_rng(1)
+    cands = catalogue(300, 8)
+    cand_ids = np.arange(300, dtype=np.int64) * 2 + 1
+    queries = rng.standard_normal((40, 8)).astype(np.float32)
+    query_ids = np.arange(40, dtype=np.int64)
+    excludes = random_excludes(rng, cand_ids, 40, 30)
+    index = AnnIndex(cands, TopKParams(method="approximate", ef_search=512))
+    index = pickle.loads(pickle.dumps(index))  # as the tasks receive it
+    for ex, self_ids in ((excludes, None), (None, cand_ids[:40])):
+        ids = query_ids if self_ids is None else self_ids
+        want = top_k_rows(ids, queries, cand_ids, cands, 10, ex, self_ids is not None)
+        got = index.top_k_rows(ids, queries, cand_ids, 10, ex, self_ids is not None)
+        for a, b in zip(want[:3], got[:3]):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(want[3], got[3], rtol=1e-5)
+
+
+def test_approximate_recall_on_a_larger_catalogue_and_nothing_masked_returned():
+    rng = np.random.default_rng(2)
+    cands = catalogue(20_000, 16)
+    cand_ids = np.arange(20_000, dtype=np.int64)
+    queries = rng.standard_normal((500, 16)).astype(np.float32)
+    query_ids = np.arange(500, dtype=np.int64) + 100_000
+    excludes = random_excludes(rng, cand_ids, 500, 80)
+    index = AnnIndex(cands, TopKParams(method="approximate"))
+    got = index.top_k_rows(query_ids, queries, cand_ids, 20, excludes)
+    want = top_k_rows(query_ids, queries, cand_ids, cands, 20, excludes)
+    assert 0.9 <= recall(want, got) < 1.0 + 1e-12
+    banned = {(int(q), c) for q, ex in zip(query_ids, excludes) if ex for c in ex}
+    assert not banned & set(zip(got[0].tolist(), got[2].tolist()))
+    assert np.bincount(got[0] - 100_000).max() == 20  # k per query
+    # A narrow graph searched narrowly misses more: recall is measured, not assumed.
+    rough = AnnIndex(cands, TopKParams(method="approximate", ef_search=1, graph_degree=2,
+                                       ef_construction=4))
+    assert recall(want, rough.top_k_rows(query_ids, queries, cand_ids, 20, excludes)) < 0.9
+
+
+def test_top_k_settings_are_validated():
+    with pytest.raises(ValueError, match="top_k.method"):
+        TopKParams(method="fast")
+    with pytest.raises(ValueError, match="recall_floor"):
+        TopKParams(recall_floor=1.5)
+
+
+def test_the_recall_check_fails_under_its_floor():
+    params = TopKParams(method="approximate", recall_floor=0.95)
+    low = recall_check(Ranked(None, "approximate", 0.94, {"recall_queries": 10}), params)
+    high = recall_check(Ranked(None, "approximate", 0.96, {"recall_queries": 10}), params)
+    assert not low.passed and high.passed
+    assert recall_check(Ranked(None, "exact"), params).passed  # exact: recall 1 by definition
+
+
+def test_approximate_top_n_through_spark_with_its_recall(spark):
+    rng = np.random.default_rng(3)
+    items = factors(spark, list(enumerate(catalogue(200, 4).tolist())))
+    users = factors(spark, [(u, rng.standard_normal(4).tolist()) for u in range(30)])
+    seen = spark.createDataFrame([(u, int(i)) for u in range(30)
+                                  for i in rng.choice(200, 5, replace=False)],
+                                 "user_idx int, item_idx int")
+    params = TopKParams(method="approximate", ef_search=256, recall_sample=20)
+    exact = recommend_for_users(users, items, 5, seen=seen)
+    approx = recommend_for_users(users, items, 5, seen=seen, params=params)
+    assert exact.method == "exact" and exact.recall is None
+    assert approx.method == "approximate" and approx.recall == 1.0
+    assert approx.info["recall_queries"] == 20 and approx.info["index_bytes"] > 0
+    rows = [sorted((r.user_idx, r.rank, r.item_idx) for r in x.table.collect())
+            for x in (exact, approx)]
+    assert rows[0] == rows[1]
+    sims = similar_by_factors(items, 3, params)
+    assert sims.recall == 1.0
+    assert all(r.item_idx != r.similar_item_idx for r in sims.table.collect())

@@ -7,7 +7,10 @@ import dagster as dg
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from .. import checks
 from ..ml.evaluation.tuning import SEARCHED, apply
+from ..ml.serving.ann import TopKParams
+from ..ml.serving.recommend import Ranked
 from ..tables import TableSet
 
 OWNERS = ["team:recsys"]
@@ -86,3 +89,30 @@ def artist_listeners(song_artists: DataFrame, interactions: DataFrame) -> DataFr
     """(artist_id, listeners): the distinct users who played each artist's songs."""
     return (interactions.join(song_artists, "item_idx").groupBy("artist_id")
             .agg(F.countDistinct("user_idx").alias("listeners")))
+
+
+def recall_check_spec(asset: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        checks.APPROXIMATE_RECALL, asset=asset,
+        description="With top_k.method approximate: recall@N of the index against exact "
+        "top-N, on a seeded sample of queries, is at least top_k.recall_floor (exact: 1).")
+
+
+def ranking_metadata(result: Ranked) -> dict:
+    """How the top-N was found (method; for approximate, recall and the index's cost)."""
+    out = {"top_k_method": result.method}
+    if result.recall is not None:
+        out["approximate_recall"] = dg.MetadataValue.float(result.recall)
+        out.update({k: dg.MetadataValue.float(float(v)) if isinstance(v, float)
+                    else dg.MetadataValue.int(int(v)) for k, v in result.info.items()})
+    return out
+
+
+def recall_check(result: Ranked, params: TopKParams) -> dg.AssetCheckResult:
+    recall = 1.0 if result.recall is None else result.recall
+    return dg.AssetCheckResult(
+        check_name=checks.APPROXIMATE_RECALL, passed=recall >= params.recall_floor,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"method": result.method, "recall_at_n": dg.MetadataValue.float(recall),
+                  "recall_floor": params.recall_floor,
+                  "queries": int(result.info.get("recall_queries", 0))})

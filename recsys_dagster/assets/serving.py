@@ -15,7 +15,8 @@ from ..partitions import LATEST_DAY
 from ..progress import Heartbeat
 from ..resources import Warehouse
 from ..tables import Table, TableSet
-from .helpers import GATE, KINDS, OWNERS, newest_catalogue, table_metadata
+from .helpers import (GATE, KINDS, OWNERS, newest_catalogue, ranking_metadata, recall_check,
+                      recall_check_spec, table_metadata)
 from .publishing import RECORD, as_metadata, record_to_publish
 
 
@@ -43,7 +44,7 @@ def _ids(index: DataFrame, idx_col: str, id_col: str) -> DataFrame:
 
 
 @dg.asset(
-    group_name="serving", kinds=KINDS, owners=OWNERS, code_version="2", deps=GATE,
+    group_name="serving", kinds=KINDS, owners=OWNERS, code_version="3", deps=GATE,
     ins={"interactions": LATEST_DAY},
     check_specs=[
         dg.AssetCheckSpec(checks.RECOMMENDATIONS_AT_MOST_N, asset="user_recommendations",
@@ -51,6 +52,7 @@ def _ids(index: DataFrame, idx_col: str, id_col: str) -> DataFrame:
         dg.AssetCheckSpec(checks.RECOMMENDATIONS_NOT_PLAYED, asset="user_recommendations",
                           description="No user is recommended an item they already played "
                           "(when exclude_played)."),
+        recall_check_spec("user_recommendations"),
     ],
 )
 def user_recommendations(context: dg.AssetExecutionContext, config: RecommendationsConfig,
@@ -62,8 +64,11 @@ def user_recommendations(context: dg.AssetExecutionContext, config: Recommendati
     record = record_to_publish(context, warehouse.store())  # fails fast on an unpublished model
     played = interactions.select("user_idx", "item_idx")
     users = users_with_fold_in(als_model, interactions).persist()
-    recs = recommend_for_users(users.select("idx", "features"), als_model["item_factors"],
-                               config.top_n, seen=played if config.exclude_played else None)
+    params = config.params()
+    result = recommend_for_users(users.select("idx", "features"), als_model["item_factors"],
+                                 config.top_n, seen=played if config.exclude_played else None,
+                                 params=params.top_k)
+    recs = result.table
     flags = users.select(F.col("idx").alias("user_idx"), "folded_in")
     table = (recs.join(_ids(user_index, "user_idx", "user_id"), "user_idx")
              .join(F.broadcast(_ids(item_index, "item_idx", "item_id")), "item_idx")
@@ -87,6 +92,7 @@ def user_recommendations(context: dg.AssetExecutionContext, config: Recommendati
         "folded_in_users": users.where(F.col("folded_in")).count(),
         "distinct_items_recommended": n_items,
         "exclude_played": config.exclude_played,
+        **ranking_metadata(result),
         **as_metadata(record),
     })
     max_n = int(summary["max_n"] or 0)
@@ -101,6 +107,7 @@ def user_recommendations(context: dg.AssetExecutionContext, config: Recommendati
         passed=n_played == 0 or not config.exclude_played,
         metadata={"already_played_rows": n_played, "exclude_played": config.exclude_played},
     )
+    yield recall_check(result, params.top_k)
     table.unpersist()
     users.unpersist()
 
@@ -118,11 +125,14 @@ def named_sample(recs: DataFrame, names: DataFrame, n_users: int = 3, per_user: 
         for user, group in rows.groupby("user_id", sort=True))
 
 
-@dg.asset(group_name="serving", kinds=KINDS, owners=OWNERS, code_version="1", deps=GATE)
+@dg.asset(group_name="serving", kinds=KINDS, owners=OWNERS, code_version="2", deps=GATE,
+          check_specs=[recall_check_spec("similar_items")])
 def similar_items(context: dg.AssetExecutionContext, config: SimilarItemsConfig,
                   als_model: TableSet, item_index: DataFrame, item_catalog: DataFrame):
     """Top-N similar items per item ("similar artists") by cosine of item factors."""
-    sims = similar_by_factors(als_model["item_factors"], config.top_n)
+    params = config.params()
+    result = similar_by_factors(als_model["item_factors"], config.top_n, params.top_k)
+    sims = result.table
     names = newest_names(item_catalog)
     table = (sims.join(F.broadcast(_ids(item_index, "item_idx", "item_id")), "item_idx")
              .join(F.broadcast(_ids(item_index, "similar_item_idx", "similar_item_id")),
@@ -135,7 +145,9 @@ def similar_items(context: dg.AssetExecutionContext, config: SimilarItemsConfig,
              ).persist()
     with Heartbeat(context.log.info, "similar_items", item_index.sparkSession):
         n_rows = table.count()  # computes the cached table
-    return dg.Output(table, metadata={
+    yield dg.Output(table, metadata={
         **table_metadata(table, n_rows, preview_rows=10, order_by=["item_id", "rank"]),
         "items": table.select("item_id").distinct().count(), "top_n": config.top_n,
+        **ranking_metadata(result),
     })
+    yield recall_check(result, params.top_k)

@@ -5,10 +5,13 @@ matrix product), masks what must not be returned and keeps the k best with argpa
 is no users x items cross join: the only shuffle is the optional join of each query with its
 exclusion list. The candidate matrix goes to the executors as a broadcast (PySpark broadcasts
 large UDF closures); at rank 64 that is 256 bytes per candidate, 51 MB for 200 k items. A
-matrix above MAX_SHARD_BYTES is cut into shards, scored one after the other and merged.
+matrix above MAX_SHARD_BYTES is cut into shards, scored one after the other and merged. With
+an approximate index (`ann.AnnIndex`) the tasks search the index instead, in one pass.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -92,14 +95,15 @@ def shard_count(n_candidates: int, rank: int, max_bytes: int = MAX_SHARD_BYTES) 
 def top_k(queries: DataFrame, cand_ids: np.ndarray, cands: np.ndarray, k: int,
           query_col: str, cand_col: str, exclude: DataFrame | None = None,
           exclude_self: bool = False, shards: int | None = None,
-          block: int = SCORE_BLOCK) -> DataFrame:
+          block: int = SCORE_BLOCK, index=None) -> DataFrame:
     """For each row of `queries` (idx, features): the k best candidates by dot product.
 
     `exclude` (query_col, cand_col) lists pairs never to return (e.g. already played).
     Returns (query_col, rank, cand_col, score). A candidate matrix larger than one task
     should hold (MAX_SHARD_BYTES; or `shards` given) is cut into shards, each scored as a
     whole catalogue, and each query's shard results merged into its top k by the same order
-    (score, then the smaller id): the same rows as one pass.
+    (score, then the smaller id): the same rows as one pass. `index` (an ann.AnnIndex over
+    `cands`): the tasks search it instead of scoring every candidate (never sharded).
     """
     q = queries.select(F.col("idx").alias(query_col), "features")
     if exclude is not None:
@@ -114,11 +118,15 @@ def top_k(queries: DataFrame, cand_ids: np.ndarray, cands: np.ndarray, k: int,
     # Queries per batch and candidates per product from the whole catalogue, so that a shard
     # multiplies exactly the matrices one pass would.
     step = batch_size(n)
+    if index is not None:
+        return _one_pass(q, query_col, cand_col, step, partial(
+            index.top_k_rows, cand_ids=cand_ids, k=k, exclude_self=exclude_self))
     n_shards = shards or shard_count(n, rank)
     per_shard = -(-max(1, -(-n // n_shards)) // block) * block  # whole blocks
     bounds = [*range(0, n, per_shard), n] if n else [0, 0]
-    parts = [_one_pass(q, cand_ids[lo:hi], cands[lo:hi], k, query_col, cand_col, exclude_self,
-                       step, block) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    parts = [_one_pass(q, query_col, cand_col, step, partial(
+        top_k_rows, cand_ids=cand_ids[lo:hi], cands=cands[lo:hi], k=k,
+        exclude_self=exclude_self, block=block)) for lo, hi in zip(bounds[:-1], bounds[1:])]
     if len(parts) == 1:
         return parts[0]
     merged = parts[0]
@@ -129,9 +137,9 @@ def top_k(queries: DataFrame, cand_ids: np.ndarray, cands: np.ndarray, k: int,
             .where(F.col("rank") <= k).select(query_col, "rank", cand_col, "score"))
 
 
-def _one_pass(q: DataFrame, cand_ids: np.ndarray, cands: np.ndarray, k: int, query_col: str,
-              cand_col: str, exclude_self: bool, step: int, block: int) -> DataFrame:
-    """top_k against one (shard of the) candidate matrix, broadcast with the task closure."""
+def _one_pass(q: DataFrame, query_col: str, cand_col: str, step: int, rows) -> DataFrame:
+    """top_k by `rows(query_ids, queries, excludes=...)` (top_k_rows against one shard of the
+    candidate matrix, or an index's), which goes to the tasks with their closure."""
     schema = f"{query_col} int, rank int, {cand_col} int, score float"
 
     def score(batches):
@@ -140,8 +148,7 @@ def _one_pass(q: DataFrame, cand_ids: np.ndarray, cands: np.ndarray, k: int, que
                 part = pdf.iloc[start:start + step]
                 qid = part[query_col].to_numpy(dtype=np.int64)
                 mat = np.stack(part["features"].to_numpy()).astype(np.float32)
-                qq, rr, cc, ss = top_k_rows(qid, mat, cand_ids, cands, k,
-                                            part["_exclude"].to_numpy(), exclude_self, block)
+                qq, rr, cc, ss = rows(qid, mat, excludes=part["_exclude"].to_numpy())
                 yield pd.DataFrame({query_col: qq.astype(np.int32), "rank": rr.astype(np.int32),
                                     cand_col: cc.astype(np.int32), "score": ss})
 
