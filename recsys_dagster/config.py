@@ -24,9 +24,9 @@ from .ml.evaluation.split import SplitParams
 from .ml.evaluation.tuning import SEARCHED, TuningParams
 from .ml.ingest.datagen import SyntheticSpec
 from .ml.ingest.sources import FileSource, PlaySource
+from .ml.serving.ann import TopKParams
 from .ml.serving.artists import SimilarArtistsParams
 from .ml.serving.radio import RadioParams
-from .ml.serving.ann import TopKParams
 from .ml.serving.recommend import RecommendationParams, SimilarItemsParams
 
 _PARAMS_OF: dict[type, type] = {}  # Config class -> its dataclass

@@ -15,8 +15,16 @@ from ..partitions import LATEST_DAY
 from ..progress import Heartbeat
 from ..resources import Warehouse
 from ..tables import Table, TableSet
-from .helpers import (GATE, KINDS, OWNERS, newest_catalogue, ranking_metadata, recall_check,
-                      recall_check_spec, table_metadata)
+from .helpers import (
+    GATE,
+    KINDS,
+    OWNERS,
+    newest_catalogue,
+    ranking_metadata,
+    recall_check,
+    recall_check_spec,
+    table_metadata,
+)
 from .publishing import RECORD, as_metadata, record_to_publish
 
 

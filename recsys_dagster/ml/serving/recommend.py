@@ -89,18 +89,19 @@ def sample_queries(queries: DataFrame, n: int, seed: int, exclude: DataFrame | N
 
 def recommend_for_users(user_factors: DataFrame, item_factors: DataFrame, n: int,
                         seen: DataFrame | None = None,
-                        params: TopKParams = TopKParams()) -> Ranked:
+                        params: TopKParams | None = None) -> Ranked:
     """(user_idx, rank, item_idx, score) top-n by predicted preference x_u . y_i.
 
     `seen` (user_idx, item_idx): items never to recommend to that user (already played).
+    `params`: exact (the default) or approximate top-N.
     """
     item_ids, item_mat = factor_matrix(item_factors)
-    return ranked(user_factors, item_ids, item_mat, n, "user_idx", "item_idx", params,
-                  exclude=seen)
+    return ranked(user_factors, item_ids, item_mat, n, "user_idx", "item_idx",
+                  params or TopKParams(), exclude=seen)
 
 
 def similar_by_factors(item_factors: DataFrame, n: int,
-                       params: TopKParams = TopKParams()) -> Ranked:
+                       params: TopKParams | None = None) -> Ranked:
     """(item_idx, rank, similar_item_idx, score) top-n by cosine of item factors, no self."""
     item_ids, item_mat = factor_matrix(item_factors)
     unit = normalize_rows(item_mat)
@@ -110,5 +111,5 @@ def similar_by_factors(item_factors: DataFrame, n: int,
         F.when(norm > 0, F.transform("features", lambda x: (x / norm).cast("float")))
         .otherwise(F.col("features")).alias("features"),
     )
-    return ranked(queries, item_ids, unit, n, "item_idx", "similar_item_idx", params,
-                  exclude_self=True)
+    return ranked(queries, item_ids, unit, n, "item_idx", "similar_item_idx",
+                  params or TopKParams(), exclude_self=True)
