@@ -187,3 +187,24 @@ def test_approximate_top_n_through_spark_with_its_recall(spark):
     sims = similar_by_factors(items, 3, params)
     assert sims.recall == 1.0
     assert all(r.item_idx != r.similar_item_idx for r in sims.table.collect())
+
+
+def test_best_positions_is_the_first_k_of_a_full_sort_by_score_then_id():
+    """The selection kernel against sorting every row by (score descending, id ascending),
+    on rows with many ties and masked entries, fewer than k left in some."""
+    from recsys_dagster.ml.serving.topk import best_positions
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        q, n = int(rng.integers(1, 6)), int(rng.integers(1, 60))
+        k = min(int(rng.integers(1, 12)), n)
+        scores = rng.integers(0, 5, (q, n)).astype(np.float32)
+        scores[rng.random((q, n)) < 0.3] = -np.inf
+        ids = np.sort(rng.choice(1000, n, replace=False))
+        order = np.lexsort((np.broadcast_to(ids, scores.shape), -scores), axis=1)[:, :k]
+        want = np.take_along_axis(scores, order, axis=1)
+        pos, top = best_positions(scores, ids, k)
+        kept = np.isfinite(want)
+        np.testing.assert_array_equal(np.isfinite(top), kept)
+        np.testing.assert_array_equal(pos[kept], order[kept])
+        np.testing.assert_array_equal(top[kept], want[kept])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from functools import partial
 
+import numba
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, Window
@@ -37,15 +38,72 @@ def normalize_rows(mat: np.ndarray) -> np.ndarray:
 
 def best_positions(scores: np.ndarray, cand_ids: np.ndarray, k: int):
     """(positions, scores) of the k best columns of each row, best first, ties broken by the
-    smaller candidate id. Masked entries (-inf) sort last; callers drop them."""
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    top = np.take_along_axis(scores, part, axis=1)
-    # Boundary ties: argpartition may pick any of several equal scores; re-rank by (score, id).
-    order = np.lexsort((cand_ids[part], -top), axis=1)
-    return np.take_along_axis(part, order, axis=1), np.take_along_axis(top, order, axis=1)
+    smaller candidate id. Masked entries (-inf, and NaN) are never chosen: a row with fewer
+    than k others ends with -inf scores (at position 0); callers drop them."""
+    rows = scores.shape[0]
+    pos = np.zeros((rows, k), dtype=np.int64)
+    top = np.full((rows, k), -np.inf, dtype=np.float32)
+    if k > 0 and rows:
+        _select(np.ascontiguousarray(scores, dtype=np.float32),
+                np.ascontiguousarray(cand_ids, dtype=np.int64), pos, top)
+    return pos, top
+
+
+@numba.njit(cache=True)
+def _select(scores, cand_ids, pos, top):  # pragma: no cover (compiled; tested through callers)
+    """One pass over each row keeping its k best in a small buffer: a value enters only if
+    it beats the buffer's worst (lowest score, then largest id), so a row costs about one
+    comparison per candidate (argpartition moved every element). The buffer is then sorted
+    best first (score descending, id ascending)."""
+    k = pos.shape[1]
+    for r in range(scores.shape[0]):
+        row = scores[r]
+        filled = 0
+        j = 0
+        while j < row.size and filled < k:  # the first k candidates that are not masked
+            if row[j] > -np.inf:
+                pos[r, filled] = j
+                top[r, filled] = row[j]
+                filled += 1
+            j += 1
+        if filled < k:
+            worst, threshold = 0, np.inf
+        else:
+            worst, threshold = _worst(top[r], pos[r], cand_ids)
+        while j < row.size:
+            v = row[j]
+            if v < threshold:  # the common case: one comparison
+                j += 1
+                continue
+            if v > threshold or (v == threshold and cand_ids[j] < cand_ids[pos[r, worst]]):
+                pos[r, worst] = j
+                top[r, worst] = v
+                worst, threshold = _worst(top[r], pos[r], cand_ids)
+            j += 1  # NaN, or a tie with a larger id: not better
+        for t in range(1, filled):  # insertion sort of the k kept, best first
+            v, p = top[r, t], pos[r, t]
+            u = t - 1
+            while u >= 0 and (top[r, u] < v or (top[r, u] == v
+                                                and cand_ids[pos[r, u]] > cand_ids[p])):
+                top[r, u + 1] = top[r, u]
+                pos[r, u + 1] = pos[r, u]
+                u -= 1
+            top[r, u + 1] = v
+            pos[r, u + 1] = p
 
 
 SCORE_BLOCK = 8192  # candidates per matrix product: a score never depends on the catalogue's size
+
+
+@numba.njit(cache=True)
+def _worst(top, pos, cand_ids):  # pragma: no cover (compiled)
+    """(slot, score) of the buffer's worst entry: the lowest score, then the largest id."""
+    worst = 0
+    for t in range(1, top.size):
+        if top[t] < top[worst] or (top[t] == top[worst]
+                                   and cand_ids[pos[t]] > cand_ids[pos[worst]]):
+            worst = t
+    return worst, top[worst]
 
 
 def top_k_rows(query_ids: np.ndarray, queries: np.ndarray, cand_ids: np.ndarray,
