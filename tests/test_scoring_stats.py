@@ -52,10 +52,35 @@ def test_evaluation_user_sample_and_knn_item_cap(spark):
     assert sample_users(df, 40, seed=3) is None and sample_users(df, 0, seed=3) is None
     # One user with 6 items and a cap of 2: only one co-listened pair (both directions).
     one = spark.createDataFrame([(0, i) for i in range(6)], "user_idx int, item_idx int")
-    capped = item_cosine_neighbours(one, 10, max_items_per_user=2, seed=1).collect()
+    capped = list(item_cosine_neighbours(one, 10, max_items_per_user=2, seed=1)
+                  .itertuples())
     assert len(capped) == 2 and {(r.item_idx, r.other_idx) for r in capped} == \
         {(capped[0].item_idx, capped[0].other_idx), (capped[0].other_idx, capped[0].item_idx)}
-    assert len(item_cosine_neighbours(one, 10).collect()) == 30
+    assert len(item_cosine_neighbours(one, 10)) == 30
+
+
+def test_cosine_neighbours_equal_a_dense_computation_in_any_block_size():
+    """Each item's n best others by co-listening cosine (ties by the smaller id), against the
+    dense users x items product, whether the items are multiplied at once or in blocks."""
+    from recsys_dagster.ml.evaluation.baselines import cosine_neighbours
+
+    rng = np.random.default_rng(5)
+    users = rng.integers(0, 60, 400)
+    items = rng.choice(np.arange(0, 90, 3), 400)  # sparse ids, duplicates included
+    ids = np.unique(items)
+    x = np.zeros((60, ids.size))
+    x[users, np.searchsorted(ids, items)] = 1.0
+    co = x.T @ x
+    n = np.diag(co).copy()
+    sim = co / np.sqrt(np.outer(n, n))
+    want = []
+    for i in range(ids.size):
+        others = [(-sim[i, j], ids[j]) for j in range(ids.size) if j != i and co[i, j] > 0]
+        want += [(ids[i], o, -s) for s, o in sorted(others)[:4]]
+    for block in (10**9, 50):
+        got = cosine_neighbours(users, items, 4, block_entries=block)
+        assert [(a, b) for a, b, _ in want] == list(zip(got[0].tolist(), got[1].tolist()))
+        np.testing.assert_allclose([s for *_, s in want], got[2], rtol=1e-12)
 
 
 def test_intra_list_diversity():

@@ -172,7 +172,7 @@ def evaluate_similar_artists(fit: DataFrame, held: DataFrame, item_artists: Data
     counts[listeners["artist_idx"].to_numpy(dtype=np.int64)] = listeners["count"].to_numpy()
     lists["popular_artists"] = popular_lists(counts, k)
     co = item_cosine_neighbours(fit_pairs.withColumnRenamed("artist_idx", "item_idx"), k,
-                                knn_max_items_per_user, seed).toPandas()
+                                knn_max_items_per_user, seed)
     co = co.sort_values(["item_idx", "sim", "other_idx"], ascending=[True, False, True])
     co_rank = co.groupby("item_idx").cumcount().to_numpy() + 1
     lists["co_listening"] = lists_from_pairs(co["item_idx"].to_numpy(dtype=np.int64),

@@ -4,6 +4,7 @@ similarity on co-listening)."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -12,12 +13,15 @@ from ..serving.topk import top_k
 
 
 def item_cosine_neighbours(train: DataFrame, n_neighbours: int = 100,
-                           max_items_per_user: int = 0, seed: int = 0) -> DataFrame:
-    """(item_idx, other_idx, sim): the n most similar items by co-listening cosine.
+                           max_items_per_user: int = 0, seed: int = 0) -> pd.DataFrame:
+    """(item_idx, other_idx, sim) in the driver: the n most similar items of each item by
+    co-listening cosine, ties broken by the smaller other_idx.
 
     cosine(i, j) = |users of i and j| / sqrt(|users of i| |users of j|), binary listening.
-    The co-listening self-join costs the sum of squared items per user; max_items_per_user > 0
-    keeps a seeded sample of that many items of each heavier user (0: every item).
+    The co-listening product costs the sum of squared items per user; max_items_per_user > 0
+    keeps a seeded sample of that many items of each heavier user (0: every item). The
+    (user, item) pairs are collected (the caller bounds them by sampling users) and
+    multiplied as a sparse matrix, a block of items at a time (cosine_neighbours).
     """
     pairs = train.select("user_idx", "item_idx").distinct()
     if max_items_per_user > 0:
@@ -25,30 +29,69 @@ def item_cosine_neighbours(train: DataFrame, n_neighbours: int = 100,
                                                        "item_idx")
         pairs = (pairs.withColumn("_n", F.row_number().over(order))
                  .where(F.col("_n") <= max_items_per_user).drop("_n"))
-    counts = pairs.groupBy("item_idx").agg(F.count("*").alias("n"))
-    co = (pairs.alias("a").join(pairs.alias("b"), "user_idx")
-          .where(F.col("a.item_idx") != F.col("b.item_idx"))
-          .groupBy(F.col("a.item_idx").alias("item_idx"), F.col("b.item_idx").alias("other_idx"))
-          .agg(F.count("*").alias("co")))
-    sims = (co.join(counts, "item_idx")
-            .join(counts.select(F.col("item_idx").alias("other_idx"), F.col("n").alias("m")),
-                  "other_idx")
-            .select("item_idx", "other_idx",
-                    (F.col("co") / F.sqrt(F.col("n") * F.col("m"))).alias("sim")))
-    w = Window.partitionBy("item_idx").orderBy(F.desc("sim"), "other_idx")
-    return (sims.withColumn("_r", F.row_number().over(w)).where(F.col("_r") <= n_neighbours)
-            .drop("_r"))
+    pdf = pairs.toPandas()
+    item, other, sim = cosine_neighbours(pdf["user_idx"].to_numpy(dtype=np.int64),
+                                         pdf["item_idx"].to_numpy(dtype=np.int64), n_neighbours)
+    return pd.DataFrame({"item_idx": item, "other_idx": other, "sim": sim})
 
 
-def similarity_matrix(neighbours: DataFrame, item_ids: np.ndarray):
+PRODUCT_BLOCK = 20_000_000  # co-listening entries one block of items may produce at most
+
+
+def cosine_neighbours(user_idx: np.ndarray, item_idx: np.ndarray, n_neighbours: int,
+                      block_entries: int = PRODUCT_BLOCK):
+    """(item, other, sim) arrays from distinct (user, item) pairs: each item's n best others
+    by cosine, ordered by item, then sim descending, then other ascending. Items are
+    multiplied in blocks whose co-listening entries stay under block_entries, so memory is
+    bounded by the block, not the catalogue."""
+    from scipy import sparse
+
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
+    if item_idx.size == 0 or n_neighbours <= 0:
+        return empty
+    items, col = np.unique(item_idx, return_inverse=True)
+    _, row = np.unique(user_idx, return_inverse=True)
+    x = sparse.csr_matrix((np.ones(col.size, np.float64), (row, col)),
+                          shape=(int(row.max()) + 1, items.size))
+    x.data[:] = 1.0  # binary listening, duplicates or not
+    xt = x.T.tocsr()
+    listeners = np.diff(xt.indptr).astype(np.float64)
+    # An item's row of the product has at most the items of all its listeners.
+    bound = xt @ np.diff(x.indptr).astype(np.float64)
+    cuts = [0]
+    total = 0.0
+    for i, b in enumerate(bound):
+        if total + b > block_entries and i > cuts[-1]:
+            cuts.append(i)
+            total = 0.0
+        total += b
+    cuts.append(items.size)
+    out = []
+    for lo, hi in zip(cuts[:-1], cuts[1:]):
+        co = (xt[lo:hi] @ x).tocoo()
+        r, c = co.row + lo, co.col
+        keep = r != c
+        r, c, v = r[keep], c[keep], co.data[keep] / np.sqrt(listeners[r[keep]]
+                                                             * listeners[c[keep]])
+        order = np.lexsort((c, -v, r))
+        r, c, v = r[order], c[order], v[order]
+        starts = np.searchsorted(r, np.arange(lo, hi + 1))
+        rank = np.arange(r.size) - starts[r - lo]
+        best = rank < n_neighbours
+        out.append((items[r[best]], items[c[best]], v[best]))
+    return tuple(np.concatenate(parts) for parts in zip(*out))
+
+
+def similarity_matrix(neighbours: pd.DataFrame, item_ids: np.ndarray):
     """A scipy CSR matrix in catalogue positions (rows and columns follow item_ids)."""
     from scipy import sparse
 
-    pdf = neighbours.toPandas()
-    rows = require_positions(item_ids, pdf["item_idx"].to_numpy(), "item-kNN items")
-    cols = require_positions(item_ids, pdf["other_idx"].to_numpy(), "item-kNN neighbours")
+    rows = require_positions(item_ids, neighbours["item_idx"].to_numpy(), "item-kNN items")
+    cols = require_positions(item_ids, neighbours["other_idx"].to_numpy(),
+                             "item-kNN neighbours")
     n = item_ids.size
-    return sparse.csr_matrix((pdf["sim"].to_numpy(dtype=np.float32), (rows, cols)), shape=(n, n))
+    return sparse.csr_matrix((neighbours["sim"].to_numpy(dtype=np.float32), (rows, cols)),
+                             shape=(n, n))
 
 
 def popularity_recommendations(train: DataFrame, users: DataFrame, n: int,
