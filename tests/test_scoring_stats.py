@@ -22,21 +22,27 @@ from recsys_dagster.ml.evaluation.stats import bootstrap_ci, coverage, entropy, 
 def test_auc_hand_cases():
     s = np.array([0.9, 0.1, 0.5, 0.5, 0.3])
     # positives 0 and 2; negatives 1, 3, 4: pos 0.9 beats 3; pos 0.5 beats 0.1, 0.3, ties 0.5.
-    assert auc(s, np.array([0, 2]), np.array([1, 3, 4])) == pytest.approx((3 + 2.5) / 6)
-    assert math.isnan(auc(s, np.array([], dtype=int), np.array([1])))
+    assert auc(s, np.array([0, 2])) == pytest.approx((3 + 2.5) / 6)
+    # entry 3 excluded (a training item): pos 0.9 beats 1, 4; pos 0.5 beats 1, 4.
+    assert auc(s, np.array([0, 2]), np.array([3])) == pytest.approx(4 / 4)
+    assert math.isnan(auc(s, np.array([], dtype=int)))
+    assert math.isnan(auc(s, np.array([0, 2]), np.array([1, 3, 4])))  # no negative left
 
 
 def test_auc_counting_and_sorting_paths_agree():
-    """Few positives are counted against every negative, many are ranked by sorting: both
-    give the pairwise definition, ties included."""
+    """Few positives are counted against every entry, many are ranked by sorting; the
+    excluded entries (some masked to -inf, as training items are) are taken back out: both
+    give the pairwise definition over the negatives, ties included."""
     rng = np.random.default_rng(0)
-    s = np.round(rng.normal(size=500), 1)  # many ties
+    s = np.round(rng.normal(size=500), 1).astype(np.float32)  # many ties
     for n_pos in (1, 5, 16, 17, 60):
         order = rng.permutation(500)
-        pos, neg = order[:n_pos], order[n_pos:]
-        pairwise = ((s[pos][:, None] > s[neg][None, :]).sum()
-                    + 0.5 * (s[pos][:, None] == s[neg][None, :]).sum()) / (n_pos * neg.size)
-        assert auc(s, pos, neg) == pytest.approx(pairwise, rel=1e-12), n_pos
+        pos, excluded, neg = order[:n_pos], order[n_pos:n_pos + 40], order[n_pos + 40:]
+        row = s.copy()
+        row[excluded[:20]] = -np.inf
+        pairwise = ((row[pos][:, None] > row[neg][None, :]).sum()
+                    + 0.5 * (row[pos][:, None] == row[neg][None, :]).sum()) / (n_pos * neg.size)
+        assert auc(row, pos, excluded) == pytest.approx(pairwise, rel=1e-12), n_pos
 
 
 def test_evaluation_user_sample_and_knn_item_cap(spark):
