@@ -77,11 +77,15 @@ def user_recommendations(context: dg.AssetExecutionContext, config: Recommendati
                                  config.top_n, seen=played if config.exclude_played else None,
                                  params=params.top_k)
     recs = result.table
-    flags = users.select(F.col("idx").alias("user_idx"), "folded_in")
+    # Users folded in are the day's newcomers, few next to the model's: a broadcast, not a
+    # shuffle of every recommendation.
+    folded = users.where(F.col("folded_in")).select(F.col("idx").alias("user_idx"),
+                                                     F.lit(True).alias("_folded"))
     table = (recs.join(_ids(user_index, "user_idx", "user_id"), "user_idx")
              .join(F.broadcast(_ids(item_index, "item_idx", "item_id")), "item_idx")
-             .join(flags, "user_idx")
-             .select("user_id", "rank", "item_id", "score", "folded_in", "user_idx",
+             .join(F.broadcast(folded), "user_idx", "left")
+             .select("user_id", "rank", "item_id", "score",
+                     F.coalesce("_folded", F.lit(False)).alias("folded_in"), "user_idx",
                      "item_idx")).persist()
     stats = table.groupBy("user_idx").agg(F.count("*").alias("n"), F.max("rank").alias("r"))
     with Heartbeat(context.log.info, "user_recommendations", interactions.sparkSession):
