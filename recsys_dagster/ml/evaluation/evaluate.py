@@ -237,7 +237,8 @@ def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als:
                                knn_max_items_per_user, seed), cat.item_ids))
     seconds["item_knn_neighbours"], clock = time.perf_counter() - clock, time.perf_counter()
     scored = sample_users(held, max_users, seed)
-    fit_s, held_s = restrict(fit, scored), restrict(held, scored)
+    # Every model scores the same users: their plays are restricted once, then reused.
+    fit_s, held_s = restrict(fit, scored).persist(), restrict(held, scored).persist()
     ones = fit_s.select("user_idx").distinct().withColumn(
         "features", F.array(F.lit(1.0).cast("float")))
     per_user_frames = {
@@ -297,7 +298,7 @@ def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als:
         **{f"seconds/{part}": float(v) for part, v in seconds.items()},
         **ease_info,
     }
-    for df in (fit, held, scored, knn_users):
+    for df in (fit, held, scored, knn_users, fit_s, held_s):
         if df is not None:
             df.unpersist()
     return EvaluationResult(table, per_user.drop(columns=["recs"]), counts, cat.item_ids,
