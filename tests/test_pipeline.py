@@ -37,7 +37,7 @@ def test_run_succeeds_with_every_check_passing(first_run):
     result, _ = first_run
     assert result.success
     checks = checks_by_name(result)
-    assert len(checks) == 12 and all(checks.values()), checks
+    assert len(checks) == 14 and all(checks.values()), checks
 
 
 def test_ingestion_outputs(first_run, spark):
