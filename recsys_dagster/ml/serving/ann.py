@@ -73,28 +73,41 @@ class AnnIndex:
         self._index = index
 
     def __getstate__(self):
-        return {"cands": self.cands, "ef_search": self.ef_search, "_bytes": self._bytes}
+        # The serialised graph holds the vectors too: they travel once, and the receiving
+        # side reads them back from the graph (_live).
+        empty = not self.cands.size
+        return {"cands": self.cands if empty else None, "shape": self.cands.shape,
+                "ef_search": self.ef_search, "_bytes": self._bytes}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._index = None
 
+    def _live(self):
+        """The faiss index, deserialised on first use, and the vectors read back from it."""
+        import faiss
+
+        if self._index is None:
+            self._index = faiss.deserialize_index(self._bytes)
+        if self.cands is None:
+            self.cands = self._index.reconstruct_n(0, self._index.ntotal).reshape(self.shape)
+        return self._index
+
     @property
     def nbytes(self) -> int:
-        """The serialised graph (with its copy of the vectors) plus the candidate matrix."""
-        return int(self._bytes.nbytes + self.cands.nbytes)
+        """What travels to the tasks: the serialised graph, with its copy of the vectors."""
+        return int(self._bytes.nbytes)
 
     def search(self, queries: np.ndarray, k: int, threads: int = 1) -> np.ndarray:
         """Positions (n_queries, k) of the graph's k best by inner product; -1 where it found
         fewer."""
         import faiss
 
-        if self._index is None:
-            self._index = faiss.deserialize_index(self._bytes)
+        index = self._live()
         faiss.omp_set_num_threads(threads)
         params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k))
-        _, labels = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k,
-                                       params=params)
+        _, labels = index.search(np.ascontiguousarray(queries, dtype=np.float32), k,
+                                 params=params)
         return labels
 
     def top_k_rows(self, query_ids: np.ndarray, queries: np.ndarray, cand_ids: np.ndarray,
@@ -106,6 +119,7 @@ class AnnIndex:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty, empty, np.zeros(0, dtype=np.float32)
         queries = np.ascontiguousarray(queries, dtype=np.float32)
+        self._live()  # the vectors, for the exact scores below
         lengths = (np.array([0 if e is None else len(e) for e in excludes], dtype=np.int64)
                    if excludes is not None else np.zeros(query_ids.size, dtype=np.int64))
         need = np.minimum(kk + lengths + int(exclude_self), n)
