@@ -73,13 +73,16 @@ def sample_queries(queries: DataFrame, n: int, seed: int, exclude: DataFrame | N
                    query_col: str, cand_col: str):
     """(ids, matrix, exclusion lists) of a seeded sample of n queries (idx, features), in the
     driver: the queries on which approximate top-N is measured against exact."""
-    picked = (queries.select(F.col("idx").alias(query_col), "features")
-              .orderBy(F.xxhash64(query_col, F.lit(seed)), query_col).limit(n))
+    # Cached: the sample is read twice below (its ids pick the exclusions), sorted once.
+    sample = (queries.select(F.col("idx").alias(query_col), "features")
+              .orderBy(F.xxhash64(query_col, F.lit(seed)), query_col).limit(n).persist())
+    picked = sample
     if exclude is not None:
-        ex = (exclude.join(picked.select(query_col), query_col).groupBy(query_col)
-              .agg(F.collect_list(cand_col).alias("_exclude")))
-        picked = picked.join(ex, query_col, "left")
+        ex = (exclude.join(F.broadcast(sample.select(query_col)), query_col)
+              .groupBy(query_col).agg(F.collect_list(cand_col).alias("_exclude")))
+        picked = sample.join(ex, query_col, "left")
     pdf = picked.toPandas().sort_values(query_col)
+    sample.unpersist()
     rank = len(pdf.features.iloc[0]) if len(pdf) else 0
     mat = (np.stack(pdf.features.to_numpy()).astype(np.float32) if len(pdf)
            else np.zeros((0, rank), dtype=np.float32))
