@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import setting
-from ..ids import positions
+from .topk import exclusions
 
 METHODS = ("exact", "approximate")
 
@@ -134,16 +134,10 @@ class AnnIndex:
         safe = np.where(found, labels, 0)
         scores = np.einsum("qr,qkr->qk", queries, self.cands[safe]).astype(np.float32)
         scores[~found] = -np.inf
-        if lengths.sum():
-            ex_rows = np.repeat(np.arange(query_ids.size), lengths)
-            pos, ok = positions(cand_ids, np.concatenate([np.asarray(e, dtype=np.int64)
-                                                          for e in excludes if e is not None
-                                                          and len(e)]))
-            banned = ex_rows[ok] * n + pos[ok]
+        ex_ptr, ex_pos = exclusions(cand_ids, query_ids, excludes, exclude_self)
+        if ex_pos.size:
+            banned = np.repeat(np.arange(query_ids.size), np.diff(ex_ptr)) * n + ex_pos
             scores[np.isin(np.arange(query_ids.size)[:, None] * n + safe, banned)] = -np.inf
-        if exclude_self:
-            pos, ok = positions(cand_ids, query_ids)
-            scores[(safe == np.where(ok, pos, -1)[:, None])] = -np.inf
         ids = cand_ids[safe]
         order = np.lexsort((ids, -scores), axis=1)[:, :kk]
         top = np.take_along_axis(scores, order, axis=1)
