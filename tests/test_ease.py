@@ -72,8 +72,8 @@ def test_ease_is_skipped_with_the_reason_above_its_catalogue_limit():
     cat = Catalogue(np.arange(50), None, np.ones(50), 10)
     for params, reason in ((EvaluationParams(ease_max_items=49), "ease_max_items is 49"),
                            (EvaluationParams(ease_max_items=0), "ease_max_items is 0")):
-        per_user, info = ease_per_user(None, None, None, cat, params)
+        per_user, info = ease_per_user(None, None, cat, params)
         assert per_user is None and reason in info["ease/skipped"]
         assert "50 items" in info["ease/skipped"]
-    per_user, info = ease_per_user(None, None, None, cat, EvaluationParams())
+    per_user, info = ease_per_user(None, None, cat, EvaluationParams())
     assert per_user is None and info == {"ease/skipped": "no validation part to choose lambda on"}

@@ -115,11 +115,11 @@ def fit_als(fit: DataFrame, confidence: ConfidenceParams, als: ALSParams,
 
 
 def score_als(factors, fit: DataFrame, held: DataFrame, cat: Catalogue, k: int,
-              item_matrix: np.ndarray | None = None) -> DataFrame:
+              item_matrix: np.ndarray | None = None, lists: DataFrame | None = None) -> DataFrame:
     users = factors.user_factors.withColumnRenamed("idx", "user_idx")
     if item_matrix is None:
         item_matrix = factors_on_catalogue(cat, factors.item_factors)
-    return score_users(users, fit, held, cat, DotScorer(item_matrix), k)
+    return score_users(users, fit, held, cat, DotScorer(item_matrix), k, lists)
 
 
 def _segments(n_train: pd.Series) -> pd.Series:
@@ -175,12 +175,12 @@ class EvaluationParams:
         "(an items x items float32 inverse, one per lambda tried on validation); 0 = never.")
 
 
-def ease_per_user(select: tuple[DataFrame, DataFrame] | None,
-                  fit_s: DataFrame, held_s: DataFrame, cat: Catalogue,
-                  params: EvaluationParams) -> tuple[pd.DataFrame | None, dict]:
+def ease_per_user(select: tuple[DataFrame, DataFrame] | None, scored: DataFrame,
+                  cat: Catalogue, params: EvaluationParams) -> tuple[pd.DataFrame | None, dict]:
     """EASE's per-user test metrics, its lambda chosen on validation (fitted on train, scored
-    on a sample of validation users by the selection metric), then refitted on `fit`; or None
-    and the reason it was skipped."""
+    on a sample of validation users by the selection metric), then refitted on `fit` and
+    scored on `scored` (user_lists of the scored users); or None and the reason it was
+    skipped."""
     n = cat.item_ids.size
     if params.ease_max_items <= 0 or n > params.ease_max_items:
         return None, {"ease/skipped": f"the catalogue has {n} items; ease_max_items is "
@@ -204,8 +204,7 @@ def ease_per_user(select: tuple[DataFrame, DataFrame] | None,
     lam, seen = choose_lambda(validation_score)
     g = None  # noqa: F841 (the train Gram matrix is not needed for the refit: free it first)
     weights = ease_weights(gram_of(pd.concat(pairs, ignore_index=True), cat.item_ids), lam)
-    per_user = score_local(user_lists(fit_s, held_s).toPandas(), cat, EaseScorer(weights),
-                           params.k)
+    per_user = score_local(scored.toPandas(), cat, EaseScorer(weights), params.k)
     tried = ", ".join(f"{v:g}: {seen[v]:.4f}" for v in sorted(seen))
     return per_user, {"ease/lambda": lam, "ease/lambdas_tried": len(seen),
                       f"ease/validation {SELECTION_METRIC}@{SELECTION_K} by lambda": tried}
@@ -237,14 +236,14 @@ def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als:
                                knn_max_items_per_user, seed), cat.item_ids))
     seconds["item_knn_neighbours"], clock = time.perf_counter() - clock, time.perf_counter()
     scored = sample_users(held, max_users, seed)
-    # Every model scores the same users: their plays are restricted once, then reused.
-    fit_s, held_s = restrict(fit, scored).persist(), restrict(held, scored).persist()
-    ones = fit_s.select("user_idx").distinct().withColumn(
-        "features", F.array(F.lit(1.0).cast("float")))
+    # Every model scores the same users: their plays are restricted and listed once.
+    fit_s, held_s = restrict(fit, scored), restrict(held, scored)
+    lists = user_lists(fit_s, held_s).persist()
+    ones = lists.select("user_idx").withColumn("features", F.array(F.lit(1.0).cast("float")))
     per_user_frames = {
-        "als": score_als(factors, fit_s, held_s, cat, k, item_matrix),
-        "popularity": score_users(ones, fit_s, held_s, cat, DotScorer(pop_vec), k),
-        "item_knn": score_users(ones, fit_s, held_s, cat, knn, k),
+        "als": score_als(factors, fit_s, held_s, cat, k, item_matrix, lists),
+        "popularity": score_users(ones, fit_s, held_s, cat, DotScorer(pop_vec), k, lists),
+        "item_knn": score_users(ones, fit_s, held_s, cat, knn, k, lists),
     }
     rows, per_user = [], []
     for name, df in per_user_frames.items():
@@ -252,7 +251,7 @@ def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als:
         pdf.insert(0, "model", name)
         per_user.append(pdf)
         seconds[f"score_{name}"], clock = time.perf_counter() - clock, time.perf_counter()
-    ease, ease_info = ease_per_user(select, fit_s, held_s, cat, params)
+    ease, ease_info = ease_per_user(select, lists, cat, params)
     if ease is not None:
         ease.insert(0, "model", "ease")
         per_user.append(ease)
@@ -298,7 +297,7 @@ def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als:
         **{f"seconds/{part}": float(v) for part, v in seconds.items()},
         **ease_info,
     }
-    for df in (fit, held, scored, knn_users, fit_s, held_s):
+    for df in (fit, held, scored, knn_users, lists):
         if df is not None:
             df.unpersist()
     return EvaluationResult(table, per_user.drop(columns=["recs"]), counts, cat.item_ids,

@@ -24,7 +24,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..ids import positions
-from ..serving.topk import batch_size, best_positions
+from ..serving.topk import QUERY_BATCH, Candidates, batch_size, best_positions
 from .metrics import RANKING_METRICS, ranking_metrics_at_k
 
 PER_USER_COLUMNS = (*RANKING_METRICS, "auc", "ild", "novelty")
@@ -54,7 +54,20 @@ class DotScorer:
         return True
 
     def scores(self, features: np.ndarray, train_pos: list[np.ndarray]) -> np.ndarray:
-        return features @ self.item_matrix.T
+        out = scratch(features.shape[0], self.item_matrix.shape[0])
+        return np.matmul(features, self.item_matrix.T, out=out)
+
+
+_SCRATCH: list[np.ndarray] = []
+
+
+def scratch(rows: int, cols: int) -> np.ndarray:
+    """A (rows, cols) float32 array reused from one score block to the next in this process
+    (a fresh catalogue-wide block costs a page fault per 4 KiB page, as much as the product
+    that fills it); valid until the next call."""
+    if not _SCRATCH or _SCRATCH[0].size < rows * cols:
+        _SCRATCH[:] = [np.empty(rows * cols, dtype=np.float32)]
+    return _SCRATCH[0][:rows * cols].reshape(rows, cols)
 
 
 class KnnScorer:
@@ -75,7 +88,7 @@ class KnnScorer:
         cols = np.concatenate(train_pos) if train_pos else np.zeros(0, dtype=np.int64)
         x = sparse.csr_matrix((np.ones(cols.size, dtype=np.float32), (rows, cols)),
                               shape=(len(train_pos), n))
-        return np.asarray((x @ self.similarity).todense(), dtype=np.float32)
+        return (x @ self.similarity).toarray(out=scratch(len(train_pos), n))
 
 
 def auc(scores: np.ndarray, positives: np.ndarray, excluded: np.ndarray | None = None) -> float:
@@ -180,13 +193,14 @@ def score_local(lists: pd.DataFrame, cat: Catalogue, scorer, k: int) -> pd.DataF
 
 
 def score_users(users: DataFrame, train: DataFrame, test: DataFrame, cat: Catalogue, scorer,
-                k: int) -> DataFrame:
+                k: int, lists: DataFrame | None = None) -> DataFrame:
     """Per-user metrics for every user with held-out items.
 
     users: (user_idx, features) for dot scorers, or just (user_idx) for kNN. A test user
-    without a vector (e.g. no factors) is scored with zeros, not dropped.
+    without a vector (e.g. no factors) is scored with zeros, not dropped. `lists`: user_lists
+    of (train, test) when the caller made them already (to score several models).
     """
-    joined = user_lists(train, test)
+    joined = user_lists(train, test) if lists is None else lists
     if scorer.needs_features():
         joined = joined.join(users.select("user_idx", "features"), "user_idx", "left")
     else:
@@ -212,18 +226,16 @@ def score_users(users: DataFrame, train: DataFrame, test: DataFrame, cat: Catalo
 class LocalRanker:
     """One ranking metric@k of any model's vectors for a fixed set of users, computed in this
     process: tuning's validation score at each checkpoint of each trial. `lists` is
-    user_lists collected (one row per user with held-out items); the training positions are
-    found once. The same top-k and metric definitions as score_batch, without its AUC,
-    diversity and novelty."""
+    user_lists collected (one row per user with held-out items). The same top-k (by
+    topk.Candidates: no whole score row kept) and metric definitions as score_batch,
+    without its AUC, diversity and novelty."""
 
     def __init__(self, lists: pd.DataFrame, cat: Catalogue, k: int, metric: str):
         lists = lists.sort_values("user_idx")
         self.cat, self.k, self.metric = cat, min(k, cat.item_ids.size), metric
         self.user_ids = lists["user_idx"].to_numpy(dtype=np.int64)
-        self.train_pos = []
-        for tr in lists["train"]:
-            pos, ok = cat.positions(tr if tr is not None else [])
-            self.train_pos.append(pos[ok])
+        self.train = [np.asarray(tr if tr is not None else [], dtype=np.int64)
+                      for tr in lists["train"]]
         self.relevant = [np.asarray(t, dtype=np.int64) for t in lists["test"]]
 
     def __call__(self, user_ids: np.ndarray, user_matrix: np.ndarray,
@@ -234,16 +246,14 @@ class LocalRanker:
         rows = np.zeros((self.user_ids.size, item_matrix.shape[1]), dtype=np.float32)
         pos, ok = positions(user_ids, self.user_ids)
         rows[ok] = user_matrix[pos[ok]]
-        items = np.ascontiguousarray(item_matrix, dtype=np.float32)
         out = np.empty(self.user_ids.size, dtype=np.float64)
-        step = batch_size(self.cat.item_ids.size, BATCH)
-        for start in range(0, self.user_ids.size, step):
-            scores = rows[start:start + step] @ items.T
-            for r, train in enumerate(self.train_pos[start:start + step]):
-                scores[r, train] = -np.inf
-            best, best_scores = best_positions(scores, self.cat.item_ids, self.k)
-            for r in range(scores.shape[0]):
-                recs = self.cat.item_ids[best[r][np.isfinite(best_scores[r])]]
-                out[start + r] = ranking_metrics_at_k(recs, self.relevant[start + r],
-                                                      self.k)[self.metric]
+        items = Candidates(self.cat.item_ids, item_matrix)
+        for start in range(0, self.user_ids.size, QUERY_BATCH):
+            end = min(start + QUERY_BATCH, self.user_ids.size)
+            batch = np.arange(start, end)  # the users' positions in the lists: their rows
+            q, _, recs, _ = items.top_k_rows(batch, rows[start:end], self.k,
+                                             self.train[start:end])
+            cuts = np.searchsorted(q, batch[1:])  # rows come per query, in query order
+            for r, user_recs in zip(batch, np.split(recs, cuts)):
+                out[r] = ranking_metrics_at_k(user_recs, self.relevant[r], self.k)[self.metric]
         return out
