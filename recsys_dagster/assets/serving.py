@@ -73,19 +73,15 @@ def user_recommendations(context: dg.AssetExecutionContext, config: Recommendati
     played = interactions.select("user_idx", "item_idx")
     users = users_with_fold_in(als_model, interactions).persist()
     params = config.params()
-    result = recommend_for_users(users.select("idx", "features"), als_model["item_factors"],
-                                 config.top_n, seen=played if config.exclude_played else None,
+    # Raw ids and the folded-in flag ride along with each user's vector through the scoring,
+    # so the 20-rows-a-user result is never joined with the users again.
+    queries = users.join(user_index.select("idx", F.col("id").alias("user_id")), "idx")
+    result = recommend_for_users(queries.select("idx", "features", "user_id", "folded_in"),
+                                 als_model["item_factors"], config.top_n,
+                                 seen=played if config.exclude_played else None,
                                  params=params.top_k)
-    recs = result.table
-    # Users folded in are the day's newcomers, few next to the model's: a broadcast, not a
-    # shuffle of every recommendation.
-    folded = users.where(F.col("folded_in")).select(F.col("idx").alias("user_idx"),
-                                                     F.lit(True).alias("_folded"))
-    table = (recs.join(_ids(user_index, "user_idx", "user_id"), "user_idx")
-             .join(F.broadcast(_ids(item_index, "item_idx", "item_id")), "item_idx")
-             .join(F.broadcast(folded), "user_idx", "left")
-             .select("user_id", "rank", "item_id", "score",
-                     F.coalesce("_folded", F.lit(False)).alias("folded_in"), "user_idx",
+    table = (result.table.join(F.broadcast(_ids(item_index, "item_idx", "item_id")), "item_idx")
+             .select("user_id", "rank", "item_id", "score", "folded_in", "user_idx",
                      "item_idx")).persist()
     stats = table.groupBy("user_idx").agg(F.count("*").alias("n"), F.max("rank").alias("r"))
     with Heartbeat(context.log.info, "user_recommendations", interactions.sparkSession):
