@@ -41,27 +41,46 @@ def run_warehouse():
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def tree_rss(root_pid: int) -> int:
-    """Resident bytes of a process and all its descendants (from /proc)."""
+def tree_processes(root_pid: int) -> list[tuple[int, str, int]]:
+    """(pid, name, resident bytes) of a process and all its descendants (from /proc).
+
+    A child that shares its parent's memory (the moment between a vfork-style spawn and its
+    exec: the JVM starts `chmod` and the like that way, and for that moment /proc shows
+    the child with its parent's whole resident set) is left out, or a 7 GiB JVM would count
+    twice; it is recognised by the same virtual size and resident pages as its parent."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
+    stat: dict[int, tuple[str, int, int, int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
+                head, tail = fh.read().rsplit(")", 1)
         except OSError:
             continue
+        fields = tail.split()
         pid = int(entry)
-        children.setdefault(int(fields[1]), []).append(pid)  # fields[1]: ppid
-        rss[pid] = int(fields[21]) * PAGE  # fields[21]: rss in pages
-    total, todo = 0, [root_pid]
+        # fields[1]: ppid; [20]: vsize in bytes; [21]: rss in pages
+        stat[pid] = (head.split("(", 1)[1], int(fields[1]), int(fields[20]),
+                     int(fields[21]) * PAGE)
+        children.setdefault(int(fields[1]), []).append(pid)
+    out, todo = [], [root_pid]
     while todo:
         pid = todo.pop()
-        total += rss.get(pid, 0)
         todo.extend(children.get(pid, []))
-    return total
+        if pid not in stat:
+            continue
+        name, ppid, vsize, rss = stat[pid]
+        parent = stat.get(ppid)
+        if pid != root_pid and parent is not None and parent[2:] == (vsize, rss):
+            continue  # shares its parent's memory: counted once, with the parent
+        out.append((pid, name, rss))
+    return out
+
+
+def tree_rss(root_pid: int) -> int:
+    """Resident bytes of a process and all its descendants (tree_processes)."""
+    return sum(rss for _, _, rss in tree_processes(root_pid))
 
 
 def lastfm_interactions(spark, folder: str = DEFAULT_LASTFM):

@@ -31,7 +31,7 @@ import threading
 import time
 
 import yaml
-from _common import tree_rss
+from _common import tree_processes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USERS_PER_MILLION = 50_000
@@ -57,17 +57,28 @@ def volume_config(millions: float) -> dict:
     }}
 
 
+PEAKS: dict[str, str] = {}  # log path -> what made up the peak sample, by process
+
+
 def sampled(cmd: list[str], env: dict, log_path: str):
     """Run cmd, sampling its process tree's resident memory every 0.2 s; return (exit code,
-    samples, wall seconds). Its output goes to log_path."""
+    samples, wall seconds). Its output goes to log_path; what the peak sample was made of
+    goes to PEAKS[log_path]."""
     t0 = time.time()
     log = open(log_path, "w")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     samples: list[tuple[float, int]] = []
 
     def sample():
+        peak = 0
         while proc.poll() is None:
-            samples.append((time.time(), tree_rss(proc.pid)))
+            procs = tree_processes(proc.pid)
+            total = sum(rss for _, _, rss in procs)
+            samples.append((time.time(), total))
+            if total > peak:
+                peak = total
+                PEAKS[log_path] = ", ".join(f"{name} {rss / 2**30:.2f}" for _, name, rss in
+                                            sorted(procs, key=lambda p: -p[2]) if rss > 2**26)
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -215,7 +226,8 @@ def main() -> None:
         sizes = count_rows(workdir)
         results[m] = (wall, per_step, sizes, max(r for _, r in samples))
         print(f"\n== {m:g} M rows: {sizes} | whole run {wall:.0f} s, peak RSS "
-              f"{results[m][3] / 2**30:.2f} GiB", flush=True)
+              f"{results[m][3] / 2**30:.2f} GiB ({PEAKS.get(os.path.join(workdir, 'run.log'))})",
+              flush=True)
         print(f"{'step':40s} {'seconds':>8s} {'peak GiB':>9s}")
         for key, secs, peak in per_step:
             if secs >= 0.5:
