@@ -24,7 +24,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..ids import positions
-from ..serving.topk import QUERY_BATCH, Candidates, batch_size, best_positions
+from ..serving.topk import QUERY_BATCH, Candidates, batch_size, best_positions, scratch
 from .metrics import RANKING_METRICS, ranking_metrics_at_k
 
 PER_USER_COLUMNS = (*RANKING_METRICS, "auc", "ild", "novelty")
@@ -57,17 +57,6 @@ class DotScorer:
         out = scratch(features.shape[0], self.item_matrix.shape[0])
         return np.matmul(features, self.item_matrix.T, out=out)
 
-
-_SCRATCH: list[np.ndarray] = []
-
-
-def scratch(rows: int, cols: int) -> np.ndarray:
-    """A (rows, cols) float32 array reused from one score block to the next in this process
-    (a fresh catalogue-wide block costs a page fault per 4 KiB page, as much as the product
-    that fills it); valid until the next call."""
-    if not _SCRATCH or _SCRATCH[0].size < rows * cols:
-        _SCRATCH[:] = [np.empty(rows * cols, dtype=np.float32)]
-    return _SCRATCH[0][:rows * cols].reshape(rows, cols)
 
 
 class KnnScorer:

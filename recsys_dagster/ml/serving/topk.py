@@ -41,6 +41,18 @@ def normalize_rows(mat: np.ndarray) -> np.ndarray:
     return np.divide(mat, norms, out=np.zeros_like(mat), where=norms > 0)
 
 
+_SCRATCH: list[np.ndarray] = []
+
+
+def scratch(rows: int, cols: int) -> np.ndarray:
+    """A (rows, cols) float32 array reused from one score block to the next in this process
+    (a fresh catalogue-wide block costs a page fault per 4 KiB page, as much as the product
+    that fills it); valid until the next call."""
+    if not _SCRATCH or _SCRATCH[0].size < rows * cols:
+        _SCRATCH[:] = [np.empty(rows * cols, dtype=np.float32)]
+    return _SCRATCH[0][:rows * cols].reshape(rows, cols)
+
+
 class Selection:
     """The k best columns of each of a batch of score rows seen a tile at a time, best first,
     ties broken by the smaller candidate id. Masked entries (-inf, NaN, and the positions
@@ -254,7 +266,7 @@ class Candidates:
         q_norms = np.sqrt(np.square(queries, dtype=np.float64).sum(axis=1))
         selection = Selection(query_ids.size, kk, self.ids)
         widest = int(np.diff(self.tiles).max())
-        buffer = np.empty((query_ids.size, widest), dtype=np.float32)
+        buffer = scratch(query_ids.size, widest)
         everyone = np.arange(query_ids.size)
         for t, (lo, hi) in enumerate(zip(self.tiles[:-1], self.tiles[1:])):
             rows = np.flatnonzero(selection.pending(q_norms * self.bounds[t]))
