@@ -44,12 +44,13 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 def tree_processes(root_pid: int) -> list[tuple[int, str, int]]:
     """(pid, name, resident bytes) of a process and all its descendants (from /proc).
 
-    A child that shares its parent's memory (the moment between a vfork-style spawn and its
-    exec: the JVM starts `chmod` and the like that way, and for that moment /proc shows
-    the child with its parent's whole resident set) is left out, or a 7 GiB JVM would count
-    twice; it is recognised by the same virtual size and resident pages as its parent."""
+    A child that has not yet exec'd (the same executable as its parent) and shows at least
+    90% of its parent's resident set is left out: the JVM starts `chmod` and the like by a
+    vfork-style spawn, and until the exec /proc shows the child (named after the spawning
+    thread) with the parent's whole resident set, so a 5 GiB JVM would count twice. A
+    forked Python worker starts small next to its daemon and is counted once it grows."""
     children: dict[int, list[int]] = {}
-    stat: dict[int, tuple[str, int, int, int]] = {}
+    stat: dict[int, tuple[str, int, int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -60,20 +61,27 @@ def tree_processes(root_pid: int) -> list[tuple[int, str, int]]:
             continue
         fields = tail.split()
         pid = int(entry)
-        # fields[1]: ppid; [20]: vsize in bytes; [21]: rss in pages
-        stat[pid] = (head.split("(", 1)[1], int(fields[1]), int(fields[20]),
-                     int(fields[21]) * PAGE)
+        # fields[1]: ppid; [21]: rss in pages
+        stat[pid] = (head.split("(", 1)[1], int(fields[1]), int(fields[21]) * PAGE)
         children.setdefault(int(fields[1]), []).append(pid)
+
+    def exe(pid: int) -> str | None:
+        try:
+            return os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            return None
+
     out, todo = [], [root_pid]
     while todo:
         pid = todo.pop()
         todo.extend(children.get(pid, []))
         if pid not in stat:
             continue
-        name, ppid, vsize, rss = stat[pid]
+        name, ppid, rss = stat[pid]
         parent = stat.get(ppid)
-        if pid != root_pid and parent is not None and parent[2:] == (vsize, rss):
-            continue  # shares its parent's memory: counted once, with the parent
+        if (pid != root_pid and parent is not None and rss >= 0.9 * parent[2] > 0
+                and exe(pid) == exe(ppid)):
+            continue  # shares its parent's memory until its exec: counted with the parent
         out.append((pid, name, rss))
     return out
 
