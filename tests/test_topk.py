@@ -266,3 +266,15 @@ def test_long_vectors_first_let_most_of_the_catalogue_go_unscored_and_the_top_k_
     assert full.scored == n * 300
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_nan_score_is_never_chosen_and_hides_no_other():
+    from recsys_dagster.ml.serving.topk import best_positions
+
+    scores = np.full((2, 100), -1.0, dtype=np.float32)
+    scores[:, 40] = np.nan  # in the same 32-wide chunk as the best value, before and after it
+    scores[0, 45], scores[1, 33] = 5.0, 5.0
+    scores[:, 70] = np.nan
+    pos, top = best_positions(scores, np.arange(100), 3)
+    assert pos[:, 0].tolist() == [45, 33] and (top[:, 0] == 5.0).all()
+    assert np.isfinite(top).all() and not np.isin(pos, [40, 70]).any()

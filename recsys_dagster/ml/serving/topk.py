@@ -97,8 +97,9 @@ def best_positions(scores: np.ndarray, cand_ids: np.ndarray, k: int):
     return selection.result()
 
 
-@numba.njit(cache=True, fastmath={"nnan", "nsz"})
-def _chunk_max(row, j):  # pragma: no cover (compiled): vectorised, masked entries are -inf
+@numba.njit(cache=True)
+def _chunk_max(row, j):  # pragma: no cover (compiled): masked entries are -inf; no fastmath,
+    # which would let a NaN hide a larger value of its chunk
     m = row[j]
     for q in range(j + 1, j + CHUNK):
         m = max(m, row[q])
