@@ -24,6 +24,9 @@ def test_top_k_rows_orders_masks_and_breaks_ties():
     q, r, c, s = top_k_rows(np.array([3]), np.array([[1.0]], dtype=np.float32), cand_ids, cands,
                             k=10, excludes=[[5, 7, 9]], exclude_self=True)
     assert c.size == 0  # everything masked: nothing returned, never a masked item
+    q, r, c, s = top_k_rows(np.array([0, 1]), np.ones((2, 1), dtype=np.float32),
+                            np.zeros(0, np.int64), np.zeros((0, 1), np.float32), k=3)
+    assert q.size == c.size == 0  # no candidates at all
 
 
 def factors(spark, rows):

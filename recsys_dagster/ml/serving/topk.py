@@ -226,7 +226,8 @@ class Candidates:
     def __init__(self, cand_ids: np.ndarray, cands: np.ndarray, block: int = SCORE_BLOCK):
         self.ids_sorted = np.ascontiguousarray(cand_ids, dtype=np.int64)
         n = self.ids_sorted.size
-        mat = np.ascontiguousarray(cands, dtype=np.float32).reshape(n, -1)
+        mat = np.ascontiguousarray(cands, dtype=np.float32)
+        mat = mat.reshape(n, mat.shape[-1] if mat.ndim == 2 else (mat.size // n if n else 0))
         norms = np.sqrt(np.square(mat, dtype=np.float64).sum(axis=1))
         order = np.lexsort((np.arange(n), -norms))  # longest first, then the caller's order
         self.ids, self.mat = self.ids_sorted[order], np.ascontiguousarray(mat[order])
