@@ -58,7 +58,6 @@ class DotScorer:
         return np.matmul(features, self.item_matrix.T, out=out)
 
 
-
 class KnnScorer:
     """Item-based kNN: score(u, i) = sum of cosine(i, j) over the user's training items j."""
 
