@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import setting
-from .topk import exclusions
+from .topk import exclusions, no_rows
 
 METHODS = ("exact", "approximate")
 
@@ -116,8 +116,7 @@ class AnnIndex:
         n = cand_ids.size
         kk = min(k, n)
         if kk == 0 or query_ids.size == 0:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, empty, np.zeros(0, dtype=np.float32)
+            return no_rows()
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         self._live()  # the vectors, for the exact scores below
         lengths = (np.array([0 if e is None else len(e) for e in excludes], dtype=np.int64)

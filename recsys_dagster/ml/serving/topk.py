@@ -182,6 +182,12 @@ def _sort(pos, top, cand_ids):  # pragma: no cover (compiled)
             pos[r, u + 1] = p
 
 
+def no_rows() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The empty (query, rank, candidate, score) arrays."""
+    empty = np.zeros(0, dtype=np.int64)
+    return empty, empty, empty, np.zeros(0, dtype=np.float32)
+
+
 def exclusions(cand_ids: np.ndarray, query_ids: np.ndarray, excludes=None,
                exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(ptr, positions): the candidate positions query r must never get, in
@@ -260,8 +266,7 @@ class Candidates:
         n = self.size
         kk = min(k, n)
         if kk == 0 or query_ids.size == 0:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, empty, np.zeros(0, dtype=np.float32)
+            return no_rows()
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         ex_ptr, ex_pos = exclusions(self.ids_sorted, query_ids, excludes, exclude_self)
         ex_pos = self.inverse[ex_pos]
