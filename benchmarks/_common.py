@@ -44,11 +44,11 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 def tree_processes(root_pid: int) -> list[tuple[int, str, int]]:
     """(pid, name, resident bytes) of a process and all its descendants (from /proc).
 
-    A child that has not yet exec'd (the same executable as its parent) and shows at least
-    90% of its parent's resident set is left out: the JVM starts `chmod` and the like by a
-    vfork-style spawn, and until the exec /proc shows the child (named after the spawning
-    thread) with the parent's whole resident set, so a 5 GiB JVM would count twice. A
-    forked Python worker starts small next to its daemon and is counted once it grows."""
+    A child whose resident set is its parent's, within 10%, is left out: the JVM starts
+    `chmod` and the like by a vfork-style spawn, and until the exec /proc shows the child
+    (named after the spawning thread) with the parent's whole resident set, so a 5 GiB JVM
+    would count twice; a forked Python worker is, at first, its small daemon's pages. (The
+    child's executable is no test: it can exec between two reads of /proc.)"""
     children: dict[int, list[int]] = {}
     stat: dict[int, tuple[str, int, int]] = {}
     for entry in os.listdir("/proc"):
@@ -64,13 +64,6 @@ def tree_processes(root_pid: int) -> list[tuple[int, str, int]]:
         # fields[1]: ppid; [21]: rss in pages
         stat[pid] = (head.split("(", 1)[1], int(fields[1]), int(fields[21]) * PAGE)
         children.setdefault(int(fields[1]), []).append(pid)
-
-    def exe(pid: int) -> str | None:
-        try:
-            return os.readlink(f"/proc/{pid}/exe")
-        except OSError:
-            return None
-
     out, todo = [], [root_pid]
     while todo:
         pid = todo.pop()
@@ -79,9 +72,8 @@ def tree_processes(root_pid: int) -> list[tuple[int, str, int]]:
             continue
         name, ppid, rss = stat[pid]
         parent = stat.get(ppid)
-        if (pid != root_pid and parent is not None and rss >= 0.9 * parent[2] > 0
-                and exe(pid) == exe(ppid)):
-            continue  # shares its parent's memory until its exec: counted with the parent
+        if pid != root_pid and parent is not None and 0.9 * parent[2] <= rss <= 1.1 * parent[2]:
+            continue  # its parent's memory, seen through the child: counted with the parent
         out.append((pid, name, rss))
     return out
 
