@@ -5,6 +5,7 @@ import pickle
 
 import numpy as np
 import pytest
+from pyspark.sql import functions as F
 
 from recsys_dagster.assets.helpers import recall_check
 from recsys_dagster.ml.evaluation.baselines import popularity_recommendations
@@ -43,6 +44,11 @@ def test_recommendations_exclude_seen_items(spark):
     assert got == [(0, 1, 11), (0, 2, 13), (1, 1, 13), (1, 2, 11)]
     plan = recs._jdf.queryExecution().executedPlan().toString()
     assert "CartesianProduct" not in plan and "BroadcastNestedLoopJoin" not in plan
+    # Other query columns ride along onto each of the query's rows.
+    named = users.withColumn("user_id", F.concat(F.lit("u"), F.col("idx").cast("string")))
+    carried = recommend_for_users(named, items, 2, seen=seen).table.collect()
+    assert sorted((r.user_id, r.rank, r.item_idx) for r in carried) == [
+        (f"u{u}", rank, i) for u, rank, i in got]
 
 
 def test_similar_items_cosine_without_self(spark):
