@@ -1,5 +1,7 @@
 """Our ALS engines: the row kernels, and whole fits compared with Spark MLlib."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -348,3 +350,30 @@ def test_the_regularisation_exponent_scales_lambda_by_a_power_of_the_count(spark
     assert half != plain and half != fit()
     with pytest.raises(ValueError, match="reg_exponent"):
         ALSParams(engine="mllib", reg_exponent=0.5).validate()
+
+
+@pytest.mark.parametrize("solver,blocks", [("cg", 1), ("exact", 1), ("cg", 3)])
+def test_the_local_engine_is_the_broadcast_fit_in_the_driver(spark, solver, blocks):
+    """Same seeded start, same row solver, Gram matrices summed block by block in the same
+    order: with one block per side the factors are the same bits; with three, within the
+    rounding of summing the blocks' Gram partials in another order."""
+    conf = small_confidence(spark)
+    params = ALSParams(rank=6, max_iter=4, reg_param=0.05, solver=solver, reg_exponent=0.7,
+                       num_user_blocks=blocks, num_item_blocks=blocks)
+    local = train_als(conf, replace(params, engine="local"))
+    remote = train_als(conf, params)
+    for side, n in (("user_factors", 120), ("item_factors", 80)):
+        a, b = (dense(getattr(f, side), n) for f in (local, remote))
+        assert np.abs(a).sum() > 0
+        if blocks == 1:
+            np.testing.assert_array_equal(a, b)
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+    assert local.timings["iterations"] == 4
+
+
+def test_the_local_engine_refuses_negative_ids(spark):
+    conf = spark.createDataFrame([(0, 1, 2.0), (1, -2, 3.0)],
+                                 "user_idx int, item_idx int, confidence double")
+    with pytest.raises(ValueError, match="non-negative item_idx"):
+        train_als(conf, ALSParams(rank=2, max_iter=1, engine="local"))

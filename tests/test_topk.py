@@ -287,3 +287,18 @@ def test_a_nan_score_is_never_chosen_and_hides_no_other():
     pos, top = best_positions(scores, np.arange(100), 3)
     assert pos[:, 0].tolist() == [45, 33] and (top[:, 0] == 5.0).all()
     assert np.isfinite(top).all() and not np.isin(pos, [40, 70]).any()
+
+
+def test_each_thread_scores_into_its_own_scratch_buffer():
+    """Tuning scores two trials at once in threads; a buffer shared by the process let one
+    trial's scores overwrite the other's, and trial 0 scored below its own settings."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from recsys_dagster.ml.serving.topk import scratch
+
+    mine = scratch(3, 4)
+    mine[:] = 1.0
+    with ThreadPoolExecutor(1) as pool:
+        theirs = pool.submit(lambda: scratch(3, 4).fill(2.0) or scratch(3, 4).copy()).result()
+    assert (theirs == 2.0).all() and (mine == 1.0).all()
+    assert (scratch(3, 4) == 1.0).all()  # this thread's buffer, reused

@@ -162,6 +162,17 @@ def test_pruning_stops_a_trial_below_the_median_and_early_stopping_a_falling_one
     assert check.best_iter == 10 and check.best == pytest.approx(0.65)
 
 
+def test_trials_fit_in_the_driver_only_on_small_data():
+    from recsys_dagster.ml.als import ALSParams
+    from recsys_dagster.ml.evaluation.tuning import LOCAL_MAX_RATINGS
+
+    auto = TuningParams()
+    assert auto.trial_engine(LOCAL_MAX_RATINGS) == "local"
+    assert auto.trial_engine(LOCAL_MAX_RATINGS + 1) == ALSParams().engine
+    chosen = TuningParams(engine="half_gridify")
+    assert chosen.trial_engine(10) == chosen.trial_engine(10 ** 9) == "half_gridify"
+
+
 def test_a_false_from_after_iteration_ends_the_fit_there(spark):
     from recsys_dagster.ml.als import ALSParams, train_als
 
@@ -210,6 +221,7 @@ def test_a_tpe_study_is_stored_and_continued_by_the_next_run(spark, tmp_path):
     best = first.best
     assert best["metric"] == "ndcg@50" and best["trial"]["rank"] in (2, 4, 8)
     assert best["adopted"] is (best["trial_number"] != 0)
+    assert best["engine"] == "local"  # auto: a small training split is fitted in the driver
     second = tune(train, validation, params, current, study_path=path)
     assert second.best["study"] == best["study"] and len(second.study.trials) == 6
     assert set(second.trials.study_trial) == set(range(3, 6))

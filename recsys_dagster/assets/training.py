@@ -18,7 +18,7 @@ from .helpers import KINDS, OWNERS, column_schema, png_markdown, tuned_params
 from .publishing import served_model
 
 
-@dg.asset(group_name="training", kinds=KINDS, owners=OWNERS, code_version="4")
+@dg.asset(group_name="training", kinds=KINDS, owners=OWNERS, code_version="5")
 def als_tuning(context: dg.AssetExecutionContext, config: TuningConfig,
                evaluation_split: TableSet, spark: SparkResource, warehouse: Warehouse):
     """Search for ALS and confidence settings with Optuna, scored on the validation split
@@ -66,6 +66,7 @@ def als_tuning(context: dg.AssetExecutionContext, config: TuningConfig,
             "search": params.search, "trials": len(trials),
             "pruned": int((trials.state == "pruned").sum()),
             "study": best["study"], "study_trials": len(study.trials),
+            "trial_engine": best["engine"],
             "trial_0": f"the current settings: {source}",
             "adopted": best["adopted"], "decision": best["reason"],
             "current_score": best["current_score"],

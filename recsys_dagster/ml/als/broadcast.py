@@ -64,6 +64,12 @@ def solve_blocks(blocks: DataFrame, other: np.ndarray, other_gram: np.ndarray, r
     return blocks.mapInPandas(solve, BLOCK_SCHEMA).localCheckpoint(eager=False)
 
 
+def factor_table(spark, ids: np.ndarray, dense: np.ndarray) -> DataFrame:
+    """The (idx, features) table of the rows `ids` of a driver-side factor matrix."""
+    return spark.createDataFrame(
+        pd.DataFrame({"idx": ids.astype(np.int32), "features": list(dense[ids])}), _ROWS)
+
+
 class BroadcastEngine:
     def __init__(self, params: ALSParams, solver: RowSolver):
         self.params, self.solver = params, solver
@@ -87,13 +93,8 @@ class BroadcastEngine:
 
     def factors(self, users: Side, items: Side) -> tuple[DataFrame, DataFrame]:
         spark = users.frame.sparkSession
-
-        def frame(side: Side) -> DataFrame:
-            ids, mat = side.state.ids, side.state.dense
-            return spark.createDataFrame(
-                pd.DataFrame({"idx": ids.astype(np.int32), "features": list(mat[ids])}), _ROWS)
-
-        return frame(users), frame(items)
+        return tuple(factor_table(spark, side.state.ids, side.state.dense)
+                     for side in (users, items))
 
     def close(self, users: Side, items: Side) -> None:
         for side in (users, items):  # the returned tables are made from the driver's copy

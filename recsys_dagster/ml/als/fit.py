@@ -23,11 +23,12 @@ from .checkpoints import drop
 from .full_gridify import FullGridifyEngine
 from .half_gridify import HalfGridifyEngine
 from .kernels import row_solver
+from .local import LocalEngine
 from .mllib import train_mllib
 from .params import ALSParams, Factors, Side
 
 ENGINES = {"broadcast": BroadcastEngine, "half_gridify": HalfGridifyEngine,
-           "full_gridify": FullGridifyEngine}
+           "full_gridify": FullGridifyEngine, "local": LocalEngine}
 
 
 def train_als(confidence: DataFrame, params: ALSParams, n_ratings: int | None = None,

@@ -98,7 +98,7 @@ def aligned(a: np.ndarray, dtype) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, nogil=True)  # nogil: tuning's trials run in threads
 def _cg_rows(y, yty, indptr, indices, conf, lam, x0, steps, out, scratch):  # pragma: no cover
     rank = y.shape[1]  # scratch: 4 aligned rows (x, r, p, ap) of at least rank floats
     x = scratch[0, :rank]

@@ -10,7 +10,7 @@ from .. import setting
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-Engine = Literal["broadcast", "half_gridify", "full_gridify", "mllib"]
+Engine = Literal["broadcast", "half_gridify", "full_gridify", "mllib", "local"]
 Solver = Literal["exact", "cg"]
 ENGINES = Engine.__args__
 SOLVERS = Solver.__args__
@@ -27,7 +27,8 @@ class ALSParams:
         "every factor sent to every task, the default and fastest where factors fit an "
         "executor; half_gridify: each block gets only the factors it needs; full_gridify: "
         "partial normal equations per grid block, exact solver only), or Spark MLlib's "
-        "(mllib; the only one with nonnegative factors). docs/architecture.md compares them.")
+        "(mllib; the only one with nonnegative factors); local runs the broadcast fit in the "
+        "driver process, for small data. docs/architecture.md compares them.")
     solver: Solver = setting(
         "cg", "Row solver of our engines: exact (normal equations) or cg (a few conjugate-"
         "gradient steps from the previous factors).")

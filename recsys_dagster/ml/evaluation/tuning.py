@@ -35,7 +35,7 @@ from pyspark.sql import DataFrame
 from .. import setting
 from ..als import ALSParams
 from ..als.confidence import ConfidenceParams
-from ..als.params import Engine, Solver
+from ..als.params import ENGINES, Engine, Solver
 from ..ids import factor_matrix
 from . import study as studies
 from .evaluate import build_catalogue, factors_on_catalogue, fit_als
@@ -44,6 +44,8 @@ from .scoring import LocalRanker, user_lists
 from .stats import bootstrap_ci
 
 MAX_EXACT_RANK = 128  # ranks above this are searched only with the cg solver
+LOCAL_MAX_RATINGS = 1_000_000  # engine auto: trials fit in the driver up to this many ratings
+TrialEngine = Literal[("auto", *ENGINES)]  # one Literal: Dagster's config takes no union of them
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,17 @@ class TuningParams(SearchSpace):
                             "below the median of the earlier trials' there.")
     prune_after: int = setting(4, "Completed trials before pruning starts.")
     parallelism: int = setting(2, "Trials run concurrently (Spark jobs).")
-    engine: Engine = setting(ALSParams.engine, "ALS engine of the trials (as als_model's).")
+    engine: TrialEngine = setting(
+        "auto", f"ALS engine of the trials: auto runs them in the driver (local) when the "
+        f"training split has at most {LOCAL_MAX_RATINGS:,} ratings, where Spark's fixed cost "
+        f"per task is most of a small fit's time, else with als_model's default engine.")
     solver: Solver = setting(ALSParams.solver, "Row solver of the trials.")
+
+    def trial_engine(self, n_ratings: int) -> Engine:
+        """The engine the trials use on a training split of n_ratings ratings."""
+        if self.engine != "auto":
+            return self.engine
+        return "local" if n_ratings <= LOCAL_MAX_RATINGS else ALSParams.engine
 
     def space(self) -> dict[str, list]:
         """The sampled settings' values (max_iter is early stopping's), deduplicated."""
@@ -224,7 +235,6 @@ def tune(train: DataFrame, validation: DataFrame, params: TuningParams, current:
     returned as {"trial": its values, "score", "metric", "trial_number", "adopted", "reason",
     ...} (choose)."""
     base_conf = base_conf or ConfidenceParams()
-    base_als = ALSParams(engine=params.engine, solver=params.solver)
     space = params.space()
     dists, fixed = studies.distributions(space, grid=params.search == "grid")
     name = studies.study_name(params.search, space, {
@@ -239,6 +249,7 @@ def tune(train: DataFrame, validation: DataFrame, params: TuningParams, current:
     n_sampled = planned_trials(params, current) - 1
     train, validation = train.persist(), validation.persist()
     cat = build_catalogue(train)
+    base_als = ALSParams(engine=params.trial_engine(cat.fit_rows), solver=params.solver)
     ranker = LocalRanker(user_lists(train, validation).toPandas(), cat, params.k, params.metric)
     lock = threading.Lock()
 
@@ -303,5 +314,5 @@ def tune(train: DataFrame, validation: DataFrame, params: TuningParams, current:
     return TuningResult(trials, {
         "trial": {name: _ELEMENT[name](chosen[name]) for name in SEARCHED},
         "score": float(chosen.score), "metric": f"{params.metric}@{params.k}",
-        "study": name, **decision,
+        "study": name, "engine": base_als.engine, **decision,
     }, study)

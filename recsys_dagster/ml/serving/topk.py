@@ -13,6 +13,7 @@ an approximate index (`ann.AnnIndex`) the tasks search the index instead, in one
 
 from __future__ import annotations
 
+import threading
 from functools import partial
 
 import numba
@@ -41,16 +42,17 @@ def normalize_rows(mat: np.ndarray) -> np.ndarray:
     return np.divide(mat, norms, out=np.zeros_like(mat), where=norms > 0)
 
 
-_SCRATCH: list[np.ndarray] = []
+_SCRATCH = threading.local()  # one buffer per thread: tuning scores its trials in threads
 
 
 def scratch(rows: int, cols: int) -> np.ndarray:
-    """A (rows, cols) float32 array reused from one score block to the next in this process
+    """A (rows, cols) float32 array reused from one score block to the next in this thread
     (a fresh catalogue-wide block costs a page fault per 4 KiB page, as much as the product
-    that fills it); valid until the next call."""
-    if not _SCRATCH or _SCRATCH[0].size < rows * cols:
-        _SCRATCH[:] = [np.empty(rows * cols, dtype=np.float32)]
-    return _SCRATCH[0][:rows * cols].reshape(rows, cols)
+    that fills it); valid until the thread's next call."""
+    buffer = getattr(_SCRATCH, "buffer", None)
+    if buffer is None or buffer.size < rows * cols:
+        buffer = _SCRATCH.buffer = np.empty(rows * cols, dtype=np.float32)
+    return buffer[:rows * cols].reshape(rows, cols)
 
 
 class Selection:
