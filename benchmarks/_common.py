@@ -33,7 +33,7 @@ def run_warehouse():
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default=os.environ.get("RECSYS_DATA_DIR", "data"))
-    store = TableStore(os.path.abspath(parser.parse_args().data))
+    store = TableStore(os.path.abspath(parser.parse_known_args()[0].data))  # the rest: the script's
     spark = SparkResource().spark_session
     return store, spark, store.read(spark, "evaluation_split")
 

@@ -37,10 +37,15 @@ def test_a_run_config_reaches_the_dataclass():
 
 def test_the_pipeline_and_plain_calls_mean_the_same_engine():
     """ALSParams() in a benchmark or a test is what the pipeline trains by default, and the
-    tuning trials use it too unless told otherwise."""
+    tuning trials use it too unless told otherwise: on Spark, or on small data the same fit
+    in the driver (local: test_als_engines checks it equals broadcast)."""
+    from recsys_dagster.ml.evaluation.tuning import LOCAL_MAX_RATINGS
+
     assert config.ALSConfig().params() == ALSParams()
-    assert (TuningParams().engine, TuningParams().solver) == (ALSParams().engine,
-                                                             ALSParams().solver)
+    assert TuningParams().solver == ALSParams().solver
+    assert TuningParams().trial_engine(LOCAL_MAX_RATINGS + 1) == ALSParams().engine
+    assert (TuningParams().trial_engine(LOCAL_MAX_RATINGS), ALSParams().engine) == (
+        "local", "broadcast")
 
 
 def test_automatic_block_counts_come_from_the_number_of_ratings():

@@ -13,10 +13,10 @@ TRIALS = 4
 
 
 def test_lastfm_tuned_end_to_end_via_cli(spark, lastfm_dir, capsys, tmp_path):
-    # The ready config, with 4 of its 16 TPE trials (the sampler's seeded random start) and
+    # The ready config, with 4 of its 48 TPE trials (the sampler's seeded random start) and
     # up to 15 iterations instead of 30, at a fraction of the tuning time.
     config = yaml.safe_load((RESOURCES_DIR / "config" / "lastfm-2k.yaml").read_text())
-    assert config["ops"]["als_tuning"]["config"]["n_trials"] == 16
+    assert config["ops"]["als_tuning"]["config"]["n_trials"] == 48
     config["ops"]["als_tuning"]["config"].update(n_trials=TRIALS, max_iter=[5, 15])
     # EASE at 17,632 artists costs an inverse of that size per lambda tried (minutes, in
     # `make lastfm`); here it is skipped as above its limit (test_ease.py tests it).

@@ -162,13 +162,8 @@ def test_pruning_stops_a_trial_below_the_median_and_early_stopping_a_falling_one
     assert check.best_iter == 10 and check.best == pytest.approx(0.65)
 
 
-def test_trials_fit_in_the_driver_only_on_small_data():
-    from recsys_dagster.ml.als import ALSParams
-    from recsys_dagster.ml.evaluation.tuning import LOCAL_MAX_RATINGS
-
-    auto = TuningParams()
-    assert auto.trial_engine(LOCAL_MAX_RATINGS) == "local"
-    assert auto.trial_engine(LOCAL_MAX_RATINGS + 1) == ALSParams().engine
+def test_a_chosen_trial_engine_is_used_at_any_size():
+    # engine auto's choice by size: test_config
     chosen = TuningParams(engine="half_gridify")
     assert chosen.trial_engine(10) == chosen.trial_engine(10 ** 9) == "half_gridify"
 
