@@ -68,6 +68,13 @@ def gram(mat: np.ndarray, float64: bool = True) -> np.ndarray:
     return (m32.T @ m32).astype(np.float64)
 
 
+def check_ids(users: np.ndarray, items: np.ndarray) -> None:
+    """ALS's ids are indexes: a negative one is refused, with its name."""
+    for name, ids in (("user_idx", users), ("item_idx", items)):
+        if ids.size and ids.min() < 0:
+            raise ValueError(f"ALS needs non-negative {name} (an index), got {ids.min()}")
+
+
 def init_factors(n: int, rank: int, seed) -> np.ndarray:
     """Seeded Gaussian rows scaled to unit norm (as MLlib initialises)."""
     x = np.random.default_rng(seed).standard_normal((n, rank)).astype(np.float32)
@@ -147,9 +154,7 @@ def rating_blocks(confidence: DataFrame, n_user_blocks: int, n_item_blocks: int,
         pdf = pd.concat(parts, ignore_index=True)
         users = pdf["user_idx"].to_numpy(np.int32)
         items = pdf["item_idx"].to_numpy(np.int32)
-        for name, ids in (("user_idx", users), ("item_idx", items)):
-            if ids.size and ids.min() < 0:
-                raise ValueError(f"ALS needs non-negative {name} (an index), got {ids.min()}")
+        check_ids(users, items)
         conf = pdf["confidence"].to_numpy(np.float32)
         out = []
         for side, keys, others, n in ((0, users, items, n_user_blocks),

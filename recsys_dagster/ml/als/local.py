@@ -17,7 +17,7 @@ import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from .blocks import Block, csr, gram, init_factors
+from .blocks import Block, check_ids, csr, gram, init_factors
 from .broadcast import factor_table
 from .kernels import RowSolver
 from .params import ALSParams, Side
@@ -62,9 +62,7 @@ class LocalEngine:
         users, items, conf = (table.column(name).to_numpy().astype(dtype) for name, dtype in
                               (("user_idx", np.int64), ("item_idx", np.int64),
                                ("confidence", np.float32)))
-        for name, ids in (("user_idx", users), ("item_idx", items)):
-            if ids.size and ids.min() < 0:
-                raise ValueError(f"ALS needs non-negative {name} (an index), got {ids.min()}")
+        check_ids(users, items)
         p = self.params
         sides = []
         for side, keys, others, n_blocks in ((0, users, items, p.num_user_blocks),

@@ -104,7 +104,8 @@ class TuningParams(SearchSpace):
     pruning: bool = setting(True, "Stop a trial whose validation score at a checkpoint is "
                             "below the median of the earlier trials' there.")
     prune_after: int = setting(4, "Completed trials before pruning starts.")
-    parallelism: int = setting(2, "Trials run concurrently (Spark jobs).")
+    parallelism: int = setting(2, "Trials run concurrently (threads; each a local fit or "
+                               "Spark jobs).")
     engine: TrialEngine = setting(
         "auto", f"ALS engine of the trials: auto runs them in the driver (local) when the "
         f"training split has at most {LOCAL_MAX_RATINGS:,} ratings, where Spark's fixed cost "
