@@ -60,20 +60,39 @@ def test_three_way_split_partitions_each_user(spark):
 
 
 def test_a_trial_is_adopted_only_when_it_beats_the_current_settings_beyond_the_noise():
-    from recsys_dagster.ml.evaluation.tuning import choose
+    from recsys_dagster.ml.evaluation.tuning import choose, halves
 
     rng = np.random.default_rng(0)
     current = rng.uniform(0, 0.3, 400)
     better = current + 0.05  # every listener gains: the interval is far above zero
-    noisy = current + rng.normal(0.002, 0.1, 400)  # higher on average, by less than the noise
-    got = choose([current, noisy, better])
+    pick, judge = halves(400, 0)
+    assert pick.size == judge.size == 200 and np.union1d(pick, judge).size == 400
+    lucky = current.copy()  # higher where trials are chosen, only noise where judged
+    lucky[pick] += 0.01
+    lucky[judge] += rng.normal(0.0, 0.1, judge.size)
+    got = choose([current, lucky, better])
     assert got["adopted"] and got["trial_number"] == 2 and got["difference_ci"][0] > 0
-    got = choose([current, noisy])
-    assert noisy.mean() > current.mean()
+    got = choose([current, lucky])
     assert not got["adopted"] and got["trial_number"] == 0 and got["best_trial_number"] == 1
     assert got["difference_ci"][0] <= 0 <= got["difference_ci"][1]
-    got = choose([current, current - 0.01])
+    assert "within the noise" in got["reason"]
+    got = choose([current, current - 0.01, None])  # None: a pruned trial
     assert not got["adopted"] and got["trial_number"] == 0 and "no trial" in got["reason"]
+
+
+def test_the_best_of_many_trials_no_better_than_the_current_is_not_adopted():
+    """48 trials that are trial 0 plus noise: on the listeners it was chosen on, the best one's
+    interval lies above zero (the winner's curse); judged on the other half it does not."""
+    from recsys_dagster.ml.evaluation.stats import bootstrap_ci
+    from recsys_dagster.ml.evaluation.tuning import choose
+
+    rng = np.random.default_rng(0)
+    current = rng.uniform(0, 0.3, 400)
+    trials = [current] + [current + rng.normal(0, 0.1, 400) for _ in range(48)]
+    best = int(np.argmax([t.mean() for t in trials]))
+    assert bootstrap_ci(trials[best] - current)[1] > 0  # chosen and judged on everyone
+    got = choose(trials)
+    assert not got["adopted"] and got["trial_number"] == 0
 
 
 def test_trial_0_is_the_current_settings_and_never_tried_twice():

@@ -8,7 +8,9 @@ Tuning never makes the model worse on validation: trial 0 is always the current 
 the best trial replaces them only when its per-user validation scores beat trial 0's by more
 than the noise, i.e. the paired bootstrap interval of the difference lies above zero (as the
 publication gate judges ALS against popularity). The best of many noisy scores is otherwise
-mostly noise.
+mostly noise, and so is its interval on the listeners it was chosen on (the winner's curse):
+the best trial is chosen on one seeded half of the validation listeners and judged on the
+other half (`choose`).
 
 Iterations are chosen by early stopping: a trial trains up to the largest of `max_iter` and is
 scored on validation every `eval_every` iterations from the smallest (its checkpoints); it
@@ -173,26 +175,42 @@ class TuningResult:
     study: optuna.Study | None = None
 
 
+def halves(n_users: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(positions of the listeners a trial is chosen on, of those it is judged on): a seeded
+    split of n_users in two, the judging half the larger when n_users is odd."""
+    order = np.random.default_rng(seed).permutation(n_users)
+    return np.sort(order[:n_users // 2]), np.sort(order[n_users // 2:])
+
+
 def choose(per_user: list[np.ndarray | None], n_boot: int = 1000, seed: int = 0) -> dict:
     """Which trial to adopt, from each trial's per-user validation scores (the same users in
-    the same order; trial 0 the current settings; None for a pruned trial): the best-scoring
-    one if the paired bootstrap interval of its difference from trial 0 lies above zero, else
-    trial 0."""
-    means = [-math.inf if v is None else float(v.mean()) if v.size else 0.0 for v in per_user]
+    the same order; trial 0 the current settings; None for a pruned trial). The best-scoring
+    trial on one half of the users (`halves`) is adopted if the paired bootstrap interval of
+    its difference from trial 0 on the other half lies above zero, else trial 0. Judged on
+    the users it was chosen on, the best of many trials that are no better than trial 0
+    would pass about as often as one of them is lucky there."""
+    n = next(v.size for v in per_user if v is not None)  # trial 0 is never pruned
+    pick, judge = halves(n, seed)
+    means = [-math.inf if v is None else float(v[pick].mean()) if pick.size else 0.0
+             for v in per_user]
     best = int(np.argmax(means))  # the first of equal scores
-    out = {"best_trial_number": best, "best_score": means[best], "current_score": means[0]}
+    whole = [None if v is None else float(v.mean()) if v.size else 0.0 for v in per_user]
+    out = {"best_trial_number": best, "best_score": whole[best], "current_score": whole[0],
+           "chosen_on": int(pick.size), "judged_on": int(judge.size)}
     if best == 0:
         return {**out, "trial_number": 0, "adopted": False,
-                "reason": "no trial scored above the current settings on validation"}
-    diff, lo, hi = bootstrap_ci(per_user[best] - per_user[0], n_boot, seed=seed)
+                "reason": "no trial scored above the current settings on the validation "
+                          "listeners trials are chosen on"}
+    diff, lo, hi = bootstrap_ci(per_user[best][judge] - per_user[0][judge], n_boot, seed=seed)
     out.update(difference=diff, difference_ci=[lo, hi])
+    where = f"on the {judge.size} validation listeners it was not chosen on"
     if lo > 0:
         return {**out, "trial_number": best, "adopted": True,
-                "reason": f"trial {best} beats the current settings: paired 95% interval of "
-                          f"the difference [{lo:.4f}, {hi:.4f}] is above zero"}
+                "reason": f"trial {best} beats the current settings {where}: paired 95% "
+                          f"interval of the difference [{lo:.4f}, {hi:.4f}] is above zero"}
     return {**out, "trial_number": 0, "adopted": False,
-            "reason": f"trial {best} scored higher, but within the noise: paired 95% interval "
-                      f"of the difference [{lo:.4f}, {hi:.4f}] includes zero"}
+            "reason": f"trial {best} scored higher, but within the noise {where}: paired 95% "
+                      f"interval of the difference [{lo:.4f}, {hi:.4f}] includes zero"}
 
 
 class _Checkpoints:
