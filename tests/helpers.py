@@ -102,3 +102,60 @@ def copy_warehouse(store, dst):
 
     shutil.copytree(store.base_dir, str(dst), symlinks=True)
     return TableStore(str(dst))
+
+
+def dot_tolerance(queries, cands, safety=4.0):
+    """How far apart two code paths may put one float32 dot product of a query and a candidate.
+
+    A sum of r products in float32 carries a rounding error of at most about r * eps *
+    sum(|q_i c_i|) (eps = 2**-23), and sum(|q_i c_i|) <= |q| |c| (Cauchy-Schwarz). Another
+    tile shape, another BLAS kernel (processors pick different ones: AMD EPYC rounds otherwise
+    than Intel for the same shapes), faiss's SIMD loops or a different summation order each
+    land somewhere in that band, so two paths differ by at most twice the bound; `safety`
+    doubles that again. Scores are never compared bit for bit across paths."""
+    import numpy as np
+
+    q = np.atleast_2d(np.asarray(queries, dtype=np.float64))
+    c = np.atleast_2d(np.asarray(cands, dtype=np.float64))
+    rank = q.shape[1]
+    biggest = np.linalg.norm(q, axis=1).max() * np.linalg.norm(c, axis=1).max()
+    return safety * rank * float(np.finfo(np.float32).eps) * float(biggest)
+
+
+def assert_same_top_k(got, want, tol):
+    """Two top-k tables of (query, rank, id, score) rows from different code paths.
+
+    Per query: the same number of rows, scores within `tol` of each other rank by rank, and
+    the same ids rank by rank, except among ids whose scores tie within `tol` (their order is
+    rounding, so only the set is compared) and in the tie group at the end of the list, where
+    a candidate whose score ties the k-th one within `tol` may stand in for it. `got` and
+    `want` are iterables of rows or the (queries, ranks, ids, scores) arrays of top_k_rows."""
+    import numpy as np
+
+    def by_query(rows):
+        if isinstance(rows, tuple) and len(rows) == 4 and hasattr(rows[0], "shape"):
+            rows = zip(*rows)
+        plain = [tuple(getattr(v, "item", lambda v=v: v)() for v in row) for row in rows]
+        out = {}
+        for q, r, i, s in sorted(plain, key=lambda row: (row[0], row[1])):
+            out.setdefault(q, []).append((int(r), i, float(s)))
+        return out
+
+    g, w = by_query(got), by_query(want)
+    assert g.keys() == w.keys(), sorted(set(g) ^ set(w))[:10]
+    for q, want_rows in w.items():
+        got_rows = g[q]
+        assert [r for r, _, _ in got_rows] == [r for r, _, _ in want_rows], q
+        gs = np.array([s for _, _, s in got_rows])
+        ws = np.array([s for _, _, s in want_rows])
+        np.testing.assert_allclose(gs, ws, rtol=0, atol=tol, err_msg=f"query {q}")
+        # Tie groups of the wanted list: neighbours within 2 tol (each side is within tol).
+        cuts = np.flatnonzero(np.abs(np.diff(ws)) > 2 * tol) + 1
+        bounds = [0, *cuts.tolist(), len(ws)]
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            got_ids = [i for _, i, _ in got_rows[lo:hi]]
+            want_ids = [i for _, i, _ in want_rows[lo:hi]]
+            if hi < len(ws):
+                assert sorted(got_ids) == sorted(want_ids), (q, lo, got_ids, want_ids)
+        ids = [i for _, i, _ in got_rows]
+        assert len(set(ids)) == len(ids), (q, ids)

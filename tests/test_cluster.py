@@ -7,10 +7,9 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import yaml
-from helpers import STANDARD_CALENDAR, STANDARD_CONFIG
+from helpers import STANDARD_CALENDAR, STANDARD_CONFIG, assert_same_top_k
 from spark_cluster import connect_server, standalone_cluster
 
 from recsys_dagster.spark_session import load_profile
@@ -41,13 +40,19 @@ def run_pipeline(tmp_path, name, **env_extra):
             for t, keys in TABLES.items()}
 
 
+# Scores of a fit on the cluster's executors against local mode's: the same arithmetic in
+# other processes, whose BLAS may use other kernels or thread counts; six iterations compound
+# the rounding, which stays far below 1e-5 on scores of at most about 1.
+SCORE_TOLERANCE = 1e-5
+
+
 def assert_same_tables(got, want):
     for table, keys in TABLES.items():
         a, b = got[table], want[table]
         item = "item_id" if table == "user_recommendations" else "similar_item_id"
         assert len(a) == len(b) > 0, table
-        assert (a[keys + [item]] == b[keys + [item]]).all().all(), table
-        np.testing.assert_allclose(a.score.to_numpy(), b.score.to_numpy(), rtol=0, atol=1e-5)
+        assert_same_top_k(a[keys + [item, "score"]].itertuples(index=False),
+                          b[keys + [item, "score"]].itertuples(index=False), SCORE_TOLERANCE)
 
 
 @pytest.fixture(scope="module")

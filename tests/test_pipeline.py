@@ -201,7 +201,9 @@ def without_evaluation(config):
 
 
 def test_same_config_gives_identical_outputs(first_run, spark_resource, tmp_path):
-    """A second materialisation with the same seed and data, elsewhere, matches exactly."""
+    """A second materialisation with the same seed and data, elsewhere, matches exactly: the
+    promise holds on one machine (the same code path on the same processor), so the tables
+    are compared bit for bit here and only here."""
     from recsys_dagster.definitions import make_resources
     from recsys_dagster.resources import Warehouse
 

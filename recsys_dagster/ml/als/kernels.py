@@ -88,7 +88,8 @@ def aligned(a: np.ndarray, dtype) -> np.ndarray:
     LLVM vectorise the kernel's sums, and how it splits a vectorised sum depends on where the
     arrays lie in memory: unaligned, the same inputs gave factors an ulp apart from one
     process to the next. Aligned (and the rows of a matrix at fixed offsets from there), a
-    fit is bit-identical whatever the process."""
+    fit is bit-identical whatever the process, on one machine (another processor's BLAS and
+    vector units round otherwise)."""
     a = np.asarray(a, dtype=dtype)
     size = a.size * a.itemsize
     buf = np.empty(size + ALIGN, dtype=np.uint8)
