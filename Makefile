@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 USER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: setup demo test lint ui lastfm clean
+.PHONY: setup demo test lint ui lastfm serve stop clean
 
 setup: $(VENV)/.installed
 
@@ -33,7 +33,16 @@ test: setup
 
 ui: setup
 	@mkdir -p "$(DAGSTER_HOME)"
-	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
+	@test -f "$(DAGSTER_HOME)/dagster.yaml" || cp deploy/dagster.dev.yaml "$(DAGSTER_HOME)/dagster.yaml"
+	$(VENV)/bin/dagster dev -h 127.0.0.1 -p $${RECSYS_PORT:-3000}
+
+# The deployment, as in production (docs/operations.md, "Deploying"): PostgreSQL, the code
+# server, the webserver and the daemon in the background; `make stop` stops them.
+serve: setup
+	$(PY) -m recsys_dagster.deployment serve
+
+stop:
+	$(PY) -m recsys_dagster.deployment stop
 
 clean:
 	rm -rf data .dagster_home .pytest_cache test-artifacts

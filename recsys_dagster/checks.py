@@ -9,6 +9,7 @@ import dagster as dg
 from pyspark.sql import functions as F
 
 QUARANTINE_FRACTION = "quarantine_fraction_below_threshold"
+EVERY_DAY_DELIVERED = "every_day_delivered"
 PLAY_EVENTS_VALID = "play_events_non_empty_no_null_ids"
 CONFIDENCE_AT_LEAST_ONE = "confidence_at_least_one"
 FACTORS_FINITE = "factors_finite"

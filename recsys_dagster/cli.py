@@ -25,10 +25,14 @@ from .paths import DATA_DIR_ENV
 
 
 def _instance():
+    """The instance of $DAGSTER_HOME (given deploy/dagster.dev.yaml when it has no
+    dagster.yaml: SQLite, telemetry off), or an ephemeral one."""
     import dagster as dg
 
+    from .deployment.instance import ensure_home
+
     if os.environ.get("DAGSTER_HOME"):
-        os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
+        ensure_home(os.environ["DAGSTER_HOME"])
         return dg.DagsterInstance.get()
     return dg.DagsterInstance.ephemeral()
 
@@ -238,6 +242,30 @@ def radio(artist: str, user: str | None, length: int | None, data: str | None) -
     return 0
 
 
+def operate(command: str, data: str | None, user: str | None) -> int:
+    """`rollback` or `forget --user ID` on a warehouse (operations.py)."""
+    from . import operations
+    from .paths import data_dir
+    from .tables import TableStore
+
+    store = TableStore(os.path.abspath(data) if data else data_dir())
+    try:
+        done = (operations.rollback(store) if command == "rollback"
+                else operations.forget_listener(store, user))
+    except operations.OperationError as err:
+        print(f"{command}: {err}", file=sys.stderr)
+        return 2
+    if command == "rollback":
+        print(f"rolled back from model {done['from_model']} to {done['to_model']}: "
+              f"{', '.join(done['tables']) or 'no table'} swapped back"
+              + (f"; not rolled back: {', '.join(done['not_rolled_back'])}"
+                 if done["not_rolled_back"] else ""))
+    else:
+        print(f"forgot listener {user}: rows removed {done['rows_removed']} "
+              f"(recorded in {os.path.join(store.base_dir, operations.ERASURES_LOG)})")
+    return 0
+
+
 def show_recommendations(recs, per_user: int) -> str:
     """user_id and its [{item_id, score}, ...] list, boxed as Spark's DataFrame.show() prints
     MLlib's recommendForAllUsers (the seed's example), users in id order."""
@@ -278,6 +306,13 @@ def main(argv=None, standalone: bool = False) -> int:
                          "served radio's length)")
     p_radio.add_argument("--data-dir", help=f"where the tables are (default ${DATA_DIR_ENV} or "
                          "./data)")
+    p_back = sub.add_parser("rollback", help="serve the previously served model again (no "
+                            "Spark); in a deployment, prefer the job rollback_served_model")
+    p_back.add_argument("--data-dir", help=f"the warehouse (default ${DATA_DIR_ENV} or ./data)")
+    p_forget = sub.add_parser("forget", help="remove a listener from every kept table version "
+                              "(no Spark); in a deployment, prefer the job forget_listener")
+    p_forget.add_argument("--user", required=True, help="the listener's id")
+    p_forget.add_argument("--data-dir", help=f"the warehouse (default ${DATA_DIR_ENV} or ./data)")
     p_fill = sub.add_parser("backfill", help="(re-)ingest a range of days of play logs")
     p_fill.add_argument("--from", dest="first", required=True, help="first day, YYYY-MM-DD")
     p_fill.add_argument("--to", dest="last", required=True, help="last day, YYYY-MM-DD")
@@ -290,6 +325,8 @@ def main(argv=None, standalone: bool = False) -> int:
             return run(args.config, args.show_users, args.data_dir)
         if args.command == "radio":
             return radio(args.artist, args.user, args.length, args.data_dir)
+        if args.command in ("rollback", "forget"):
+            return operate(args.command, args.data_dir, getattr(args, "user", None))
         return backfill(args.config, args.first, args.last, args.data_dir)
     finally:
         if standalone:

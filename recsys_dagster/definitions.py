@@ -11,6 +11,7 @@ from .jobs import (
     refresh_recommendations,
     retrain_and_publish,
 )
+from .operation_jobs import OPERATION_JOBS
 from .resources import ParquetIOManager, SparkResource, Warehouse
 from .schedules import ALL_SCHEDULES
 from .sensors import ALL_SENSORS
@@ -39,7 +40,8 @@ def make_resources(spark: SparkResource | None = None, warehouse: Warehouse | No
 defs = dg.Definitions(
     assets=ASSETS,
     asset_checks=ALL_CHECKS,
-    jobs=[recsys_pipeline, ingest_play_logs_job, retrain_and_publish, refresh_recommendations],
+    jobs=[recsys_pipeline, ingest_play_logs_job, retrain_and_publish, refresh_recommendations,
+          *OPERATION_JOBS],
     schedules=ALL_SCHEDULES,
     sensors=ALL_SENSORS,
     resources=make_resources(),

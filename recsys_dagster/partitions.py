@@ -7,58 +7,38 @@ training window ending on D (the last N days, or all history), so the lineage of
 interactions partition names the days it was built from. Everything downstream of
 interactions reads its latest partition (the calendar's last day).
 
-The calendar and the window are set by the environment when the code location loads:
-
-    RECSYS_CALENDAR_START        first day, default 2024-01-01 (the synthetic data's first day)
-    RECSYS_CALENDAR_END          day after the last one, default 2024-03-31 (the synthetic
-                                 data's 90 days); "open" = up to yesterday (production)
-    RECSYS_TRAINING_WINDOW_DAYS  days of history a model is trained on, default "all"
+The calendar and the window are set by the environment when the code location loads
+(RECSYS_CALENDAR_START, RECSYS_CALENDAR_END, RECSYS_TRAINING_WINDOW_DAYS: settings.py).
 """
 
 import datetime as dt
-import os
 import warnings
 
 import dagster as dg
 
-CALENDAR_START_ENV = "RECSYS_CALENDAR_START"
-CALENDAR_END_ENV = "RECSYS_CALENDAR_END"
-WINDOW_ENV = "RECSYS_TRAINING_WINDOW_DAYS"
-DEFAULT_START = "2024-01-01"
-DEFAULT_END = "2024-03-31"
+from . import settings
+
+WINDOW_ENV = settings.TRAINING_WINDOW_DAYS.name
 OPEN_END = "open"
-ALL_HISTORY = "all"
 # Offsets are counted in days; this reaches back past any calendar start (clipped to it).
 _ALL_DAYS = 100_000
 
 
-def _iso(value: str, env: str) -> str:
-    try:
-        return dt.date.fromisoformat(value).isoformat()
-    except ValueError as exc:
-        raise ValueError(f"${env} must be an ISO date (YYYY-MM-DD), got {value!r}") from exc
-
-
 def play_days(start: str | None = None, end: str | None = None) -> dg.DailyPartitionsDefinition:
-    """Daily partitions from start (inclusive) to end (exclusive; "open" = up to yesterday)."""
-    start = _iso(start or os.environ.get(CALENDAR_START_ENV) or DEFAULT_START, CALENDAR_START_ENV)
-    end = end or os.environ.get(CALENDAR_END_ENV) or DEFAULT_END
+    """Daily partitions from start (inclusive) to end (exclusive; "open" = up to yesterday);
+    by default the calendar of the environment (settings.CALENDAR_START, CALENDAR_END)."""
+    start = start or settings.read(settings.CALENDAR_START)
+    end = end or settings.read(settings.CALENDAR_END)
     if end == OPEN_END:
         return dg.DailyPartitionsDefinition(start_date=start, timezone="UTC")
-    end = _iso(end, CALENDAR_END_ENV)
     if end <= start:
         raise ValueError(f"calendar end {end} must be after its start {start}")
     return dg.DailyPartitionsDefinition(start_date=start, end_date=end, timezone="UTC")
 
 
-def window_days(value: str | int | None = None) -> int | None:
+def window_days() -> int | None:
     """The training window in days, or None for all history."""
-    raw = str(value if value is not None else os.environ.get(WINDOW_ENV, ALL_HISTORY)).strip()
-    if raw.lower() == ALL_HISTORY:
-        return None
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"${WINDOW_ENV} must be a positive number of days or 'all', got {raw!r}")
-    return int(raw)
+    return settings.read(settings.TRAINING_WINDOW_DAYS)
 
 
 def window_mapping(days: int | None) -> dg.TimeWindowPartitionMapping:

@@ -5,19 +5,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from . import settings
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
 RESOURCES_DIR = REPO_ROOT / "resources"
 SPARK_PROFILES_DIR = RESOURCES_DIR / "spark"
 SEED_EXAMPLE_CSV = RESOURCES_DIR / "data" / "seed_example.csv"
 
-DATA_DIR_ENV = "RECSYS_DATA_DIR"
-DEFAULT_DATA_DIR = "data"
+DATA_DIR_ENV = settings.DATA_DIR.name
 
 
 def data_dir() -> str:
     """The base directory for every output table: $RECSYS_DATA_DIR, else ./data."""
-    return os.path.abspath(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
+    return settings.read(settings.DATA_DIR)
 
 
 def resolve_resource_path(path: str) -> str:

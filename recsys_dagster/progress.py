@@ -10,16 +10,16 @@ log function.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 
-PROGRESS_ENV = "RECSYS_PROGRESS_SECONDS"
-DEFAULT_EVERY_S = 30.0
+from . import settings
+
+PROGRESS_ENV = settings.PROGRESS_SECONDS.name
 
 
 def every_seconds() -> float:
-    return float(os.environ.get(PROGRESS_ENV, DEFAULT_EVERY_S))
+    return settings.read(settings.PROGRESS_SECONDS)
 
 
 class Heartbeat:

@@ -1,50 +1,60 @@
-"""Schedules. They start stopped; turn them on in the UI (Automation) with the daemon running.
+"""The schedule: ingest yesterday's play logs, once per day.
 
-Both jobs are partitioned by day, so each tick targets the calendar's newest complete day:
-the daily ingest lands yesterday's plays, the retraining builds interactions as of yesterday
-and retrains on its window. With the default (closed, synthetic) calendar the newest day is
-its last one; production sets RECSYS_CALENDAR_END=open.
+`daily_ingest` (cron RECSYS_INGEST_CRON, UTC) asks for the newest complete day. Dagster's
+schedule run keys include the tick time, so they do not de-duplicate across ticks; the
+schedule itself skips, with the reason, a day that was ingested already (by any run: this
+schedule, a backfill, the CLI) or whose ingest is queued or running. A failed ingest is not
+asked again by the schedule (its run is retried if its worker crashed; a person re-runs a
+day whose input was bad). Retraining follows a successful ingest (sensors.retrain_after_ingest).
+It starts stopped unless RECSYS_AUTOMATION names it (or says all).
 """
 
 import datetime as dt
-import os
 
 import dagster as dg
 
-from .jobs import ingest_play_logs_job, retrain_and_publish
-from .partitions import PLAY_DAYS, first_day, last_day
+from . import settings
+from .jobs import INGEST_JOB, ingest_play_logs_job
+from .partitions import PLAY_DAYS, first_day
+from .runs import ACTIVE, PLAY_EVENTS, runs_for_day
 
-INGEST_CRON_ENV = "RECSYS_INGEST_CRON"
-RETRAIN_CRON_ENV = "RECSYS_RETRAIN_CRON"
+DAILY_INGEST = "daily_ingest"
 
-def newest_day(context: dg.ScheduleEvaluationContext) -> str | None:
-    """The day before the tick (the newest complete UTC day), if the calendar has it."""
+
+def newest_day(context: dg.ScheduleEvaluationContext) -> str:
+    """The day before the tick: the newest complete UTC day."""
     when = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
-    day = (when.astimezone(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
-    return day if PLAY_DAYS.has_partition_key(day) else None
+    return (when.astimezone(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
 
 
-def _partitioned_schedule(name: str, job, cron_env: str, cron: str, description: str):
-    @dg.schedule(name=name, job=job, cron_schedule=os.environ.get(cron_env, cron),
-                 execution_timezone="UTC", description=description,
-                 default_status=dg.DefaultScheduleStatus.STOPPED)
-    def _schedule(context: dg.ScheduleEvaluationContext):
-        day = newest_day(context)
-        if day is None:
-            return dg.SkipReason(f"the day before this tick is outside the play-log calendar "
-                                 f"({first_day()}..{last_day()}); set RECSYS_CALENDAR_END=open")
-        return dg.RunRequest(run_key=f"{name}-{day}", partition_key=day)
+def why_not_ingest(instance: dg.DagsterInstance, day: str) -> str | None:
+    """Why the schedule need not ask for the day's ingest (None: it should)."""
+    if not PLAY_DAYS.has_partition_key(day):
+        return (f"{day} is outside the play-log calendar (from {first_day()}, "
+                f"{settings.CALENDAR_END.name}={settings.read(settings.CALENDAR_END)}); "
+                f"set {settings.CALENDAR_END.name}=open")
+    if day in instance.get_materialized_partitions(PLAY_EVENTS):
+        return f"{day} was ingested already"
+    active = runs_for_day(instance, INGEST_JOB, day, ACTIVE)
+    if active:
+        return f"the ingest of {day} is {active[0].status.value.lower()} (run {active[0].run_id})"
+    return None
 
-    return _schedule
+
+@dg.schedule(name=DAILY_INGEST, job=ingest_play_logs_job,
+             cron_schedule=settings.read(settings.INGEST_CRON), execution_timezone="UTC",
+             description=f"Ingest yesterday's play logs once (cron ${settings.INGEST_CRON.name}, "
+             "UTC); a day already ingested or being ingested is skipped.",
+             default_status=(dg.DefaultScheduleStatus.RUNNING
+                             if settings.automation_on(DAILY_INGEST)
+                             else dg.DefaultScheduleStatus.STOPPED))
+def daily_ingest(context: dg.ScheduleEvaluationContext):
+    day = newest_day(context)
+    reason = why_not_ingest(context.instance, day)
+    if reason:
+        return dg.SkipReason(reason)
+    return dg.RunRequest(run_key=f"{DAILY_INGEST}-{day}", partition_key=day,
+                         tags={"recsys/trigger": f"schedule {DAILY_INGEST}"})
 
 
-daily_ingest = _partitioned_schedule(
-    "daily_ingest", ingest_play_logs_job, INGEST_CRON_ENV, "30 0 * * *",
-    "Ingest yesterday's play logs (cron from $RECSYS_INGEST_CRON, UTC).")
-
-nightly_retraining = _partitioned_schedule(
-    "nightly_retraining", retrain_and_publish, RETRAIN_CRON_ENV, "0 3 * * *",
-    "Retrain as of yesterday and republish if the gates pass (cron from $RECSYS_RETRAIN_CRON, "
-    "UTC).")
-
-ALL_SCHEDULES = [daily_ingest, nightly_retraining]
+ALL_SCHEDULES = [daily_ingest]

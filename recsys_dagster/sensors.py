@@ -1,69 +1,139 @@
-"""Sensors: retrain when enough new days of play logs have landed; report failed runs."""
+"""Sensors: retrain after each successful ingest, and alert on failed runs, blocked gates and
+stale served tables (alerts.py says where alerts go).
+
+`retrain_after_ingest` replaces the former `nightly_retraining` schedule and
+`retrain_on_new_days` sensor: a cron racing the ingest could start a retrain before the day
+had landed (two Spark drivers on one machine, a training window without its newest day), and
+counting landed days was a second answer to the same question. It reacts to an ingest run's
+success, so a day's retrain starts only after that day's ingest has succeeded, and asks for
+each as-of day once (its run key; and it skips a day already retrained, queued or running,
+whoever asked). It starts stopped unless RECSYS_AUTOMATION names it (or says all); the alert
+sensors start running.
+"""
 
 import datetime as dt
-import json
-import os
 
 import dagster as dg
 
-from .jobs import (
-    ingest_play_logs_job,
-    recsys_pipeline,
-    refresh_recommendations,
-    retrain_and_publish,
+from . import alerts, settings
+from .jobs import RETRAIN_JOB, retrain_and_publish
+from .runs import (
+    ACTIVE,
+    PLAY_EVENTS,
+    days_of,
+    materialized_in_run,
+    newest_retrained_day,
+    runs_for_day,
 )
-from .partitions import last_day
-from .paths import data_dir
 
-RETRAIN_AFTER_ENV = "RECSYS_RETRAIN_AFTER_DAYS"
-FAILURE_LOG = os.path.join("_alerts", "run_failures.jsonl")
-
-
-def days_needed() -> int:
-    return max(1, int(os.environ.get(RETRAIN_AFTER_ENV, "3")))
+RETRAIN_AFTER_INGEST = "retrain_after_ingest"
+ALERT_ON_RUN_FAILURE = "alert_on_run_failure"
+ALERT_ON_STALE_TABLES = "alert_on_stale_tables"
+MODEL = dg.AssetKey("als_model")
 
 
-@dg.sensor(job=retrain_and_publish, minimum_interval_seconds=300,
-           default_status=dg.DefaultSensorStatus.STOPPED,
-           description="Retrain as of the newest day once N distinct days of play_events have "
-           "landed (new or re-delivered) since the last retrain request (N from "
-           "$RECSYS_RETRAIN_AFTER_DAYS, default 3).")
-def retrain_on_new_days(context: dg.SensorEvaluationContext):
-    state = json.loads(context.cursor) if context.cursor else {"after": 0, "days": []}
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("play_events"),
-                              after_storage_id=state["after"]),
-        limit=1000, ascending=True).records
-    days = sorted(set(state["days"]) | {r.partition_key for r in records if r.partition_key})
-    after = records[-1].storage_id if records else state["after"]
-    needed = days_needed()
-    if len(days) < needed:
-        context.update_cursor(json.dumps({"after": after, "days": days}))
-        return dg.SkipReason(f"{len(days)} new days of play_events landed, waiting for {needed}")
-    context.update_cursor(json.dumps({"after": after, "days": []}))
-    return dg.RunRequest(run_key=f"days-up-to-{after}", partition_key=last_day(),
-                         tags={"recsys/trigger": f"{len(days)} new days: {days[0]}..{days[-1]}"})
+def default_status(name: str) -> dg.DefaultSensorStatus:
+    return (dg.DefaultSensorStatus.RUNNING if settings.automation_on(name)
+            else dg.DefaultSensorStatus.STOPPED)
 
 
-@dg.run_failure_sensor(monitored_jobs=[recsys_pipeline, ingest_play_logs_job,
-                                       retrain_and_publish, refresh_recommendations],
-                       default_status=dg.DefaultSensorStatus.RUNNING,
-                       description="Logs every failed run and appends it to "
-                       "$RECSYS_DATA_DIR/_alerts/run_failures.jsonl for alerting.")
-def report_run_failure(context: dg.RunFailureSensorContext):
+def retrain_request(instance: dg.DagsterInstance, run: dg.DagsterRun):
+    """The retrain a successful run asks for (as of the newest day it ingested), or why none."""
+    ingested = materialized_in_run(instance, run.run_id, PLAY_EVENTS)
+    if not ingested:
+        return dg.SkipReason(f"run {run.run_id} ingested no play logs")
+    if materialized_in_run(instance, run.run_id, MODEL):
+        return dg.SkipReason(f"run {run.run_id} retrained in the same run")
+    days = days_of(run)
+    day = days[1] if days else max(e.dagster_event.partition for e in ingested)
+    accepted = [e.asset_materialization.metadata.get("accepted_rows") for e in ingested]
+    if all(value is not None and value.value == 0 for value in accepted):
+        return dg.SkipReason(f"nothing new: the ingest of {days[0] if days else day}..{day} "
+                             f"(run {run.run_id}) delivered no plays")
+    newest = newest_retrained_day(instance)
+    if newest is not None and day <= newest:
+        return dg.SkipReason(f"already retrained as of {newest}, not before {day}")
+    every = settings.read(settings.RETRAIN_AFTER_DAYS)
+    if newest is not None and (dt.date.fromisoformat(day)
+                               - dt.date.fromisoformat(newest)).days < every:
+        return dg.SkipReason(f"the last retrain was as of {newest}; retraining every {every} days "
+                             f"(${settings.RETRAIN_AFTER_DAYS.name})")
+    active = runs_for_day(instance, RETRAIN_JOB, day, ACTIVE)
+    if active:
+        return dg.SkipReason(f"a retrain as of {day} is {active[0].status.value.lower()} "
+                             f"(run {active[0].run_id})")
+    return dg.RunRequest(run_key=f"retrain-as-of-{day}", partition_key=day,
+                         tags={"recsys/trigger": f"ingest run {run.run_id}"})
+
+
+@dg.run_status_sensor(
+    name=RETRAIN_AFTER_INGEST, run_status=dg.DagsterRunStatus.SUCCESS,
+    request_job=retrain_and_publish, minimum_interval_seconds=15,
+    default_status=default_status(RETRAIN_AFTER_INGEST),
+    description="After an ingest run succeeds: retrain as of the newest day it ingested, once "
+    "per day (skipped when it delivered no plays, when that day was retrained or is being "
+    f"retrained, or until ${settings.RETRAIN_AFTER_DAYS.name} days have passed).")
+def retrain_after_ingest(context: dg.RunStatusSensorContext):
+    return retrain_request(context.instance, context.dagster_run)
+
+
+def failed_blocking_checks(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    records = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    failed = []
+    for record in records:
+        evaluation = record.event_log_entry.dagster_event.event_specific_data
+        if not evaluation.passed and evaluation.blocking:
+            failed.append(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}")
+    return sorted(set(failed))
+
+
+def failure_alert(context: dg.RunFailureSensorContext) -> dict:
     run = context.dagster_run
-    record = {
-        "at": dt.datetime.now(dt.UTC).isoformat(),
-        "run_id": run.run_id, "job": run.job_name,
-        "message": context.failure_event.message,
-        "failed_steps": sorted({e.step_key for e in context.get_step_failure_events()
-                                if e.step_key}),
-    }
-    path = os.path.join(data_dir(), FAILURE_LOG)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record) + "\n")
-    context.log.error(f"run {run.run_id} of {run.job_name} failed: {record['failed_steps']}")
+    steps = sorted({e.step_key for e in context.get_step_failure_events() if e.step_key})
+    details = {"run_id": run.run_id, "job": run.job_name, "days": days_of(run),
+               "failed_steps": steps, "message": context.failure_event.message}
+    gates = failed_blocking_checks(context.instance, run.run_id)
+    if gates:
+        return alerts.send("gate_blocked", f"{run.job_name} run {run.run_id} stopped at a "
+                           f"blocking check: {', '.join(gates)}", {**details, "checks": gates})
+    return alerts.send("run_failed", f"{run.job_name} run {run.run_id} failed"
+                       + (f" in {', '.join(steps)}" if steps else ""), details)
 
 
-ALL_SENSORS = [retrain_on_new_days, report_run_failure]
+@dg.run_failure_sensor(name=ALERT_ON_RUN_FAILURE, default_status=dg.DefaultSensorStatus.RUNNING,
+                       description="Every failed run of this code location becomes an alert: "
+                       "gate_blocked when a blocking check stopped it, run_failed otherwise.")
+def alert_on_run_failure(context: dg.RunFailureSensorContext):
+    record = failure_alert(context)
+    context.log.error(record["text"])
+
+
+def stale_alerts(instance: dg.DagsterInstance, after: int) -> tuple[list[dict], int]:
+    """Alerts for the served tables whose freshness failed since event `after`, and the cursor."""
+    records = instance.get_event_records(
+        dg.EventRecordsFilter(event_type=dg.DagsterEventType.FRESHNESS_STATE_CHANGE,
+                              after_cursor=after), limit=200, ascending=True)
+    sent = []
+    for record in records:
+        change = record.event_log_entry.dagster_event.event_specific_data
+        if change.new_state.value == "FAIL":
+            age = settings.read(settings.SERVED_MAX_AGE_MINUTES)
+            sent.append(alerts.send(
+                "stale_table", f"{change.key.to_user_string()} has not been published for more "
+                f"than {age} minutes", {"asset": change.key.to_user_string(),
+                                        "previous_state": change.previous_state.value}))
+    return sent, (records[-1].storage_id if records else after)
+
+
+@dg.sensor(name=ALERT_ON_STALE_TABLES, minimum_interval_seconds=30,
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="A served table whose freshness policy fails becomes a stale_table alert.")
+def alert_on_stale_tables(context: dg.SensorEvaluationContext):
+    sent, cursor = stale_alerts(context.instance, int(context.cursor or 0))
+    context.update_cursor(str(cursor))
+    return dg.SkipReason(f"{len(sent)} stale-table alerts sent" if sent
+                         else "no served table turned stale")
+
+
+ALL_SENSORS = [retrain_after_ingest, alert_on_run_failure, alert_on_stale_tables]

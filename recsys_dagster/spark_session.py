@@ -14,12 +14,11 @@ from typing import Any
 
 import yaml
 
-from .paths import SPARK_PROFILES_DIR, data_dir
+from . import settings
+from .paths import SPARK_PROFILES_DIR
 
-MASTER_ENV = "RECSYS_SPARK_MASTER"
-REMOTE_ENV = "RECSYS_SPARK_REMOTE"
-PROFILE_ENV = "RECSYS_SPARK_PROFILE"
-CHECKPOINT_ENV = "RECSYS_SPARK_CHECKPOINT_DIR"
+MASTER_ENV = settings.SPARK_MASTER.name
+REMOTE_ENV = settings.SPARK_REMOTE.name
 
 
 @dataclass(frozen=True)
@@ -59,10 +58,9 @@ def resolve_settings(
     env: Mapping[str, str] | None = None,
 ) -> SparkSettings:
     """Explicit arguments win over environment variables, which win over the profile file."""
-    env = os.environ if env is None else env
-    prof = load_profile(profile or env.get(PROFILE_ENV) or "local")
-    remote = remote or env.get(REMOTE_ENV) or prof.get("remote")
-    master = master or env.get(MASTER_ENV) or prof.get("master")
+    prof = load_profile(profile or settings.read(settings.SPARK_PROFILE, env))
+    remote = remote or settings.read(settings.SPARK_REMOTE, env) or prof.get("remote")
+    master = master or settings.read(settings.SPARK_MASTER, env) or prof.get("master")
     if remote:
         if not str(remote).startswith("sc://"):
             raise ValueError(f"a Spark Connect URL starts with sc://, got {remote!r}")
@@ -76,9 +74,9 @@ def resolve_settings(
     conf.update({str(k): str(v) for k, v in (overrides or {}).items()})
     ckpt = (
         checkpoint_dir
-        or env.get(CHECKPOINT_ENV)
+        or settings.read(settings.SPARK_CHECKPOINT_DIR, env)
         or prof.get("checkpoint_dir")
-        or os.path.join(data_dir(), "_spark_checkpoints")
+        or os.path.join(settings.read(settings.DATA_DIR, env), "_spark_checkpoints")
     )
     return SparkSettings(master=master, remote=remote, conf=conf, checkpoint_dir=ckpt)
 

@@ -28,6 +28,8 @@ from typing import Any
 MANIFEST = "_manifest.json"
 CURRENT = "current"
 KEEP_VERSIONS = 2
+PINS = "_pins.json"
+PINNED_TAGS = 2  # the served model and the one served before it
 _SAFE_PART = re.compile(r"^[A-Za-z0-9_.=-]+$")
 
 
@@ -89,6 +91,7 @@ class TableSet:
     frames: dict[str, Any]
     params: dict[str, Any] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
+    pin: str | None = None  # as Table.pin
 
     def __getitem__(self, name: str):
         return self.frames[name]
@@ -97,10 +100,12 @@ class TableSet:
 @dataclass(frozen=True)
 class Table:
     """One DataFrame stored with entries of its own in its manifest: they are swapped in (and
-    out) with the table, so they always describe the version being read."""
+    out) with the table, so they always describe the version being read. With a `pin` tag the
+    version is kept from pruning as the newest version of that tag (TableStore.pin)."""
 
     frame: Any
     manifest: dict[str, Any] = field(default_factory=dict)
+    pin: str | None = None
 
 
 class TableStore:
@@ -152,6 +157,7 @@ class TableStore:
         """Write a Spark DataFrame, a Table or a TableSet as a new version; return its folder.
         `extra` entries (and a Table's own) go into the manifest, so they are swapped in (and
         out) with the table."""
+        pin = getattr(value, "pin", None)
         if isinstance(value, Table):
             value, extra = value.frame, {**value.manifest, **(extra or {})}
         tdir = self.table_dir(name, partition)
@@ -172,6 +178,8 @@ class TableStore:
             value.write.parquet(vdir)
             manifest = {"kind": "dataframe"}
         manifest.update(extra or {})
+        if pin is not None:  # pinned before the swap: pruning never sees it unpinned
+            self.pin(name, os.path.basename(vdir), pin, partition)
         self._finish(tdir, vdir, manifest)
         return vdir
 
@@ -237,11 +245,52 @@ class TableStore:
         os.symlink(os.path.basename(vdir), tmp_link)
         os.replace(tmp_link, os.path.join(tdir, CURRENT))  # atomic on POSIX
 
-    @staticmethod
-    def _prune(tdir: str, keep: str) -> None:
+    # ---- pins: versions kept whatever the retention ---------------------------------------
+    def pins(self, name: str, partition: str | None = None) -> list[dict[str, str]]:
+        """The pinned versions of a table, oldest first: [{"version", "tag"}, ...]."""
+        path = os.path.join(self.table_dir(name, partition), PINS)
+        if not os.path.exists(path):
+            return []
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+
+    def pin(self, name: str, version: str, tag: str, partition: str | None = None,
+            keep: int = PINNED_TAGS) -> None:
+        """Keep `version` from pruning as the newest version tagged `tag` (a served model's
+        version: the served tables made from it). Only the newest `keep` tags stay pinned,
+        so the served model and the one before it (what a rollback returns to) are kept."""
+        tdir = self.table_dir(name, partition)
+        os.makedirs(tdir, exist_ok=True)
+        pins = [p for p in self.pins(name, partition) if p["tag"] != tag]
+        pins = [*pins, {"version": version, "tag": tag}][-keep:]
+        tmp = os.path.join(tdir, f".pins-{uuid.uuid4().hex[:8]}")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(pins, fh, indent=2)
+        os.replace(tmp, os.path.join(tdir, PINS))
+
+    def swap_to(self, name: str, version: str, partition: str | None = None) -> None:
+        """Make a kept version the current one again (atomically)."""
+        tdir = self.table_dir(name, partition)
+        if not os.path.exists(os.path.join(tdir, version, MANIFEST)):
+            raise FileNotFoundError(f"{name} has no complete version {version} under {tdir}")
+        self._swap_current(tdir, os.path.join(tdir, version))
+
+    def versions(self, name: str, partition: str | None = None) -> list[str]:
+        """The complete versions of a table that are kept, oldest first."""
+        tdir = self.table_dir(name, partition)
+        if not os.path.isdir(tdir):
+            return []
+        return sorted(v for v in os.listdir(tdir) if v.startswith("v-")
+                      and os.path.exists(os.path.join(tdir, v, MANIFEST)))
+
+    def _prune(self, tdir: str, keep: str) -> None:
         versions = sorted(d for d in os.listdir(tdir) if d.startswith("v-"))
         complete = [v for v in versions if os.path.exists(os.path.join(tdir, v, MANIFEST))]
-        retained = set(complete[-KEEP_VERSIONS:]) | {keep}
+        pinned = set()
+        if os.path.exists(os.path.join(tdir, PINS)):
+            with open(os.path.join(tdir, PINS), encoding="utf-8") as fh:
+                pinned = {p["version"] for p in json.load(fh)}
+        retained = set(complete[-KEEP_VERSIONS:]) | {keep} | pinned
         for version in versions:
             if version not in retained:
                 shutil.rmtree(os.path.join(tdir, version), ignore_errors=True)

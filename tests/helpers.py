@@ -88,7 +88,8 @@ def random_confidence(spark, n_users, n_items, n_rows, seed=3):
 # for processes that cost per day ingested) reads exactly the same plays.
 STANDARD_CONFIG = {"ops": {
     "ingest_play_logs": {"config": {"synthetic": {
-        "n_users": 300, "n_items": 400, "n_artists": 60, "seed": 7, "n_days": 7,
+        "n_users": 300, "n_items": 400, "n_artists": 60, "seed": 7, "active_day_share": 0.8,
+        "songs_per_active_day": 8, "library_start": 30, "artist_popularity_sigma": 1.0,
         "start_date": "2024-03-24"}}},
     "als_model": {"config": {"rank": 8, "max_iter": 6}},
     "evaluation_metrics": {"config": {"n_bootstrap": 100}},

@@ -3,6 +3,7 @@
 import copy
 import os
 
+import dagster as dg
 import pytest
 from helpers import STANDARD_CONFIG, checks_by_name, copy_warehouse, materialize
 from pyspark.sql import functions as F
@@ -37,7 +38,14 @@ def test_run_succeeds_with_every_check_passing(first_run):
     result, _ = first_run
     assert result.success
     checks = checks_by_name(result)
-    assert len(checks) == 14 and all(checks.values()), checks
+    # The synthetic plays start on 2024-03-24: the calendar's 83 days before are empty, a
+    # warning (severity WARN), not an error.
+    empty = checks.pop(("play_events", "every_day_delivered"))
+    assert len(checks) == 14 and all(checks.values()) and not empty, checks
+    warning = [e for e in result.get_asset_check_evaluations()
+               if e.check_name == "every_day_delivered"][0]
+    assert warning.severity == dg.AssetCheckSeverity.WARN
+    assert warning.metadata["empty_days"].value == 83
 
 
 def test_ingestion_outputs(first_run, spark):
@@ -152,7 +160,7 @@ def test_user_recommendations(first_run, spark):
     played = {(r.user_id, r.item_id) for r in store.read(spark, "play_events")
               .select("user_id", "item_id").distinct().collect()}
     assert not {(u, i) for u, i in zip(recs.user_id, recs.item_id)} & played
-    assert recs.user_id.nunique() == N_USERS
+    assert recs.user_id.nunique() == len({u for u, _ in played})  # every listener who played
 
 
 def test_similar_items(first_run):
@@ -243,9 +251,10 @@ def test_rerun_keeps_ids_and_gate_protects_served_tables(rerun):
     assert checks_by_name(result)[("evaluation_metrics", "als_beats_popularity")] is False
     old_users = before["users"]
     new_users = store.read_pandas("user_index").set_index("id").idx
-    assert len(new_users) == 700
+    listeners = store.read_pandas("play_events").user_id.nunique()  # 700, less the silent
+    assert len(new_users) >= listeners > len(old_users)
     assert (new_users[old_users.index] == old_users).all()  # existing ids keep their idx
-    assert sorted(new_users) == list(range(700))
+    assert sorted(new_users) == list(range(len(new_users)))
     # The served table is the last good one, untouched and readable.
     served = before["served"]
     assert store.current_path("user_recommendations") == served

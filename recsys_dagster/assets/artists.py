@@ -32,29 +32,36 @@ from .helpers import (
     GATE,
     KINDS,
     OWNERS,
+    POOL,
+    SERVED_FRESHNESS,
     artist_listeners,
     column_schema,
+    fails_for_good,
     item_artists,
     newest_catalogue,
     table_metadata,
 )
+from .publishing import RECORD, record_to_publish, served_table
 
 
 @dg.asset(
-    group_name="serving", kinds=KINDS, owners=OWNERS, code_version="1",
+    group_name="serving", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="1",
     deps=GATE, ins={"interactions": LATEST_DAY},  # artist_evaluation: an input, so gated too
+    freshness_policy=SERVED_FRESHNESS,
     check_specs=[dg.AssetCheckSpec(
         checks.SIMILAR_ARTISTS_NO_SELF, asset="similar_artists",
         description="No artist is listed as similar to itself; no rank beyond top_n.")],
 )
+@fails_for_good
 def similar_artists(context: dg.AssetExecutionContext, config: SimilarArtistsConfig,
                     als_model: TableSet, artist_evaluation: TableSet, interactions: DataFrame,
-                    item_index: DataFrame, item_catalog: DataFrame):
+                    item_index: DataFrame, item_catalog: DataFrame, warehouse: Warehouse):
     """Top-N similar artists per artist ("similar-artist discovery"): artist vectors are the
     play-weighted mean of their songs' factors (or, as artist_evaluation's config `vectors`
     chose and judged, the factors of ALS on the listener x artist plays); a candidate is
     ranked by the seed's direction times its vector (docs/products.md says why not plain
     cosine). The metadata's sample: the lists of the three most listened artists."""
+    record = record_to_publish(context, warehouse.store())
     catalogue = newest_catalogue(item_catalog).where(F.col("artist_id").isNotNull()).persist()
     # the newest catalogue joined to the index: read by the lists, the listeners (and ALS)
     artist_of = item_artists(item_catalog, item_index).persist()
@@ -89,7 +96,7 @@ def similar_artists(context: dg.AssetExecutionContext, config: SimilarArtistsCon
            .limit(3).toPandas().artist_id.tolist())
     sample = (table.where(F.col("artist_id").isin(top) & (F.col("rank") <= 10)).toPandas()
               .sort_values(["artist_id", "rank"]))
-    yield dg.Output(table, metadata={
+    yield dg.Output(served_table(table, record), metadata={
         **table_metadata(table, n_rows, preview_rows=10, order_by=["artist_id", "rank"]),
         "artists": int(summary["artists"]), "top_n": config.top_n,
         "artist_vectors": ("ALS on the listener x artist plays" if vectors == "artist_als"
@@ -109,13 +116,15 @@ def similar_artists(context: dg.AssetExecutionContext, config: SimilarArtistsCon
 
 
 @dg.asset(
-    group_name="serving", kinds=KINDS, owners=OWNERS, code_version="1",
+    group_name="serving", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="1",
     deps=GATE, ins={"interactions": LATEST_DAY},  # artist_evaluation: an input, so gated too
+    freshness_policy=SERVED_FRESHNESS,
     check_specs=[dg.AssetCheckSpec(
         checks.RADIO_RULES, asset="artist_radio",
         description="No song twice in a station, no station longer than its length, no artist "
         "with more songs than max_per_artist (the seed artist: seed_artist_max).")],
 )
+@fails_for_good
 def artist_radio(context: dg.AssetExecutionContext, als_model: TableSet,
                  artist_evaluation: TableSet, interactions: DataFrame, item_index: DataFrame,
                  item_catalog: DataFrame, warehouse: Warehouse):
@@ -125,6 +134,7 @@ def artist_radio(context: dg.AssetExecutionContext, als_model: TableSet,
     judged (its config `radio`). Besides the stations, the radio's catalogue (frames songs
     and artists, with their vectors) is kept so that `cli radio` makes a listener's own
     station from the served tables alone."""
+    record = record_to_publish(context, warehouse.store())
     params = RadioParams(**artist_evaluation.params["radio"])
     catalogue = newest_catalogue(item_catalog).toPandas()
     artist_of = item_artists(item_catalog, item_index).persist()  # read twice below
@@ -169,8 +179,8 @@ def artist_radio(context: dg.AssetExecutionContext, als_model: TableSet,
     items_are_artists = bool(len(song_frame) and song_frame.artist_id.nunique() == len(song_frame))
     yield dg.Output(
         TableSet(frames, {"radio": dataclasses.asdict(params), "items_are_artists":
-                          items_are_artists,
-                          "model_version": warehouse.store().version("als_model")}),
+                          items_are_artists, "model_version": record["model_version"],
+                          RECORD: record}, pin=record["model_version"]),
         metadata={
             "dagster/row_count": len(table),
             "dagster/column_schema": column_schema(frames["stations"]),

@@ -18,15 +18,16 @@ from ..partitions import LATEST_DAY
 from ..progress import Heartbeat
 from ..resources import LOAD, SETTINGS_ONLY, SparkResource, Warehouse
 from ..tables import TableSet
-from .helpers import KINDS, OWNERS, column_schema, item_artists, png_markdown
+from .helpers import KINDS, OWNERS, POOL, column_schema, fails_for_good, item_artists, png_markdown
 from .publishing import champion_check, served_model
 
 TABLE_SCHEMA = ("model string, metric string, k int, value double, segment string, "
                 "ci_low double, ci_high double")
 
 
-@dg.asset(group_name="evaluation", kinds=KINDS, owners=OWNERS, code_version="1",
+@dg.asset(group_name="evaluation", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="1",
           ins={"interactions": LATEST_DAY})
+@fails_for_good
 def evaluation_split(config: SplitConfig, interactions: DataFrame):
     """Train / validation / test interactions per user (temporal when timestamps exist)."""
     params = config.params()
@@ -47,7 +48,7 @@ def evaluation_split(config: SplitConfig, interactions: DataFrame):
 
 
 @dg.asset(
-    group_name="evaluation", kinds=KINDS, owners=OWNERS, code_version="2",
+    group_name="evaluation", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="2",
     ins={"als_model_settings": dg.AssetIn("als_model", metadata={LOAD: SETTINGS_ONLY})},
     check_specs=[
         dg.AssetCheckSpec(
@@ -62,6 +63,7 @@ def evaluation_split(config: SplitConfig, interactions: DataFrame):
         ),
     ],
 )
+@fails_for_good
 def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConfig,
                        evaluation_split: TableSet, als_model_settings: dict,
                        spark: SparkResource, warehouse: Warehouse):
@@ -128,7 +130,7 @@ def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConf
 
 
 @dg.asset(
-    group_name="evaluation", kinds=KINDS, owners=OWNERS, code_version="2",
+    group_name="evaluation", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="2",
     check_specs=[dg.AssetCheckSpec(
         checks.SIMILAR_ARTISTS_BEAT_POPULAR, asset="artist_evaluation", blocking=True,
         description="Similar artists name listeners' new held-out artists more often than the "
@@ -136,6 +138,7 @@ def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConf
         "and artist_radio are only republished when they do (a source without artists "
         "passes: nothing to publish).")],
 )
+@fails_for_good
 def artist_evaluation(context: dg.AssetExecutionContext, config: ArtistEvaluationConfig,
                       evaluation_metrics: TableSet, evaluation_split: TableSet,
                       item_catalog: DataFrame, item_index: DataFrame, spark: SparkResource):

@@ -20,7 +20,7 @@ from ..partitions import (
 )
 from ..resources import SparkResource, Warehouse
 from ..tables import TableSet
-from .helpers import KINDS, OWNERS, table_metadata, tuned_params
+from .helpers import KINDS, OWNERS, POOL, fails_for_good, table_metadata, tuned_params
 
 
 def _index(context, column: str, play_events: DataFrame, spark: SparkResource,
@@ -38,14 +38,16 @@ def _index(context, column: str, play_events: DataFrame, spark: SparkResource,
     })
 
 
-@dg.asset(group_name="features", kinds=KINDS, owners=OWNERS, code_version="1")
+@dg.asset(group_name="features", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="1")
+@fails_for_good
 def user_index(context: dg.AssetExecutionContext, play_events: DataFrame, spark: SparkResource,
                warehouse: Warehouse):
     """Dense user index (id -> idx); an id keeps its idx across runs."""
     return _index(context, "user_id", play_events, spark, warehouse)
 
 
-@dg.asset(group_name="features", kinds=KINDS, owners=OWNERS, code_version="1")
+@dg.asset(group_name="features", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="1")
+@fails_for_good
 def item_index(context: dg.AssetExecutionContext, play_events: DataFrame, spark: SparkResource,
                warehouse: Warehouse):
     """Dense item index (id -> idx); an id keeps its idx across runs."""
@@ -57,13 +59,14 @@ def interactions_asset(window: int | None = TRAINING_WINDOW_DAYS,
     """The interactions asset for a training window (None = all history)."""
 
     @dg.asset(
-        name="interactions", group_name="features", kinds=KINDS, owners=OWNERS,
+        name="interactions", group_name="features", kinds=KINDS, owners=OWNERS, pool=POOL,
         code_version="2", partitions_def=partitions,
         ins={"play_events": dg.AssetIn(partition_mapping=window_mapping(window))},
         description="One row per (user, item) as of a day: total plays, first and last play "
         f"time, over the training window ({describe_window(window)}; "
         f"${WINDOW_ENV}). Partition D reads play_events for the window ending on D.",
     )
+    @fails_for_good
     def interactions(context: dg.AssetExecutionContext, play_events: DataFrame,
                      user_index: DataFrame, item_index: DataFrame):
         window_keys = context.asset_partition_keys_for_input("play_events")
@@ -104,8 +107,9 @@ def interactions_asset(window: int | None = TRAINING_WINDOW_DAYS,
 interactions = interactions_asset()
 
 
-@dg.asset(group_name="features", kinds=KINDS, owners=OWNERS, code_version="2",
+@dg.asset(group_name="features", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="2",
           ins={"interactions": LATEST_DAY})
+@fails_for_good
 def confidence_matrix(context: dg.AssetExecutionContext, config: ConfidenceConfig,
                       interactions: DataFrame, als_tuning: TableSet):
     """Confidence c = 1 + alpha * f(plays) for every (user, item) pair."""

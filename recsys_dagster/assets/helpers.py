@@ -2,19 +2,40 @@
 the tuned settings. Asset modules import this one and never each other."""
 
 import base64
+import datetime as dt
+import functools
+import inspect
+import os
+import urllib.parse
 
 import dagster as dg
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from .. import checks
+from .. import checks, settings
 from ..ml.evaluation.tuning import SEARCHED, apply
 from ..ml.serving.ann import TopKParams
 from ..ml.serving.recommend import Ranked
+from ..paths import data_dir
 from ..tables import TableSet
 
 OWNERS = ["team:recsys"]
 KINDS = {"spark", "parquet"}
+
+
+def warehouse_pool(base_dir: str) -> str:
+    """The concurrency pool of the assets that write the warehouse under base_dir. An instance
+    whose pools have run granularity and a limit of 1 (deploy/dagster.yaml) runs at most one run
+    of a warehouse's assets at a time and queues the others, however they were launched."""
+    return "warehouse:" + urllib.parse.quote(os.path.abspath(base_dir))
+
+
+# The code location's warehouse (RECSYS_DATA_DIR when it loads).
+POOL = warehouse_pool(data_dir())
+# The served tables: stale (in the UI, and an alert) once older than
+# RECSYS_SERVED_MAX_AGE_MINUTES; the daemon evaluates it (deploy/dagster.yaml: freshness).
+SERVED_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=dt.timedelta(minutes=settings.read(settings.SERVED_MAX_AGE_MINUTES)))
 # Every serving asset depends on evaluation_metrics, so that its blocking gate (ALS beats
 # popularity) stops a bad model from replacing the tables that are being served.
 GATE = ["evaluation_metrics"]
@@ -116,3 +137,34 @@ def recall_check(result: Ranked, params: TopKParams) -> dg.AssetCheckResult:
         metadata={"method": result.method, "recall_at_n": dg.MetadataValue.float(recall),
                   "recall_floor": params.recall_floor,
                   "queries": int(result.info.get("recall_queries", 0))})
+
+
+# Errors that a retry cannot mend: bad input or settings (ValueError, SourceError and
+# SettingError among them), a table or a day that was never written. A step that raises one
+# fails at once, without the jobs' step retries; any other error (a lost executor, a busy file
+# system) is retried.
+DETERMINISTIC = (ValueError, FileNotFoundError)
+
+
+def fails_for_good(compute):
+    """Decorates an asset's function: a DETERMINISTIC error fails the step with no retry."""
+
+    def failure(exc: Exception) -> dg.Failure:
+        return dg.Failure(description=f"{type(exc).__name__}: {exc}", allow_retries=False)
+
+    if inspect.isgeneratorfunction(compute):
+        @functools.wraps(compute)
+        def wrapped_gen(*args, **kwargs):
+            try:
+                yield from compute(*args, **kwargs)
+            except DETERMINISTIC as exc:
+                raise failure(exc) from exc
+        return wrapped_gen
+
+    @functools.wraps(compute)
+    def wrapped(*args, **kwargs):
+        try:
+            return compute(*args, **kwargs)
+        except DETERMINISTIC as exc:
+            raise failure(exc) from exc
+    return wrapped

@@ -13,7 +13,7 @@ from ..ml.ingest.validation import validate_plays
 from ..partitions import PLAY_DAYS
 from ..progress import Heartbeat
 from ..resources import SparkResource
-from .helpers import KINDS, OWNERS, table_metadata
+from .helpers import KINDS, OWNERS, POOL, fails_for_good, table_metadata
 
 with warnings.catch_warnings():  # backfill_policy is "beta" in dagster 1.13
     warnings.simplefilter("ignore", dg.BetaWarning)
@@ -40,14 +40,23 @@ with warnings.catch_warnings():  # backfill_policy is "beta" in dagster 1.13
             group_name="ingestion", kinds=KINDS, owners=OWNERS, code_version="3",
         ),
     },
-    partitions_def=PLAY_DAYS,
+    partitions_def=PLAY_DAYS, pool=POOL,
     # A backfill of many days is one run: the source is read once and split by day.
     backfill_policy=SINGLE_RUN,
-    check_specs=[dg.AssetCheckSpec(
-        checks.QUARANTINE_FRACTION, asset="play_events", blocking=True,
-        description="The share of quarantined input rows is at most max_quarantine_fraction.",
-    )],
+    check_specs=[
+        dg.AssetCheckSpec(
+            checks.QUARANTINE_FRACTION, asset="play_events", blocking=True,
+            description="The share of quarantined input rows is at most "
+            "max_quarantine_fraction (a day that delivered nothing has nothing quarantined).",
+        ),
+        dg.AssetCheckSpec(
+            checks.EVERY_DAY_DELIVERED, asset="play_events", blocking=False,
+            description="Every day of the run delivered plays; an empty day is a warning with "
+            "the count of empty days, not an error.",
+        ),
+    ],
 )
+@fails_for_good
 def ingest_play_logs(context: dg.AssetExecutionContext, config: PlaySourceConfig,
                      spark: SparkResource):
     """Read play logs for the run's days, validate every row, quarantine the bad ones with a
@@ -56,7 +65,7 @@ def ingest_play_logs(context: dg.AssetExecutionContext, config: PlaySourceConfig
     days = context.partition_key_range
     first, last = days.start, days.end
     params = config.params()
-    raw, names, has_plays, described = read_source(session, params)
+    raw, names, has_plays, described = read_source(session, params, (first, last))
     raw = raw.persist()
     with Heartbeat(context.log.info, "ingest_play_logs", session):  # the source's passes
         n_input = raw.count()
@@ -70,11 +79,16 @@ def ingest_play_logs(context: dg.AssetExecutionContext, config: PlaySourceConfig
     n_elsewhere = n_input - n_delivered
     reasons = (quarantine.groupBy("reason").count().orderBy(F.desc("count"), "reason")
                .limit(20).toPandas())
-    fraction = n_bad / n_delivered if n_delivered else 1.0
+    fraction = n_bad / n_delivered if n_delivered else 0.0
     context.log.info(f"{described}: {n_input} input rows; days {first}..{last}: "
                      f"{n_delivered - n_bad} accepted, {n_bad} quarantined; "
                      f"{n_elsewhere} belong to other days")
     per_day = events.groupBy(DAY).agg(F.sum("plays").alias("plays")).orderBy(DAY).toPandas()
+    with_plays = {str(d) for d in per_day[DAY]}
+    empty = [d for d in context.partition_keys if d not in with_plays]
+    if empty:
+        context.log.warning(f"{len(empty)} of {len(context.partition_keys)} days delivered no "
+                            f"plays: {empty[0]}..{empty[-1]}")
 
     yield dg.Output(events, "play_events", metadata={
         **table_metadata(events, n_events),
@@ -85,6 +99,7 @@ def ingest_play_logs(context: dg.AssetExecutionContext, config: PlaySourceConfig
         "rows_for_other_days": n_elsewhere,
         "total_plays": int(per_day.plays.sum()) if len(per_day) else 0,
         "days_with_plays": len(per_day),
+        "empty_days": len(empty),
         "has_timestamps": bool(events.where(F.col("ts").isNull()).limit(1).count() == 0
                                and n_events > 0),
     })
@@ -102,9 +117,15 @@ def ingest_play_logs(context: dg.AssetExecutionContext, config: PlaySourceConfig
         "items_with_artist": int(catalogue["with_artist"])})
     yield dg.AssetCheckResult(
         check_name=checks.QUARANTINE_FRACTION, asset_key="play_events",
-        passed=n_delivered > 0 and fraction <= params.max_quarantine_fraction,
+        passed=fraction <= params.max_quarantine_fraction,
         metadata={"quarantined_fraction": float(fraction), "quarantined_rows": n_bad,
                   "delivered_rows": n_delivered, "threshold": params.max_quarantine_fraction},
+    )
+    yield dg.AssetCheckResult(
+        check_name=checks.EVERY_DAY_DELIVERED, asset_key="play_events", passed=not empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"empty_days": len(empty), "days": len(context.partition_keys),
+                  "first_empty_day": empty[0] if empty else "none"},
     )
     # Unpersist all: a cached plan of the same source path would otherwise serve a later,
     # re-delivered file's old rows to the next run in this session.

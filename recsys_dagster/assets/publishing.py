@@ -11,7 +11,7 @@ import dagster as dg
 
 from .. import checks
 from ..ml.evaluation.evaluate import EvaluationParams
-from ..tables import TableStore
+from ..tables import Table, TableStore
 
 RECORD = "served_model"  # the manifest entry
 PREFIX = RECORD + "/"  # its metadata entries in the UI
@@ -49,7 +49,8 @@ def record_to_publish(context, store: TableStore) -> dict:
     """
     version = store.version("als_model")
     if version is None:
-        raise dg.Failure(f"no als_model under {store.base_dir}; run retrain_and_publish first")
+        raise dg.Failure(f"no als_model under {store.base_dir}; run retrain_and_publish first",
+                         allow_retries=False)
     record = {"model_version": version}
     evaluated = _made_in_this_run(context, "evaluation_metrics")
     if evaluated is not None:
@@ -63,8 +64,22 @@ def record_to_publish(context, store: TableStore) -> dict:
     if served.get("model_version") != version:
         raise dg.Failure(
             f"als_model version {version} under {store.base_dir} has not been published (its "
-            "evaluation gates failed or never ran); run retrain_and_publish before refreshing.")
+            "evaluation gates failed or never ran); run retrain_and_publish before refreshing.",
+            allow_retries=False)
     return served
+
+
+def served_table(frame, record: dict) -> Table:
+    """A served table: the record of the model it was made from in its manifest, and pinned
+    under that model's version, so that a rollback finds it while that model is one of the
+    last two served (tables.PINNED_TAGS)."""
+    return Table(frame, {RECORD: record}, pin=record["model_version"])
+
+
+def pin_served_model(store: TableStore, record: dict) -> None:
+    """Keep the als_model version being published (and the one served before it) whatever
+    the retention: the served model's files are never deleted while it is served."""
+    store.pin("als_model", record["model_version"], record["model_version"])
 
 
 def champion_check(params: EvaluationParams, served: dict,

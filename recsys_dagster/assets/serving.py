@@ -14,18 +14,21 @@ from ..ml.serving.recommend import recommend_for_users, similar_by_factors
 from ..partitions import LATEST_DAY
 from ..progress import Heartbeat
 from ..resources import Warehouse
-from ..tables import Table, TableSet
+from ..tables import TableSet
 from .helpers import (
     GATE,
     KINDS,
     OWNERS,
+    POOL,
+    SERVED_FRESHNESS,
+    fails_for_good,
     newest_catalogue,
     ranking_metadata,
     recall_check,
     recall_check_spec,
     table_metadata,
 )
-from .publishing import RECORD, as_metadata, record_to_publish
+from .publishing import as_metadata, pin_served_model, record_to_publish, served_table
 
 
 def users_with_fold_in(als_model: TableSet, interactions: DataFrame) -> DataFrame:
@@ -52,7 +55,8 @@ def _ids(index: DataFrame, idx_col: str, id_col: str) -> DataFrame:
 
 
 @dg.asset(
-    group_name="serving", kinds=KINDS, owners=OWNERS, code_version="3", deps=GATE,
+    group_name="serving", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="3", deps=GATE,
+    freshness_policy=SERVED_FRESHNESS,
     ins={"interactions": LATEST_DAY},
     check_specs=[
         dg.AssetCheckSpec(checks.RECOMMENDATIONS_AT_MOST_N, asset="user_recommendations",
@@ -63,6 +67,7 @@ def _ids(index: DataFrame, idx_col: str, id_col: str) -> DataFrame:
         recall_check_spec("user_recommendations"),
     ],
 )
+@fails_for_good
 def user_recommendations(context: dg.AssetExecutionContext, config: RecommendationsConfig,
                          als_model: TableSet, interactions: DataFrame, user_index: DataFrame,
                          item_index: DataFrame, item_catalog: DataFrame, warehouse: Warehouse):
@@ -93,7 +98,8 @@ def user_recommendations(context: dg.AssetExecutionContext, config: Recommendati
     n_played = table.join(played, ["user_idx", "item_idx"]).count()
     n_items = table.select("item_idx").distinct().count()
     out = table.drop("user_idx", "item_idx")
-    yield dg.Output(Table(out, {RECORD: record}), metadata={
+    pin_served_model(warehouse.store(), record)
+    yield dg.Output(served_table(out, record), metadata={
         **table_metadata(out, n_rows, preview_rows=10, order_by=["user_id", "rank"]),
         "sample": dg.MetadataValue.md(named_sample(out, newest_names(item_catalog))),
         "users": int(summary["users"]), "top_n": config.top_n,
@@ -133,11 +139,15 @@ def named_sample(recs: DataFrame, names: DataFrame, n_users: int = 3, per_user: 
         for user, group in rows.groupby("user_id", sort=True))
 
 
-@dg.asset(group_name="serving", kinds=KINDS, owners=OWNERS, code_version="2", deps=GATE,
+@dg.asset(group_name="serving", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="2",
+          deps=GATE, freshness_policy=SERVED_FRESHNESS,
           check_specs=[recall_check_spec("similar_items")])
+@fails_for_good
 def similar_items(context: dg.AssetExecutionContext, config: SimilarItemsConfig,
-                  als_model: TableSet, item_index: DataFrame, item_catalog: DataFrame):
-    """Top-N similar items per item ("similar artists") by cosine of item factors."""
+                  als_model: TableSet, item_index: DataFrame, item_catalog: DataFrame,
+                  warehouse: Warehouse):
+    """Top-N similar items per item (songs like a song) by cosine of item factors."""
+    record = record_to_publish(context, warehouse.store())
     params = config.params()
     result = similar_by_factors(als_model["item_factors"], config.top_n, params.top_k)
     sims = result.table
@@ -153,7 +163,7 @@ def similar_items(context: dg.AssetExecutionContext, config: SimilarItemsConfig,
              ).persist()
     with Heartbeat(context.log.info, "similar_items", item_index.sparkSession):
         n_rows = table.count()  # computes the cached table
-    yield dg.Output(table, metadata={
+    yield dg.Output(served_table(table, record), metadata={
         **table_metadata(table, n_rows, preview_rows=10, order_by=["item_id", "rank"]),
         "items": table.select("item_id").distinct().count(), "top_n": config.top_n,
         **ranking_metadata(result),

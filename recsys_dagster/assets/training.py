@@ -14,11 +14,12 @@ from ..ml.evaluation.tuning import TRIALS_SCHEMA, planned_trials, settings_of, t
 from ..progress import Heartbeat
 from ..resources import SparkResource, Warehouse
 from ..tables import TableSet
-from .helpers import KINDS, OWNERS, column_schema, png_markdown, tuned_params
+from .helpers import KINDS, OWNERS, POOL, column_schema, fails_for_good, png_markdown, tuned_params
 from .publishing import served_model
 
 
-@dg.asset(group_name="training", kinds=KINDS, owners=OWNERS, code_version="5")
+@dg.asset(group_name="training", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="5")
+@fails_for_good
 def als_tuning(context: dg.AssetExecutionContext, config: TuningConfig,
                evaluation_split: TableSet, spark: SparkResource, warehouse: Warehouse):
     """Search for ALS and confidence settings with Optuna, scored on the validation split
@@ -99,7 +100,8 @@ def current_settings(store) -> tuple[dict, str]:
     return settings_of(ConfidenceParams(), ALSParams()), "the defaults"
 
 
-@dg.asset(group_name="training", kinds=KINDS, owners=OWNERS, code_version="3")
+@dg.asset(group_name="training", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="3")
+@fails_for_good
 def als_model(context: dg.AssetExecutionContext, config: ALSConfig, confidence_matrix: TableSet,
               als_tuning: TableSet):
     """User and item factors from implicit-feedback ALS on the confidence matrix."""

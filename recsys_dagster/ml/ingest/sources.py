@@ -236,12 +236,16 @@ CATALOG_SCHEMA = "item_id string, name string, artist_id string, artist_name str
 SEED_COLUMNS = ColumnMapping("userId", "songId", "playCount", None)
 
 
-def read_source(spark, params: PlaySource) -> tuple[DataFrame, DataFrame, bool, str]:
-    """(raw rows, item names, whether rows carry play counts, a description of the source)."""
+def read_source(spark, params: PlaySource,
+                days: tuple[str, str]) -> tuple[DataFrame, DataFrame, bool, str]:
+    """(raw rows, item names, whether rows carry play counts, a description of the source).
+    `days` (first, last) are the days being ingested: the synthetic source makes those days'
+    plays only; the others read what they hold (rows of other days are counted by the
+    caller)."""
     empty_names = spark.createDataFrame([], CATALOG_SCHEMA)
     if params.source == "synthetic":
         spec = params.synthetic
-        plays = datagen.synthetic_play_logs(spark, spec)
+        plays = datagen.synthetic_play_logs(spark, spec, *days)
         names = spark.createDataFrame(datagen.catalogue_frame(spec), CATALOG_SCHEMA)
         return typed_to_raw(plays), names, True, f"synthetic {spec}"
     if params.source == "seed":

@@ -1,0 +1,106 @@
+"""Background processes that `make serve` starts and `make stop` stops: each in a process group
+of its own (its children, such as a code server's run workers and their Spark JVMs, are in it
+too), its output in a log file, its id and start time in a pid file. Stopping kills exactly
+the groups whose pid files it finds, and only if the process is still the one that was
+started (a recycled pid is someone else's): TERM, then KILL after a grace period (dagster's
+processes can take over 20 s to honour TERM).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from .launcher import process_start
+
+
+def pid_file(run_dir: Path, name: str) -> Path:
+    return run_dir / f"{name}.pid"
+
+
+def start(name: str, cmd: list[str], env: dict, run_dir: Path, log_dir: Path,
+          cwd: str | None = None) -> int:
+    """Start cmd in a new session (its own process group); return its pid."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / f"{name}.log", "ab") as log:
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    started = process_start(proc.pid)
+    pid_file(run_dir, name).write_text(json.dumps(
+        {"pid": proc.pid, "started": started[0] if started else None, "cmd": cmd}))
+    return proc.pid
+
+
+def recorded(run_dir: Path, name: str) -> dict | None:
+    path = pid_file(run_dir, name)
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def alive(record: dict | None) -> bool:
+    """Whether the recorded process still runs and is the one we started."""
+    if not record:
+        return False
+    found = process_start(record["pid"])
+    if found is None or found[1] in ("Z", "X"):
+        return False
+    return record.get("started") is None or abs(found[0] - record["started"]) < 2.0
+
+
+def stop(run_dir: Path, name: str, grace_s: float = 20.0) -> bool:
+    """Stop the recorded process group; True if something was running."""
+    record = recorded(run_dir, name)
+    was_running = alive(record)
+    if was_running:
+        pgid = record["pid"]  # a session leader: its pid is its group's id
+        _signal_group(pgid, signal.SIGTERM)
+        deadline = time.time() + grace_s
+        while time.time() < deadline and _group_alive(pgid):
+            time.sleep(0.2)
+        if _group_alive(pgid):
+            _signal_group(pgid, signal.SIGKILL)
+            deadline = time.time() + 10
+            while time.time() < deadline and _group_alive(pgid):
+                time.sleep(0.1)
+    pid_file(run_dir, name).unlink(missing_ok=True)
+    return was_running
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group is left (zombies count as gone)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def wait_until(check, timeout_s: float, what: str, every_s: float = 0.5) -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            if check():
+                return
+        except Exception:  # noqa: BLE001 - not up yet
+            pass
+        time.sleep(every_s)
+    raise TimeoutError(f"{what} did not come up within {timeout_s:.0f} s")

@@ -1,0 +1,149 @@
+"""`make serve` and `make stop`: the whole deployment on one machine, as it runs in production.
+
+Processes, each in its own process group, started in this order:
+1. PostgreSQL (its own cluster in $RECSYS_DEPLOY_DIR/postgres, unless DAGSTER_PG_HOST names an
+   existing server);
+2. the code server (`dagster code-server start`): loads recsys_dagster.definitions and runs
+   each run's worker as a process of its own;
+3. the webserver (`dagster-webserver`), the UI on 127.0.0.1:$RECSYS_PORT;
+4. the daemon (`dagster-daemon run`): schedules, sensors, the run queue, run monitoring and
+   retries, freshness.
+The webserver and the daemon load the code location from the code server
+(deploy/workspace.yaml); all of them, and every run worker, share the instance in
+$RECSYS_DEPLOY_DIR/dagster_home (deploy/dagster.yaml, its storage in PostgreSQL), so a
+restart keeps every run, event, schedule state and sensor cursor.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import settings
+from ..paths import REPO_ROOT
+from . import processes
+from .instance import INSTANCE_FILE, PRODUCTION_YAML, WORKSPACE_YAML, read_env_file
+from .postgres import LocalPostgres
+
+# Stopped in this order: the daemon first (no new runs), the code server (its run workers) last.
+PROCESSES = ("daemon", "webserver", "code_server")
+START_TIMEOUT_S = 180
+
+
+@dataclass(frozen=True)
+class Deployment:
+    env: dict[str, str]  # the environment every process gets
+
+    @classmethod
+    def from_environment(cls, environ=None) -> Deployment:
+        """deploy/deployment.env under the environment (a variable set there wins)."""
+        env = {**read_env_file(), **(os.environ if environ is None else environ)}
+        settings.validate_all(env)
+        folder = Path(settings.read(settings.DEPLOY_DIR, env))
+        env.setdefault(settings.DATA_DIR.name, str(folder / "data"))
+        env["DAGSTER_HOME"] = str(folder / "dagster_home")
+        env["RECSYS_COMPUTE_LOG_DIR"] = str(folder / "logs" / "compute")
+        env[settings.CODE_SERVER_PORT.name] = str(settings.read(settings.CODE_SERVER_PORT, env))
+        return cls(env)
+
+    def read(self, setting: settings.Setting):
+        return settings.read(setting, self.env)
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.read(settings.DEPLOY_DIR))
+
+    @property
+    def run_dir(self) -> Path:
+        return self.folder / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.folder / "logs"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.read(settings.PORT)}"
+
+    def postgres(self) -> LocalPostgres | None:
+        """The deployment's own server, or None when DAGSTER_PG_HOST names another."""
+        if self.read(settings.PG_HOST):
+            return None
+        return LocalPostgres(self.folder / "postgres", self.read(settings.PG_PORT),
+                             self.read(settings.PG_USER), self.read(settings.PG_DB))
+
+    def instance_yaml(self) -> Path:
+        return Path(self.read(settings.DAGSTER_YAML) or PRODUCTION_YAML)
+
+    def commands(self) -> dict[str, list[str]]:
+        bin_dir = Path(sys.executable).parent
+        host = ["-h", "127.0.0.1"]
+        return {
+            "code_server": [str(bin_dir / "dagster"), "code-server", "start", *host, "-p",
+                            self.env[settings.CODE_SERVER_PORT.name], "-m",
+                            "recsys_dagster.definitions", "--location-name", "recsys_dagster"],
+            "webserver": [str(bin_dir / "dagster-webserver"), *host, "-p",
+                          str(self.read(settings.PORT)), "-w", str(WORKSPACE_YAML)],
+            "daemon": [str(bin_dir / "dagster-daemon"), "run", "-w", str(WORKSPACE_YAML)],
+        }
+
+    def start(self, say=print) -> None:
+        if all(processes.alive(processes.recorded(self.run_dir, n)) for n in PROCESSES):
+            say(f"already running: {self.url}")
+            return
+        self.stop(say=lambda *_: None)  # leftovers of a half-started deployment
+        env = dict(self.env)
+        pg = self.postgres()
+        if pg is not None:
+            say(f"PostgreSQL: {pg.folder} on 127.0.0.1:{pg.port}")
+            pg.start()
+            env.update({settings.PG_HOST.name: "127.0.0.1", settings.PG_PASSWORD.name:
+                        pg.password(), settings.PG_PORT.name: str(pg.port),
+                        settings.PG_USER.name: pg.user, settings.PG_DB.name: pg.database})
+        home = Path(env["DAGSTER_HOME"])
+        home.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.instance_yaml(), home / INSTANCE_FILE)
+        commands = self.commands()
+        processes.start("code_server", commands["code_server"], env, self.run_dir, self.log_dir,
+                        cwd=str(REPO_ROOT))
+        processes.wait_until(lambda: code_server_answers(int(env[settings.CODE_SERVER_PORT.name])),
+                             START_TIMEOUT_S, "the code server")
+        for name in ("webserver", "daemon"):
+            processes.start(name, commands[name], env, self.run_dir, self.log_dir,
+                            cwd=str(REPO_ROOT))
+        processes.wait_until(lambda: ui_answers(self.url), START_TIMEOUT_S, "the UI")
+        say(f"recsys-dagster is served at {self.url}")
+        say(f"logs: {self.log_dir} (processes), {env['RECSYS_COMPUTE_LOG_DIR']} (steps); "
+            f"warehouse: {env[settings.DATA_DIR.name]}; stop with `make stop`")
+
+    def stop(self, say=print) -> None:
+        for name in PROCESSES:
+            if processes.stop(self.run_dir, name):
+                say(f"stopped {name}")
+        pg = self.postgres()
+        if pg is not None and pg.running():
+            pg.stop()
+            say("stopped PostgreSQL")
+
+    def status(self) -> dict[str, bool]:
+        state = {n: processes.alive(processes.recorded(self.run_dir, n)) for n in PROCESSES}
+        pg = self.postgres()
+        if pg is not None:
+            state["postgres"] = pg.running()
+        return state
+
+
+def code_server_answers(port: int) -> bool:
+    from dagster._grpc.client import DagsterGrpcClient
+
+    DagsterGrpcClient(port=port, host="127.0.0.1").ping("")
+    return True
+
+
+def ui_answers(url: str) -> bool:
+    with urllib.request.urlopen(f"{url}/server_info", timeout=5) as response:
+        return response.status == 200
