@@ -70,8 +70,24 @@ def first_day(partitions: dg.DailyPartitionsDefinition = PLAY_DAYS) -> str:
     return partitions.get_first_partition_key()
 
 
-# Downstream of interactions (unpartitioned): read the calendar's latest as-of day.
-LATEST_DAY = dg.AssetIn(partition_mapping=dg.LastPartitionMapping())
+# Downstream of interactions (unpartitioned: one current model and its tables), interactions
+# are read as of the run's day: a retrain run for day D reads interactions[D]
+# (resources.ParquetIOManager honours AS_OF; the mapping below draws the edge in the lineage).
+# A run without a day reads the newest stored day.
+AS_OF = "recsys/as_of"
+RUN_DAY = "the run's day, else the newest stored"
+LATEST_DAY = dg.AssetIn(partition_mapping=dg.LastPartitionMapping(), metadata={AS_OF: RUN_DAY})
+PARTITION_TAG = "dagster/partition"
+
+
+def as_of_day(run_tags: dict, stored_days: list[str]) -> str:
+    """The as-of day of a run: its partition, else the newest stored day of interactions."""
+    if run_tags.get(PARTITION_TAG):
+        return run_tags[PARTITION_TAG]
+    if not stored_days:
+        raise FileNotFoundError("no day of interactions is stored yet: run retrain_and_publish "
+                                "for a day first")
+    return stored_days[-1]
 
 
 def window_range(as_of: str, days: int | None = TRAINING_WINDOW_DAYS,

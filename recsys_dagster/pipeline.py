@@ -3,6 +3,9 @@ the newest day. Used by the CLI and the tests; the UI does the same with a backf
 play_events followed by a run of retrain_and_publish for the last day.
 """
 
+import yaml
+
+from . import settings
 from .partitions import PLAY_DAYS, first_day, last_day
 
 INGESTION_ASSETS = ("play_events", "play_events_quarantine", "item_catalog")
@@ -31,3 +34,13 @@ def config_for(run_config: dict | None, ingestion: bool) -> dict:
 
 def calendar() -> tuple[str, str]:
     return first_day(), last_day()
+
+
+def automation_config(ingestion: bool) -> dict:
+    """The part of $RECSYS_RUN_CONFIG (a whole-pipeline run config) that the runs the schedule
+    (ingestion) or the sensors (the rest) ask for take; {} without it."""
+    path = settings.read(settings.RUN_CONFIG)
+    if not path:
+        return {}
+    with open(path, encoding="utf-8") as fh:
+        return config_for(yaml.safe_load(fh) or {}, ingestion)

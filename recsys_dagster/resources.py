@@ -7,6 +7,7 @@ import dagster as dg
 from dagster_pyspark import LazyPySparkResource
 from pydantic import Field
 
+from .partitions import AS_OF, as_of_day
 from .paths import DATA_DIR_ENV, data_dir
 from .spark_session import SparkSettings, build_session, resolve_settings
 from .tables import TableStore
@@ -99,11 +100,14 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         if not context.has_asset_partitions:
             return store.read(session, name)
         keys = list(context.asset_partition_keys)
+        if (context.definition_metadata or {}).get(AS_OF):  # one current model: the run's day
+            keys = [as_of_day(context.step_context.dagster_run.tags, store.partitions(name))]
         if len(keys) == 1:
-            if not store.exists(name, keys[0]):
-                raise FileNotFoundError(
+            if not store.exists(name, keys[0]):  # no retry can mend it: fail the step now
+                raise dg.Failure(
                     f"{name} for day {keys[0]} has not been materialised under "
-                    f"{store.base_dir}; materialise {name} for {keys[0]} first")
+                    f"{store.base_dir}; materialise {name} for {keys[0]} first",
+                    allow_retries=False)
             return store.read(session, name, keys[0])
         frame, missing = store.read_days(session, name, keys)
         if missing:

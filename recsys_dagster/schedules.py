@@ -16,6 +16,7 @@ import dagster as dg
 from . import settings
 from .jobs import INGEST_JOB, ingest_play_logs_job
 from .partitions import PLAY_DAYS, first_day
+from .pipeline import automation_config
 from .runs import ACTIVE, PLAY_EVENTS, runs_for_day
 
 DAILY_INGEST = "daily_ingest"
@@ -54,6 +55,7 @@ def daily_ingest(context: dg.ScheduleEvaluationContext):
     if reason:
         return dg.SkipReason(reason)
     return dg.RunRequest(run_key=f"{DAILY_INGEST}-{day}", partition_key=day,
+                         run_config=automation_config(ingestion=True),
                          tags={"recsys/trigger": f"schedule {DAILY_INGEST}"})
 
 

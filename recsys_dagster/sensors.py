@@ -17,13 +17,14 @@ import dagster as dg
 
 from . import alerts, settings
 from .jobs import RETRAIN_JOB, retrain_and_publish
+from .pipeline import automation_config
 from .runs import (
     ACTIVE,
+    PARTITION_TAG,
     PLAY_EVENTS,
     days_of,
     materialized_in_run,
     newest_retrained_day,
-    runs_for_day,
 )
 
 RETRAIN_AFTER_INGEST = "retrain_after_ingest"
@@ -58,11 +59,16 @@ def retrain_request(instance: dg.DagsterInstance, run: dg.DagsterRun):
                                - dt.date.fromisoformat(newest)).days < every:
         return dg.SkipReason(f"the last retrain was as of {newest}; retraining every {every} days "
                              f"(${settings.RETRAIN_AFTER_DAYS.name})")
-    active = runs_for_day(instance, RETRAIN_JOB, day, ACTIVE)
-    if active:
-        return dg.SkipReason(f"a retrain as of {day} is {active[0].status.value.lower()} "
-                             f"(run {active[0].run_id})")
+    # A retrain of this day or a later one already waits or runs: this one would add nothing
+    # (the same day) or, queued behind it, publish an older model after a newer one.
+    later = [r for r in instance.get_runs(filters=dg.RunsFilter(job_name=RETRAIN_JOB,
+                                                                statuses=ACTIVE), limit=50)
+             if r.tags.get(PARTITION_TAG, "") >= day]
+    if later:
+        return dg.SkipReason(f"a retrain as of {later[0].tags[PARTITION_TAG]} is "
+                             f"{later[0].status.value.lower()} (run {later[0].run_id})")
     return dg.RunRequest(run_key=f"retrain-as-of-{day}", partition_key=day,
+                         run_config=automation_config(ingestion=False),
                          tags={"recsys/trigger": f"ingest run {run.run_id}"})
 
 

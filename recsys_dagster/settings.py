@@ -150,6 +150,11 @@ SPARK_CHECKPOINT_DIR = Setting(
     "RECSYS_SPARK_CHECKPOINT_DIR", None, _path,
     "ALS checkpoints, on storage every executor reaches.", "spark",
     "`$RECSYS_DATA_DIR/_spark_checkpoints`")
+RUN_CONFIG = Setting(
+    "RECSYS_RUN_CONFIG", None, _path,
+    "A run config YAML (as resources/config/*.yaml) for the runs the schedule and sensors "
+    "ask for: the ingest takes its ingest section, the retrain the rest.", "automation",
+    "none: every setting's default")
 PROGRESS_SECONDS = Setting(
     "RECSYS_PROGRESS_SECONDS", "30", _positive_float,
     "A long step logs its progress this often.", "runs")
@@ -204,9 +209,9 @@ PG_PASSWORD = Setting(
 PG_DB = Setting("DAGSTER_PG_DB", "dagster", _text, "PostgreSQL database.", "deployment")
 
 ALL = [DATA_DIR, CALENDAR_START, CALENDAR_END, TRAINING_WINDOW_DAYS, SPARK_PROFILE, SPARK_MASTER,
-       SPARK_REMOTE, SPARK_CHECKPOINT_DIR, PROGRESS_SECONDS, INGEST_CRON, RETRAIN_AFTER_DAYS,
-       AUTOMATION, SERVED_MAX_AGE_MINUTES, ALERT_WEBHOOK, PORT, CODE_SERVER_PORT, DEPLOY_DIR,
-       DAGSTER_YAML, PG_HOST, PG_PORT, PG_USER, PG_PASSWORD, PG_DB]
+       SPARK_REMOTE, SPARK_CHECKPOINT_DIR, PROGRESS_SECONDS, RUN_CONFIG, INGEST_CRON,
+       RETRAIN_AFTER_DAYS, AUTOMATION, SERVED_MAX_AGE_MINUTES, ALERT_WEBHOOK, PORT,
+       CODE_SERVER_PORT, DEPLOY_DIR, DAGSTER_YAML, PG_HOST, PG_PORT, PG_USER, PG_PASSWORD, PG_DB]
 BY_NAME = {s.name: s for s in ALL}
 
 

@@ -85,6 +85,9 @@ def test_a_successful_ingest_asks_for_one_retrain_of_its_day(monkeypatch):
     retrain(instance, "2024-03-10", dg.DagsterRunStatus.STARTED, "q1")
     skip = sensors.retrain_request(instance, ingest_run(instance, "2024-03-10", accepted=5))
     assert "a retrain as of 2024-03-10 is started (run q1)" in skip.skip_message
+    # A newer day's retrain waiting: an older one queued behind it would publish an older model.
+    skip = sensors.retrain_request(instance, ingest_run(instance, "2024-03-09", accepted=5))
+    assert "a retrain as of 2024-03-10 is started" in skip.skip_message
     # Retrained: a re-delivery of that day, or an older one, is not retrained again.
     retrain(instance, "2024-03-10", dg.DagsterRunStatus.SUCCESS, "s1")
     for day in ("2024-03-10", "2024-03-08"):

@@ -14,6 +14,7 @@ from ..partitions import (
     PLAY_DAYS,
     TRAINING_WINDOW_DAYS,
     WINDOW_ENV,
+    as_of_day,
     describe_window,
     window_mapping,
     window_range,
@@ -111,10 +112,10 @@ interactions = interactions_asset()
           ins={"interactions": LATEST_DAY})
 @fails_for_good
 def confidence_matrix(context: dg.AssetExecutionContext, config: ConfidenceConfig,
-                      interactions: DataFrame, als_tuning: TableSet):
+                      interactions: DataFrame, als_tuning: TableSet, warehouse: Warehouse):
     """Confidence c = 1 + alpha * f(plays) for every (user, item) pair."""
     params, _ = tuned_params(context, config, als_tuning)
-    as_of = context.asset_partition_key_for_input("interactions")
+    as_of = as_of_day(context.run.tags, warehouse.store().partitions("interactions"))
     first, last = window_range(as_of)
     data = {"as_of": as_of, "window": describe_window(TRAINING_WINDOW_DAYS),
             "window_days": f"{first}..{last}"}
