@@ -3,7 +3,7 @@ strategies (broadcast, full gridify, half gridify) and the single-machine `impli
 on one seeded synthetic workload, in one run.
 
     pip install -e .[bench]                      # the `implicit` library (a wheel, no build)
-    python benchmarks/als_strategies.py          # 200 k users, 50 k songs, ~5 M pairs
+    python benchmarks/als_strategies.py          # 200 k users, 50 k songs, 90 days
     python benchmarks/als_strategies.py --users 50000 --items 12500 --repeats 1   # smaller
 
 Data: our synthetic generator (seed 42), aggregated to (user, song) pairs, 20% of each user's
@@ -30,6 +30,7 @@ Printed: medians over --repeats runs.
 """
 
 import argparse
+import datetime as dt
 import json
 import os
 import statistics
@@ -57,8 +58,9 @@ def prepare(args) -> None:
 
     spark = spark_session()
     spec = SyntheticSpec(n_users=args.users, n_items=args.items, n_artists=args.items // 10,
-                         mean_items_per_user=args.songs_per_user, seed=42)
-    plays = synthetic_play_logs(spark, spec).persist()
+                         seed=42)
+    last = (dt.date.fromisoformat(spec.start_date) + dt.timedelta(days=args.days - 1)).isoformat()
+    plays = synthetic_play_logs(spark, spec, spec.start_date, last).persist()
     inter = index_and_build(plays)
     fit, held = holdout_split(inter, 0.2, 7, temporal=False)
     confidence_matrix(fit, ConfidenceParams()).write.mode("overwrite").parquet(
@@ -223,8 +225,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--users", type=int, default=200_000)
     ap.add_argument("--items", type=int, default=50_000)
-    ap.add_argument("--songs-per-user", type=float, default=25.0,
-                    help="mean distinct songs per user (x users = pairs)")
+    ap.add_argument("--days", type=int, default=90,
+                    help="days of the synthetic listeners' plays (more days, more pairs)")
     ap.add_argument("--rank", type=int, default=64)
     ap.add_argument("--reg", type=float, default=0.1)
     ap.add_argument("--iters", type=int, default=10)
@@ -233,7 +235,7 @@ def main() -> None:
     ap.add_argument("--engines", nargs="+", default=[f"{e}:{s}" for e, s in ENGINES])
     ap.add_argument("--workdir", default=None,
                     help="data folder; one holding an earlier run's prepared data is reused "
-                         "(same --users/--items/--songs-per-user assumed)")
+                         "(same --users/--items/--days assumed)")
     ap.add_argument("--short-iters", type=int, default=2,
                     help="iterations of the extra fit per repeat that splits fixed from "
                          "marginal cost (0: no split)")

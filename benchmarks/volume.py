@@ -34,7 +34,8 @@ import yaml
 from _common import tree_processes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-USERS_PER_MILLION = 50_000
+# The default synthetic listener makes about 38 play rows in the calendar's 90 days.
+USERS_PER_MILLION = 26_500
 RANK, ITERATIONS, TOP_N = 32, 5, 20
 # Our step that makes each of the peer's products.
 PRODUCTS = {"fit": "als_model", "recommend_all": "user_recommendations",
@@ -47,7 +48,7 @@ def volume_config(millions: float) -> dict:
     return {"ops": {
         "ingest_play_logs": {"config": {"source": "synthetic", "synthetic": {
             "n_users": int(millions * USERS_PER_MILLION), "n_items": 200_000,
-            "n_artists": 20_000, "mean_items_per_user": 17.0, "seed": 42}}},
+            "n_artists": 20_000, "seed": 42}}},
         "als_model": {"config": {"rank": RANK, "max_iter": ITERATIONS}},
         "evaluation_metrics": {"config": {"max_users": 20_000, "knn_max_users": 100_000,
                                           "knn_max_items_per_user": 200,

@@ -68,12 +68,22 @@ def _ingest(run_config: dict, first: str, last: str, instance, data: str | None 
 
 
 def _report(result, what: str, wall: float) -> bool:
+    import dagster as dg
+
     print(f"\n{what}: run {result.run_id} {'SUCCESS' if result.success else 'FAILED'} "
           f"in {wall:.1f} s")
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
     for check in failed:
-        print(f"  check FAILED: {check.asset_key.to_user_string()} {check.check_name}")
-    return result.success and not failed
+        warning = check.severity == dg.AssetCheckSeverity.WARN
+        print(f"  check {'warning' if warning else 'FAILED'}: "
+              f"{check.asset_key.to_user_string()} {check.check_name}"
+              + (f" ({_warning_detail(check)})" if warning else ""))
+    return result.success and not [e for e in failed
+                                   if e.severity != dg.AssetCheckSeverity.WARN]
+
+
+def _warning_detail(check) -> str:
+    return ", ".join(f"{k} {v.value}" for k, v in check.metadata.items())
 
 
 def backfill(config_path: str | None, first: str, last: str, data: str | None = None) -> int:
@@ -83,6 +93,8 @@ def backfill(config_path: str | None, first: str, last: str, data: str | None = 
 
 
 def run(config_path: str | None, show_users: int, data: str | None = None) -> int:
+    import dagster as dg
+
     from .definitions import defs
     from .jobs import RETRAIN_JOB
     from .paths import data_dir
@@ -103,7 +115,8 @@ def run(config_path: str | None, show_users: int, data: str | None = None) -> in
                                     resources=_resources(data),
                                     raise_on_error=False)
     wall = time.perf_counter() - t1
-    failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed
+                     and e.severity != dg.AssetCheckSeverity.WARN]
     store = TableStore(os.path.abspath(data) if data else data_dir())
     _report(result, f"retrain as of {last}", wall)
     print(f"whole pipeline: {time.perf_counter() - t0:.1f} s")

@@ -132,7 +132,7 @@ def stale_alerts(instance: dg.DagsterInstance, after: int) -> tuple[list[dict], 
     return sent, (records[-1].storage_id if records else after)
 
 
-@dg.sensor(name=ALERT_ON_STALE_TABLES, minimum_interval_seconds=30,
+@dg.sensor(name=ALERT_ON_STALE_TABLES, minimum_interval_seconds=15,
            default_status=dg.DefaultSensorStatus.RUNNING,
            description="A served table whose freshness policy fails becomes a stale_table alert.")
 def alert_on_stale_tables(context: dg.SensorEvaluationContext):

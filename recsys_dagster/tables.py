@@ -157,7 +157,7 @@ class TableStore:
         """Write a Spark DataFrame, a Table or a TableSet as a new version; return its folder.
         `extra` entries (and a Table's own) go into the manifest, so they are swapped in (and
         out) with the table."""
-        pin = getattr(value, "pin", None)
+        pin = value.pin if isinstance(value, (Table, TableSet)) else None
         if isinstance(value, Table):
             value, extra = value.frame, {**value.manifest, **(extra or {})}
         tdir = self.table_dir(name, partition)

@@ -237,13 +237,16 @@ SEED_COLUMNS = ColumnMapping("userId", "songId", "playCount", None)
 
 
 def read_source(spark, params: PlaySource,
-                days: tuple[str, str]) -> tuple[DataFrame, DataFrame, bool, str]:
+                days: tuple[str, str] | None = None) -> tuple[DataFrame, DataFrame, bool, str]:
     """(raw rows, item names, whether rows carry play counts, a description of the source).
     `days` (first, last) are the days being ingested: the synthetic source makes those days'
     plays only; the others read what they hold (rows of other days are counted by the
     caller)."""
     empty_names = spark.createDataFrame([], CATALOG_SCHEMA)
     if params.source == "synthetic":
+        if days is None:
+            raise SourceError("the synthetic source makes the plays of the days asked for: "
+                              "pass the run's (first, last) day")
         spec = params.synthetic
         plays = datagen.synthetic_play_logs(spark, spec, *days)
         names = spark.createDataFrame(datagen.catalogue_frame(spec), CATALOG_SCHEMA)
