@@ -35,13 +35,14 @@ class ALSParams:
     cg_steps: int = setting(3, "CG steps per row and half-step.")
     scale_reg: bool = setting(True, "MLlib's convention: lambda times the row's rating count.")
     reg_exponent: float = setting(
-        1.0, "With scale_reg, lambda times the row's rating count to this power (nu in Rendle, "
+        0.7, "With scale_reg, lambda times the row's rating count to this power (nu in Rendle, "
         "Krichene, Zhang & Koren 2022, 'Revisiting the Performance of iALS on Item "
         "Recommendation Benchmarks'): 1 is MLlib's convention, 0 a plain lambda. Our engines "
-        "only; mllib needs 1.")
+        "only; mllib needs 1. 0.7 with lambda 2.5: chosen on the validation splits of the demo "
+        "data and Last.fm together (benchmarks/als_defaults.py, docs/products.md).")
     rank: int = setting(32, "Number of latent factors.")
     max_iter: int = setting(10, "ALS iterations (each solves items, then users).")
-    reg_param: float = setting(0.1, "Regularisation lambda.")
+    reg_param: float = setting(2.5, "Regularisation lambda (see reg_exponent).")
     seed: int = setting(42, "Seed of the factor initialisation.")
     num_user_blocks: int = setting(
         0, "User blocks (one Spark partition each); 0 = one per RATINGS_PER_BLOCK ratings "
@@ -72,9 +73,10 @@ class ALSParams:
             raise ValueError("reg_param must be >= 0")
         if self.reg_exponent < 0:
             raise ValueError("reg_exponent must be >= 0")
-        if self.engine == "mllib" and self.reg_exponent != 1.0:
-            raise ValueError("engine 'mllib' scales lambda by the rating count itself "
-                             "(reg_exponent 1); use one of our engines for another exponent")
+        if self.engine == "mllib" and (self.reg_exponent != 1.0 or not self.scale_reg):
+            raise ValueError("engine 'mllib' always scales lambda by the rating count "
+                             "(scale_reg true, reg_exponent 1, MLlib's convention); set them so, "
+                             "or use one of our engines for another regularisation")
         if self.num_user_blocks < 0 or self.num_item_blocks < 0:
             raise ValueError("block counts must be >= 1, or 0 (from the data's size)")
         if self.checkpoint_interval < 1:

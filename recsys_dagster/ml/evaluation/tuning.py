@@ -68,7 +68,7 @@ class SearchSpace:
         "every eval_every iterations from the smallest, and keeps the iterations of its best "
         "score (early stopping).")
     reg_exponent: list[float] = setting(
-        [1.0], "Exponents nu of the rating count that scales lambda (random, tpe: uniform "
+        [0.5, 1.0], "Exponents nu of the rating count that scales lambda (random, tpe: uniform "
         "between the smallest and the largest; 1 is MLlib's convention, 0 a plain lambda; "
         "Rendle et al. 2022).")
 
