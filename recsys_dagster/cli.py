@@ -217,7 +217,7 @@ def show_one_station(store, per_station: int) -> str:
     table = store.read_pandas("artist_radio", frame="stations")
     if table.empty:
         return "\nartist radio: none (the source names no artist for its items)"
-    from .served_radio import format_station
+    from .served.radio import format_station
 
     listeners = store.read_pandas("artist_radio", frame="artists").set_index("artist_id")
     seed = listeners.listeners.reindex(table.seed_artist_id.unique()).idxmax()
@@ -236,7 +236,7 @@ def show_one_station(store, per_station: int) -> str:
 def radio(artist: str, user: str | None, length: int | None, data: str | None) -> int:
     """Print the station of `artist`, or a listener's own one, from the served tables."""
     from .paths import data_dir
-    from .served_radio import RadioLookupError, ServedRadio, format_station
+    from .served.radio import RadioLookupError, ServedRadio, format_station
     from .tables import TableStore
 
     store = TableStore(os.path.abspath(data) if data else data_dir())
@@ -252,6 +252,75 @@ def radio(artist: str, user: str | None, length: int | None, data: str | None) -
     if served.items_are_artists:
         title += ITEMS_ARE_ARTISTS
     print(format_station(table, title))
+    return 0
+
+
+def _store(data: str | None):
+    from .paths import data_dir
+    from .tables import TableStore
+
+    return TableStore(os.path.abspath(data) if data else data_dir())
+
+
+def recommend(user: str | None, plays: str | None, n: int, explain: bool,
+              data: str | None) -> int:
+    """A listener's served recommendations (--explain: the plays behind each), or a new
+    listener's from a file of plays, folded into the served model."""
+    from .served.model import ServedLookupError, ServedModel
+    from .served.recommendations import explain as reasons
+    from .served.recommendations import read_plays, recommend_new, served_list
+
+    store = _store(data)
+    try:
+        if plays:
+            model = ServedModel.load(store)
+            table, unknown = recommend_new(model, read_plays(plays), n)
+            print(f"recommendations for the listener of {plays} (folded into the served model"
+                  f" {model.version}):")
+            if unknown:
+                print(f"  ({len(unknown)} items the model does not know were left out: "
+                      f"{', '.join(map(str, unknown[:5]))})")
+            for r in table.itertuples():
+                print(f"  {r.rank:2d}. {model.label(r.item_id)} ({r.score:.2f})")
+            return 0
+        table = served_list(store, user, n)
+        model = ServedModel.load(store) if explain else None
+        why = reasons(model, user, table.item_id.tolist()) if explain else None
+    except ServedLookupError as err:
+        print(f"recommend: {err}", file=sys.stderr)
+        return 2
+    label = model.label if model else _catalogue_label(store)
+    folded = " (folded in since the model was trained)" if table.folded_in.any() else ""
+    print(f"recommendations for listener {user}{folded}:")
+    for i, r in enumerate(table.itertuples()):
+        print(f"  {r.rank:2d}. {label(r.item_id)} ({r.score:.2f})")
+        if why is not None:
+            because = ", ".join(f"{name} ({share:+.2f})" for name, share in why[i])
+            print(f"      because you played: {because or 'nothing the model knows'}")
+    return 0
+
+
+def _catalogue_label(store):
+    names = (store.read_pandas("item_catalog").sort_values("day")
+             .drop_duplicates("item_id", keep="last").set_index("item_id").name
+             if store.exists("item_catalog") or store.partitions("item_catalog") else {})
+    return lambda item: names.get(item, item) if isinstance(names.get(item, item), str) else item
+
+
+def similar(artist: str | None, song: str | None, n: int, data: str | None) -> int:
+    from .served.model import ServedLookupError
+    from .served.similar import similar_artists, similar_songs
+
+    store = _store(data)
+    try:
+        name, table = (similar_artists(store, artist, n) if artist
+                       else similar_songs(store, song, n))
+    except ServedLookupError as err:
+        print(f"similar: {err}", file=sys.stderr)
+        return 2
+    print(f"{'artists' if artist else 'songs'} similar to {name}:")
+    for r in table.itertuples():
+        print(f"  {r.rank:2d}. {r.similar} ({r.score:.2f})")
     return 0
 
 
@@ -319,6 +388,22 @@ def main(argv=None, standalone: bool = False) -> int:
                          "served radio's length)")
     p_radio.add_argument("--data-dir", help=f"where the tables are (default ${DATA_DIR_ENV} or "
                          "./data)")
+    p_rec = sub.add_parser("recommend", help="a listener's served recommendations (no Spark)")
+    who = p_rec.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="a listener's id")
+    who.add_argument("--plays", help="a CSV of a new listener's plays (item_id[,plays]): "
+                     "folded into the served model")
+    p_rec.add_argument("--n", type=int, default=10, help="how many (default 10)")
+    p_rec.add_argument("--explain", action="store_true", help="the plays behind each one")
+    p_rec.add_argument("--data-dir", help=f"where the tables are (default ${DATA_DIR_ENV} or "
+                       "./data)")
+    p_sim = sub.add_parser("similar", help="an artist's or a song's served similar list")
+    what = p_sim.add_mutually_exclusive_group(required=True)
+    what.add_argument("--artist", help="the artist's name or id")
+    what.add_argument("--song", help="the song's name or id")
+    p_sim.add_argument("--n", type=int, default=10, help="how many (default 10)")
+    p_sim.add_argument("--data-dir", help=f"where the tables are (default ${DATA_DIR_ENV} or "
+                       "./data)")
     p_back = sub.add_parser("rollback", help="serve the previously served model again (no "
                             "Spark); in a deployment, prefer the job rollback_served_model")
     p_back.add_argument("--data-dir", help=f"the warehouse (default ${DATA_DIR_ENV} or ./data)")
@@ -338,6 +423,12 @@ def main(argv=None, standalone: bool = False) -> int:
             return run(args.config, args.show_users, args.data_dir)
         if args.command == "radio":
             return radio(args.artist, args.user, args.length, args.data_dir)
+        if args.command == "recommend":
+            if args.explain and args.plays:
+                parser.error("--explain explains a served listener's list (--user)")
+            return recommend(args.user, args.plays, args.n, args.explain, args.data_dir)
+        if args.command == "similar":
+            return similar(args.artist, args.song, args.n, args.data_dir)
         if args.command in ("rollback", "forget"):
             return operate(args.command, args.data_dir, getattr(args, "user", None))
         return backfill(args.config, args.first, args.last, args.data_dir)

@@ -4,12 +4,14 @@ for Implicit Feedback Datasets", 2008)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
+import numpy as np
 
 from .. import setting
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 Weighting = Literal["linear", "log", "bm25"]
 WEIGHTINGS = Weighting.__args__
@@ -45,6 +47,8 @@ _MIN_WEIGHT = 1e-3
 
 def confidence_matrix(interactions: DataFrame, params: ConfidenceParams) -> DataFrame:
     """user_idx, item_idx, plays, confidence (float, >= 1), with first/last play times kept."""
+    from pyspark.sql import functions as F
+
     params.validate()
     plays = F.col("plays").cast("double")
     if params.weighting == "linear":
@@ -70,3 +74,28 @@ def confidence_matrix(interactions: DataFrame, params: ConfidenceParams) -> Data
         (F.lit(1.0) + F.lit(params.alpha) * f).cast("float").alias("confidence"),
         *keep,
     )
+
+
+def confidence_values(user_idx: np.ndarray, item_idx: np.ndarray, plays: np.ndarray,
+                      params: ConfidenceParams) -> np.ndarray:
+    """confidence_matrix's values in NumPy (float32), row by row, for a whole interactions
+    table held in memory (bm25's idf and lengths are over all of it): what the command line
+    needs to explain a served recommendation without Spark."""
+    params.validate()
+    p = plays.astype(np.float64)
+    if params.weighting == "linear":
+        f = p
+    elif params.weighting == "log":
+        f = np.log1p(p / params.eps)
+    else:
+        _, user_pos = np.unique(user_idx, return_inverse=True)
+        items, item_pos = np.unique(item_idx, return_inverse=True)
+        n_users = int(user_pos.max()) + 1 if user_pos.size else 0
+        df = np.bincount(item_pos, minlength=items.size).astype(np.float64)
+        length = np.bincount(user_pos, weights=p, minlength=n_users)
+        avg = length.mean() if n_users else 1.0
+        idf = np.log(float(n_users)) - np.log1p(df[item_pos])
+        norm = (1.0 - params.bm25_b) + params.bm25_b * length[user_pos] / avg
+        f = np.maximum(p * (params.bm25_k1 + 1.0) / (params.bm25_k1 * norm + p) * idf,
+                       _MIN_WEIGHT)
+    return (1.0 + params.alpha * f).astype(np.float32)

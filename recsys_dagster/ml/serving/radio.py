@@ -1,19 +1,22 @@
 """Artist radio: the talk's third product (Christopher Johnson, "Music Recommendations at Scale
 with Spark", Spotify, 2014), a station of songs that sound like a seed artist.
 
-A station draws on the seed artist and the `candidate_artists - 1` artists most similar to it
-(the similar-artists score, serving.artists). Their songs are ranked by affinity to the
+A station draws on the seed artist and the artists closest to it (the similar-artists score,
+serving.artists, weighted by the square root of each artist's plays), as many as fill it.
+Their songs are ranked by affinity to the
 station's direction, the seed artist's unit vector (for a personalised station, blended with
-the listener's unit vector), and taken best first while
+the listener's unit vector), and chosen best first while
 
 - no song comes twice and no artist has more than `max_per_artist` songs (the seed artist
   `seed_artist_max`);
-- at every position p, at least floor(less_played_share * p) of the songs so far are
+- after every choice p, at least floor(less_played_share * p) of the songs chosen are
   less-played ones (below the catalogue's median plays), as long as candidates have them: a
   station is not only the hits.
 
-Where items are artists (Last.fm), every artist is one "song": a station is a sequence of
-artists, the seed first when nothing ranks above it. Pure NumPy, no Spark: one station is a few
+Then the chosen songs are put in the order they play (`flow`): the seed artist's songs spread
+evenly through the station (the first opens it) instead of leading it, the others by affinity
+but never an artist twice in a row while another is left. Where items are artists (Last.fm),
+every artist is one "song": a station is a sequence of artists, the seed first. Pure NumPy, no Spark: one station is a few
 matrix-vector products, and the CLI builds personalised stations from the served tables alone.
 """
 
@@ -35,10 +38,13 @@ class RadioParams:
         1000, "Stations made: one per most-listened artist (most distinct listeners); 0 = one "
         "for every artist.")
     length: int = setting(50, "Songs per station.")
-    max_per_artist: int = setting(3, "Songs of one artist per station (not the seed artist).")
+    max_per_artist: int = setting(5, "Songs of one artist per station (not the seed artist).")
     seed_artist_max: int = setting(10, "Songs of the seed artist per station.")
     candidate_artists: int = setting(
-        50, "Artists a station draws on: the seed artist and the most similar others.")
+        0, "Artists a station draws on: the seed artist and the most similar others; 0 = as "
+        "many as it takes to fill the station (each artist counted for the songs it may "
+        "give: max_per_artist, the seed seed_artist_max), so the station stays close to its "
+        "seed.")
     less_played_share: float = setting(
         0.2, "At least this share of a station's songs are less-played ones (below the "
         "median plays), while the candidates have them; 0 = by affinity alone.")
@@ -105,18 +111,27 @@ class RadioCatalogue:
                     + user_weight * unit(np.asarray(user_vec, dtype=np.float64)))
 
 
-def candidate_artists(cat: RadioCatalogue, seed: int, n: int) -> np.ndarray:
-    """The seed and its n - 1 most similar artists (seed direction . artist vector); artists
-    without a vector are never candidates."""
+def candidate_artists(cat: RadioCatalogue, seed: int, params: RadioParams) -> np.ndarray:
+    """The seed and the artists closest to it, best first by affinity weighted by popularity
+    (seed direction . artist vector, times the square root of the artist's plays: among
+    artists as close, the ones more people play); params.candidate_artists of them, or (0) as
+    many as fill params.length songs at the per-artist caps. Artists without a vector are
+    never candidates."""
     seed_dir = unit(cat.artist_vecs[seed].astype(np.float64))
-    if not seed_dir.any() or n <= 0:
+    if not seed_dir.any():
         return np.zeros(0, dtype=np.int64)
-    scores = cat.artist_vecs.astype(np.float64) @ seed_dir
+    plays = np.bincount(cat.song_artist, weights=cat.plays, minlength=cat.n_artists)
+    scores = np.maximum(cat.artist_vecs.astype(np.float64) @ seed_dir, 0.0) * np.sqrt(plays)
     scores[~np.any(cat.artist_vecs != 0, axis=1)] = -np.inf
     scores[seed] = np.inf
-    n = min(n, int(np.isfinite(scores).sum()) + 1)
-    best = np.argpartition(-scores, n - 1)[:n]
-    return best[np.isfinite(scores[best]) | (best == seed)]
+    order = np.lexsort((np.arange(scores.size), -scores))
+    order = order[np.isfinite(scores[order]) | (order == seed)]
+    if params.candidate_artists > 0:
+        return order[:params.candidate_artists]
+    sizes = np.diff(cat.starts)[order]
+    caps = np.where(order == seed, params.seed_artist_max, params.max_per_artist)
+    enough = np.searchsorted(np.cumsum(np.minimum(sizes, caps)), params.length) + 1
+    return order[:enough]
 
 
 def fill(artist: np.ndarray, less: np.ndarray, seed: int, params: RadioParams) -> np.ndarray:
@@ -153,11 +168,31 @@ def fill(artist: np.ndarray, less: np.ndarray, seed: int, params: RadioParams) -
     return np.asarray(taken, dtype=np.int64)
 
 
+def flow(artist: np.ndarray, seed: int) -> np.ndarray:
+    """The order a station plays its songs in (given best first, `artist` of each): the seed
+    artist's songs at evenly spread positions, the first of them first; the others in their
+    order, but never an artist twice in a row while another one is left to play."""
+    n = artist.size
+    own = np.flatnonzero(artist == seed)
+    others = [int(i) for i in np.flatnonzero(artist != seed)]
+    slots = set((np.arange(own.size) * n // max(own.size, 1)).tolist())
+    order, mine, previous = [], iter(own.tolist()), None
+    for position in range(n):
+        if position in slots:
+            pick = next(mine)
+        else:
+            at = next((k for k, o in enumerate(others) if artist[o] != previous), 0)
+            pick = others.pop(at)
+        order.append(pick)
+        previous = artist[pick]
+    return np.asarray(order, dtype=np.int64)
+
+
 def station(cat: RadioCatalogue, seed: int, params: RadioParams,
             user_vec: np.ndarray | None = None, exclude=None) -> tuple[np.ndarray, np.ndarray]:
     """(song positions in the catalogue, scores) of seed's station, best first. With
     `user_vec`, the listener's personalised station; `exclude`: song ids never played."""
-    songs = cat.songs_of(candidate_artists(cat, seed, params.candidate_artists))
+    songs = cat.songs_of(candidate_artists(cat, seed, params))
     if exclude is not None and len(exclude):
         songs = songs[~np.isin(cat.song_ids[songs], np.asarray(exclude, dtype=np.int64))]
     if songs.size == 0:
@@ -167,7 +202,9 @@ def station(cat: RadioCatalogue, seed: int, params: RadioParams,
     order = np.lexsort((cat.song_ids[songs], -scores))
     songs, scores = songs[order], scores[order]
     picked = fill(cat.song_artist[songs], cat.less_played[songs], seed, params)
-    return songs[picked], scores[picked]
+    songs, scores = songs[picked], scores[picked]
+    order = flow(cat.song_artist[songs], seed)
+    return songs[order], scores[order]
 
 
 def seed_artists(listeners: np.ndarray, n: int) -> np.ndarray:
