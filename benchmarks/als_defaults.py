@@ -10,7 +10,6 @@ fit runs in the driver (engine local), a second or two each on the demo.
 """
 
 import argparse
-import itertools
 import os
 import time
 from dataclasses import replace

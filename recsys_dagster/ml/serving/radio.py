@@ -16,8 +16,9 @@ the listener's unit vector), and chosen best first while
 Then the chosen songs are put in the order they play (`flow`): the seed artist's songs spread
 evenly through the station (the first opens it) instead of leading it, the others by affinity
 but never an artist twice in a row while another is left. Where items are artists (Last.fm),
-every artist is one "song": a station is a sequence of artists, the seed first. Pure NumPy, no Spark: one station is a few
-matrix-vector products, and the CLI builds personalised stations from the served tables alone.
+every artist is one "song": a station is a sequence of artists, the seed first. Pure NumPy,
+no Spark: one station is a few matrix-vector products, and the CLI builds personalised
+stations from the served tables alone.
 """
 
 from __future__ import annotations
