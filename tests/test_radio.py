@@ -14,6 +14,7 @@ from recsys_dagster.ml.serving.radio import (
     RadioParams,
     candidate_artists,
     fill,
+    flow,
     seed_artists,
     station,
     stations,
@@ -60,7 +61,7 @@ def test_fill_puts_less_played_songs_in_at_their_share():
 
 def test_station_draws_on_the_seed_and_its_similar_artists():
     cat = catalogue()
-    assert sorted(candidate_artists(cat, 0, 2).tolist()) == [0, 1]
+    assert candidate_artists(cat, 0, RadioParams(candidate_artists=2)).tolist() == [0, 1]
     params = RadioParams(length=8, max_per_artist=3, seed_artist_max=5, candidate_artists=2,
                          less_played_share=0.0)
     songs, scores = station(cat, 0, params)
@@ -68,12 +69,44 @@ def test_station_draws_on_the_seed_and_its_similar_artists():
     assert set(artists.tolist()) == {0, 1}  # never y (2) or -x (3) with two candidates
     assert (artists == 0).sum() == 5 and (artists == 1).sum() == 3
     assert len(set(cat.song_ids[songs].tolist())) == songs.size == 8
-    assert np.all(np.diff(scores) <= 1e-6)  # no quota: best first
-    # The opposite artist comes last among every artist's songs.
+    assert artists[0] == 0  # the seed opens its station
+    # The opposite artist comes after every other artist's songs.
     wide = RadioParams(length=24, max_per_artist=6, seed_artist_max=6, candidate_artists=4,
                        less_played_share=0.0)
     songs, _ = station(cat, 0, wide)
-    assert (cat.song_artist[songs][-6:] == 3).all()
+    artists = cat.song_artist[songs]
+    where = {a: np.flatnonzero(artists == a).mean() for a in (1, 2, 3)}
+    assert where[1] < where[2] < where[3]
+
+
+def test_as_many_candidate_artists_as_fill_the_station_the_popular_first():
+    """candidate_artists 0: the closest artists until their songs (at the caps) fill the
+    station; among artists as close, the more played one first."""
+    cat = catalogue()  # 6 songs each
+    fill_12 = RadioParams(length=12, max_per_artist=4, seed_artist_max=6)
+    assert candidate_artists(cat, 0, fill_12).tolist() == [0, 1, 2]  # 6 + 4 + 4 >= 12
+    twins = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]], dtype=np.float32)
+    seed_ish = np.array([[0.7, 0.7]], dtype=np.float32)
+    cat = RadioCatalogue.build(np.arange(4), np.vstack([seed_ish, twins]), np.array([0, 1, 2, 3]),
+                               np.array([5.0, 1.0, 1.0, 50.0]), 4)
+    order = candidate_artists(cat, 0, RadioParams(length=3, max_per_artist=1)).tolist()
+    assert order[0] == 0 and order[1] == 3  # 2 and 3 are as close as 1: 3 is played most
+
+
+def test_a_station_flows():
+    """The seed's songs spread through the station, the first opening it; no artist twice in
+    a row while another one is left; the songs otherwise in their order."""
+    artist = np.array([7, 7, 7, 1, 1, 1, 2, 3, 7])
+    order = flow(artist, seed=7)
+    two = flow(np.array([1, 1, 2, 2, 3]), seed=9)  # no seed songs: alternate while possible
+    assert np.array([1, 1, 2, 2, 3])[two].tolist() == [1, 2, 1, 2, 3]
+    played = artist[order]
+    assert sorted(order.tolist()) == list(range(9))
+    assert played[0] == 7 and np.flatnonzero(played == 7).tolist() == [0, 2, 4, 6]
+    assert all(a != b for a, b in zip(played[:-1], played[1:]))
+    assert [i for i in order if artist[i] != 7] == [3, 4, 5, 6, 7]  # the seed between
+    same = flow(np.array([1, 1, 1]), seed=9)  # nothing else to play: the repeats stay
+    assert same.tolist() == [0, 1, 2]
 
 
 def test_personalised_station_drops_played_songs_and_leans_to_the_listener():
@@ -85,9 +118,11 @@ def test_personalised_station_drops_played_songs_and_leans_to_the_listener():
     songs, _ = station(cat, 0, params, user_vec=listener, exclude=played)
     ids = cat.song_ids[songs]
     assert not set(ids.tolist()) & set(played)
-    assert cat.song_artist[songs][0] == 2  # the listener's side first
+    others = cat.song_artist[songs][cat.song_artist[songs] != 0]
+    assert others[0] == 2  # after the seed, the listener's side first
     plain, _ = station(cat, 0, params)
-    assert cat.song_artist[plain][0] in (0, 1)  # without the listener: along x
+    plain_others = cat.song_artist[plain][cat.song_artist[plain] != 0]
+    assert plain_others[0] == 1  # without the listener: along x
 
 
 def test_items_that_are_artists_make_a_sequence_of_artists():
@@ -185,7 +220,7 @@ def test_the_served_stations_follow_the_rules_and_stay_in_genre(standard_run):
 def test_a_listeners_own_station_from_the_served_tables(standard_run, capsys):
     """cli radio: no Spark, no played song, the clear message for unknown names."""
     from recsys_dagster import cli
-    from recsys_dagster.served_radio import RadioLookupError, ServedRadio
+    from recsys_dagster.served.radio import RadioLookupError, ServedRadio
 
     store = standard_run.store
     served = ServedRadio.load(store)

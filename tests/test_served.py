@@ -42,11 +42,12 @@ def test_the_plays_contributions_sum_to_the_exact_solve_score(scale_reg, exponen
     np.testing.assert_allclose(share.sum(axis=1), exact_scores, atol=1e-4)
     # Brute force: W_u from its definition, one term at a time.
     lam = reg * (played.size ** exponent if scale_reg else 1.0)
-    a = (y.astype(np.float64).T @ y + sum((c - 1) * np.outer(y[j], y[j])
-                                          for j, c in zip(played, conf)) + lam * np.eye(5))
+    y64, c64 = y.astype(np.float64), conf.astype(np.float64)
+    a = (y64.T @ y64 + sum((c - 1) * np.outer(y64[j], y64[j]) for j, c in zip(played, c64))
+         + lam * np.eye(5))
     w = np.linalg.inv(a)
-    brute = np.array([[y[i] @ w @ y[j] * c for j, c in zip(played, conf)] for i in every])
-    np.testing.assert_allclose(share, brute, atol=1e-9)
+    brute = np.array([[y64[i] @ w @ y64[j] * c for j, c in zip(played, c64)] for i in every])
+    np.testing.assert_allclose(share, brute, rtol=1e-9, atol=1e-12)  # float64 both ways
     reasons = top_reasons(share, 3)
     assert reasons.shape == (y.shape[0], 3)
     assert all((share[r, reasons[r]] == np.sort(share[r])[::-1][:3]).all() for r in every)
