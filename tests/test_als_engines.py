@@ -84,7 +84,8 @@ def dense(factors_df, n):
     return out
 
 
-MLLIB = dict(rank=6, reg_param=0.1, num_user_blocks=2, num_item_blocks=3)
+# MLlib's convention (lambda times the rating count) for every engine compared with it.
+MLLIB = dict(rank=6, reg_param=0.1, reg_exponent=1.0, num_user_blocks=2, num_item_blocks=3)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +101,8 @@ def test_broadcast_half_steps_reproduce_an_mllib_iteration(mllib_iteration):
     """From MLlib's state after k iterations, one iteration of ours (items given users, then
     users given items, as MLlib orders them) gives MLlib's iteration k+1."""
     conf, k_iter, k_plus_1 = mllib_iteration
-    common = dict(rank=6, reg_param=0.1, num_user_blocks=2, num_item_blocks=2)
+    common = dict(rank=6, reg_param=0.1, num_user_blocks=2, num_item_blocks=2,
+                  reg_exponent=1.0)
     users, items = dense(k_iter.user_factors, 120), dense(k_iter.item_factors, 80)
     solver = row_solver(ALSParams(**common, engine="broadcast", solver="exact"))
     by_user, by_item = rating_blocks(conf, 2, 2, rank=6, seed=0)
@@ -151,7 +153,8 @@ def test_gridified_half_steps_reproduce_an_mllib_iteration(spark, mllib_iteratio
     assert np.abs(ours - predictions(k_plus_1)).max() < 2e-3
 
 
-FIT = dict(rank=6, max_iter=15, reg_param=0.1, num_user_blocks=2, num_item_blocks=2)
+FIT = dict(rank=6, max_iter=15, reg_param=0.1, reg_exponent=1.0, num_user_blocks=2,
+           num_item_blocks=2)
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +210,11 @@ def test_full_gridify_refuses_cg():
 def test_our_engines_refuse_nonnegative(engine):
     with pytest.raises(ValueError, match="nonnegative.*mllib"):
         ALSParams(engine=engine, nonnegative=True).validate()
-    ALSParams(engine="mllib", nonnegative=True).validate()
+    ALSParams(engine="mllib", nonnegative=True, reg_exponent=1.0).validate()
+    # MLlib cannot honour another regularisation: refused with what to set, never ignored.
+    for other in ({"reg_exponent": 0.7}, {"reg_exponent": 1.0, "scale_reg": False}):
+        with pytest.raises(ValueError, match="mllib.*scale_reg true, reg_exponent 1"):
+            ALSParams(engine="mllib", **other).validate()
 
 
 def test_half_gridify_routes_only_the_factors_a_block_needs(spark):

@@ -25,8 +25,8 @@ def test_failed_training_task_is_retried(spark, tmp_path):
             yield batch
 
     flaky_conf = conf.repartition(2).mapInPandas(flaky, conf.schema)
-    factors = train_als(flaky_conf, ALSParams(engine="mllib", rank=4, max_iter=3, num_user_blocks=2,
-                                              num_item_blocks=2))
+    factors = train_als(flaky_conf, ALSParams(engine="mllib", reg_exponent=1.0, rank=4, max_iter=3,
+                                              num_user_blocks=2, num_item_blocks=2))
     assert factors.user_factors.count() == 50
     assert marker.read_text() == "failed"  # the failure really happened, and was retried
     assert spark.sparkContext.master.endswith(",4]")
@@ -40,7 +40,7 @@ def test_same_seed_same_data_same_factors(spark, engine, solver):
     inter = spark.createDataFrame(rows, "user_idx int, item_idx int, plays long")
     conf = confidence_matrix(inter, ConfidenceParams())
     params = ALSParams(rank=8, max_iter=5, num_user_blocks=2, num_item_blocks=2, seed=11,
-                       engine=engine, solver=solver)
+                       engine=engine, solver=solver, reg_exponent=1.0)
 
     def run():  # ours: the input arrives in a different partitioning each time
         f = train_als(conf if engine == "mllib" else conf.repartition(3 + len(seen)), params)

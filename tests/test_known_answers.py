@@ -108,8 +108,8 @@ def test_seed_answer_is_robust_to_the_als_seed(spark):
     inter = spark.createDataFrame(SEED_PLAYS, "user_idx int, item_idx int, plays long")
     conf = confidence_matrix(inter, ConfidenceParams(weighting="linear", alpha=1.0))
     for seed in (0, 1, 42):  # MLlib, as the seed ran it; ours: every engine, via the graph
-        f = train_als(conf, ALSParams(engine="mllib", solver="exact", rank=10, max_iter=10,
-                                      reg_param=0.1, seed=seed, num_user_blocks=1,
+        f = train_als(conf, ALSParams(engine="mllib", reg_exponent=1.0, solver="exact", rank=10,
+                                      max_iter=10, reg_param=0.1, seed=seed, num_user_blocks=1,
                                       num_item_blocks=1))
         recs = recommend_for_users(f.user_factors, f.item_factors, 3).table.collect()
         got = {}
@@ -124,8 +124,8 @@ def test_checkerboard_user_i_gets_item_i(spark):
     rows = [(u, i, 5) for u in range(n) for i in range(n) if i % 2 == u % 2 and i != u]
     inter = spark.createDataFrame(rows, "user_idx int, item_idx int, plays long")
     conf = confidence_matrix(inter, ConfidenceParams(weighting="log", alpha=5.0))
-    f = train_als(conf, ALSParams(engine="mllib", rank=4, max_iter=15, reg_param=0.05,
-                                  num_user_blocks=2, num_item_blocks=2))
+    f = train_als(conf, ALSParams(engine="mllib", reg_exponent=1.0, rank=4, max_iter=15,
+                                  reg_param=0.05, num_user_blocks=2, num_item_blocks=2))
     recs = recommend_for_users(f.user_factors, f.item_factors, 1,
                                seen=inter.select("user_idx", "item_idx")).table
     top = {r.user_idx: r.item_idx for r in recs.where(F.col("rank") == 1).collect()}
@@ -136,6 +136,6 @@ def test_fifty_iterations_do_not_overflow_the_stack(spark):
     rows = [(u, (u * 7 + j) % 40, 1 + j) for u in range(60) for j in range(6)]
     inter = spark.createDataFrame(rows, "user_idx int, item_idx int, plays long")
     conf = confidence_matrix(inter, ConfidenceParams())
-    f = train_als(conf, ALSParams(engine="mllib", rank=4, max_iter=50, checkpoint_interval=5,
-                                  num_user_blocks=2, num_item_blocks=2))
+    f = train_als(conf, ALSParams(engine="mllib", reg_exponent=1.0, rank=4, max_iter=50,
+                                  checkpoint_interval=5, num_user_blocks=2, num_item_blocks=2))
     assert f.user_factors.count() == 60 and f.item_factors.count() == 40

@@ -11,9 +11,9 @@ from recsys_dagster.ml.evaluation.tuning import SAMPLED, TuningParams
 
 def test_grid_is_the_full_product_and_iterations_are_early_stoppings():
     params = TuningParams(search="grid", weighting=["log", "bm25"], alpha=[1.0, 3.0], rank=[8],
-                          reg_param=[0.1, 1.0, 10.0], max_iter=[5])
+                          reg_param=[0.1, 1.0, 10.0], max_iter=[5], reg_exponent=[0.5, 1.0])
     grid = params.grid()
-    assert len(grid) == 2 * 2 * 1 * 3 * 1
+    assert len(grid) == 2 * 2 * 1 * 3 * 2
     assert len({tuple(g.values()) for g in grid}) == len(grid)
     assert set(grid[0]) == set(SAMPLED) and "max_iter" not in grid[0]
     assert params.checkpoints() == [5]
@@ -36,8 +36,8 @@ def test_the_space_as_optuna_distributions():
     assert dists["reg_param"] == FloatDistribution(0.001, 10.0, log=True)
     assert dists["reg_exponent"] == FloatDistribution(0.0, 1.0, log=False)
     assert dists["rank"] == CategoricalDistribution([16, 32, 64, 128, 256])
-    dists, fixed = distributions(TuningParams().space(), grid=True)
-    assert fixed == {"reg_exponent": 1.0}
+    dists, fixed = distributions(TuningParams(reg_exponent=[0.7]).space(), grid=True)
+    assert fixed == {"reg_exponent": 0.7}
     assert dists["alpha"] == CategoricalDistribution([0.03, 30.0])
     assert max(TuningParams(solver="exact").space()["rank"]) == 128
 
@@ -110,7 +110,8 @@ def test_trial_0_is_the_current_settings_and_never_tried_twice():
     assert current["rank"] == ALSParams().rank and current["alpha"] == ConfidenceParams().alpha
     params = TuningParams(search="grid", weighting=[current["weighting"]],
                           alpha=[current["alpha"]], rank=[current["rank"], 2 * current["rank"]],
-                          reg_param=[current["reg_param"]], max_iter=[current["max_iter"]])
+                          reg_param=[current["reg_param"]], max_iter=[current["max_iter"]],
+                          reg_exponent=[current["reg_exponent"]])
     assert [p["rank"] for p in grid_points(params, current)] == [2 * current["rank"]]
     assert planned_trials(params, current) == 2
     # Up to other iterations, the current values are a different trial: tried as well.
@@ -131,7 +132,7 @@ def test_a_search_of_worse_settings_keeps_the_served_ones(standard_run, spark_re
     store = copy_warehouse(standard_run.store, tmp_path / "data")
     served = store.manifest("als_model")["params"]
     worse = {"search": "grid", "weighting": ["linear"], "alpha": [50.0], "rank": [2],
-             "reg_param": [300.0], "max_iter": [2]}
+             "reg_param": [300.0], "max_iter": [2], "reg_exponent": [1.0]}
     run_config = {"ops": {"als_tuning": {"config": worse},
                           "confidence_matrix": {"config": {"use_tuned": True}},
                           "als_model": {"config": {**STANDARD_CONFIG["ops"]["als_model"]["config"],
