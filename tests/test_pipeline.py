@@ -12,7 +12,7 @@ from recsys_dagster.ml.evaluation.ease import LAMBDA_GRID
 from recsys_dagster.tables import TableStore
 
 TUNING = {"search": "grid", "weighting": ["log", "linear"], "alpha": [1.0], "rank": [8, 12],
-          "reg_param": [0.1], "max_iter": [5]}
+          "reg_param": [0.1], "reg_exponent": [0.7], "max_iter": [5]}
 N_USERS, N_ITEMS, RANK, TOP_N = 300, 400, 8, 20  # STANDARD_CONFIG's, and the default top_n
 
 
