@@ -74,7 +74,7 @@ def retrain_request(instance: dg.DagsterInstance, run: dg.DagsterRun):
 
 @dg.run_status_sensor(
     name=RETRAIN_AFTER_INGEST, run_status=dg.DagsterRunStatus.SUCCESS,
-    request_job=retrain_and_publish, minimum_interval_seconds=15,
+    request_job=retrain_and_publish, minimum_interval_seconds=5,
     default_status=default_status(RETRAIN_AFTER_INGEST),
     description="After an ingest run succeeds: retrain as of the newest day it ingested, once "
     "per day (skipped when it delivered no plays, when that day was retrained or is being "
