@@ -62,12 +62,12 @@ def test_fill_puts_less_played_songs_in_at_their_share():
 def test_station_draws_on_the_seed_and_its_similar_artists():
     cat = catalogue()
     assert candidate_artists(cat, 0, RadioParams(candidate_artists=2)).tolist() == [0, 1]
-    params = RadioParams(length=8, max_per_artist=3, seed_artist_max=5, candidate_artists=2,
+    params = RadioParams(length=8, max_per_artist=4, seed_artist_max=5, candidate_artists=2,
                          less_played_share=0.0)
     songs, scores = station(cat, 0, params)
     artists = cat.song_artist[songs]
     assert set(artists.tolist()) == {0, 1}  # never y (2) or -x (3) with two candidates
-    assert (artists == 0).sum() == 5 and (artists == 1).sum() == 3
+    assert (artists == 0).sum() == 4 and (artists == 1).sum() == 4  # at most half the seed's
     assert len(set(cat.song_ids[songs].tolist())) == songs.size == 8
     assert artists[0] == 0  # the seed opens its station
     # The opposite artist comes after every other artist's songs.
@@ -91,6 +91,33 @@ def test_as_many_candidate_artists_as_fill_the_station_the_popular_first():
                                np.array([5.0, 1.0, 1.0, 50.0]), 4)
     order = candidate_artists(cat, 0, RadioParams(length=3, max_per_artist=1)).tolist()
     assert order[0] == 0 and order[1] == 3  # 2 and 3 are as close as 1: 3 is played most
+
+
+def test_songs_left_out_do_not_count_towards_filling_the_station():
+    """A listener's station leaves out the songs they played: the candidate artists are as
+    many as fill it with the songs that are left, so it is still full."""
+    cat = catalogue()  # 6 songs each
+    short = RadioParams(length=6, max_per_artist=3, seed_artist_max=3, less_played_share=0.0)
+    assert candidate_artists(cat, 0, short).tolist() == [0, 1]  # 3 + 3 fill 6
+    played = cat.song_ids[cat.song_artist == 0][:4]
+    songs, _ = station(cat, 0, short, exclude=played)
+    assert len(songs) == 6 and not np.isin(cat.song_ids[songs], played).any()
+    assert np.bincount(cat.song_artist[songs], minlength=4).tolist() == [2, 3, 1, 0]
+
+
+def test_no_artist_holds_more_than_half_a_short_station():
+    """Whatever the caps, an artist plays at most half a station (rounded up), so a short
+    station still alternates."""
+    cat = catalogue()
+    params = RadioParams(length=5, max_per_artist=5, seed_artist_max=10, less_played_share=0.0)
+    assert (params.seed_cap, params.artist_cap) == (3, 3)
+    songs, _ = station(cat, 0, params)
+    artists = cat.song_artist[songs].tolist()
+    assert len(artists) == 5 and max(np.bincount(artists)) <= 3
+    assert all(not a == b == 0 for a, b in zip(artists, artists[1:]))  # the seed never twice
+    odd = flow(np.array([0, 0, 0, 1, 2]), seed=0)  # the seed holds the most it may: 3 of 5
+    assert np.array([0, 0, 0, 1, 2])[odd].tolist() == [0, 1, 0, 2, 0]
+    assert RadioParams().seed_cap == 10 and RadioParams().artist_cap == 5  # the defaults
 
 
 def test_a_station_flows():

@@ -8,7 +8,7 @@ station's direction, the seed artist's unit vector (for a personalised station, 
 the listener's unit vector), and chosen best first while
 
 - no song comes twice and no artist has more than `max_per_artist` songs (the seed artist
-  `seed_artist_max`);
+  `seed_artist_max`), nor more than half the station;
 - after every choice p, at least floor(less_played_share * p) of the songs chosen are
   less-played ones (below the catalogue's median plays), as long as candidates have them: a
   station is not only the hits.
@@ -52,6 +52,18 @@ class RadioParams:
     user_weight: float = setting(
         0.5, "Personalised stations: the weight of the listener's direction against the seed "
         "artist's (0 = the artist's station without the songs the listener played).")
+
+
+    @property
+    def seed_cap(self) -> int:
+        """Songs of the seed artist: seed_artist_max, and never more than half the station
+        (rounded up), so that no artist need play twice in a row."""
+        return min(self.seed_artist_max, (self.length + 1) // 2)
+
+    @property
+    def artist_cap(self) -> int:
+        """Songs of any other artist: max_per_artist, and never more than half the station."""
+        return min(self.max_per_artist, (self.length + 1) // 2)
 
 
 def unit(v: np.ndarray) -> np.ndarray:
@@ -112,12 +124,14 @@ class RadioCatalogue:
                     + user_weight * unit(np.asarray(user_vec, dtype=np.float64)))
 
 
-def candidate_artists(cat: RadioCatalogue, seed: int, params: RadioParams) -> np.ndarray:
+def candidate_artists(cat: RadioCatalogue, seed: int, params: RadioParams,
+                      allowed: np.ndarray | None = None) -> np.ndarray:
     """The seed and the artists closest to it, best first by affinity weighted by popularity
     (seed direction . artist vector, times the square root of the artist's plays: among
     artists as close, the ones more people play); params.candidate_artists of them, or (0) as
-    many as fill params.length songs at the per-artist caps. Artists without a vector are
-    never candidates."""
+    many as fill params.length songs at the per-artist caps, counting only the `allowed`
+    songs (a mask over the catalogue; default all). Artists without a vector are never
+    candidates."""
     seed_dir = unit(cat.artist_vecs[seed].astype(np.float64))
     if not seed_dir.any():
         return np.zeros(0, dtype=np.int64)
@@ -129,8 +143,11 @@ def candidate_artists(cat: RadioCatalogue, seed: int, params: RadioParams) -> np
     order = order[np.isfinite(scores[order]) | (order == seed)]
     if params.candidate_artists > 0:
         return order[:params.candidate_artists]
-    sizes = np.diff(cat.starts)[order]
-    caps = np.where(order == seed, params.seed_artist_max, params.max_per_artist)
+    if allowed is None:
+        sizes = np.diff(cat.starts)[order]
+    else:
+        sizes = np.bincount(cat.song_artist[allowed], minlength=cat.n_artists)[order]
+    caps = np.where(order == seed, params.seed_cap, params.artist_cap)
     enough = np.searchsorted(np.cumsum(np.minimum(sizes, caps)), params.length) + 1
     return order[:enough]
 
@@ -146,7 +163,7 @@ def fill(artist: np.ndarray, less: np.ndarray, seed: int, params: RadioParams) -
     n_less = ptr_any = ptr_less = 0
 
     def admissible(i: int) -> bool:
-        cap = params.seed_artist_max if artist[i] == seed else params.max_per_artist
+        cap = params.seed_cap if artist[i] == seed else params.artist_cap
         return not used[i] and counts.get(int(artist[i]), 0) < cap
 
     while len(taken) < params.length:
@@ -176,7 +193,11 @@ def flow(artist: np.ndarray, seed: int) -> np.ndarray:
     n = artist.size
     own = np.flatnonzero(artist == seed)
     others = [int(i) for i in np.flatnonzero(artist != seed)]
-    slots = set((np.arange(own.size) * n // max(own.size, 1)).tolist())
+    k = np.arange(own.size)
+    # floor(k n / own) keeps two apart while n >= 2 own; ceil(k n / own) still does when own
+    # is half a station of odd length (the most the caps allow).
+    at = k * n // max(own.size, 1) if n >= 2 * own.size else -(-k * n // max(own.size, 1))
+    slots = set(at.tolist())
     order, mine, previous = [], iter(own.tolist()), None
     for position in range(n):
         if position in slots:
@@ -193,9 +214,12 @@ def station(cat: RadioCatalogue, seed: int, params: RadioParams,
             user_vec: np.ndarray | None = None, exclude=None) -> tuple[np.ndarray, np.ndarray]:
     """(song positions in the catalogue, scores) of seed's station, best first. With
     `user_vec`, the listener's personalised station; `exclude`: song ids never played."""
-    songs = cat.songs_of(candidate_artists(cat, seed, params))
+    allowed = None
     if exclude is not None and len(exclude):
-        songs = songs[~np.isin(cat.song_ids[songs], np.asarray(exclude, dtype=np.int64))]
+        allowed = ~np.isin(cat.song_ids, np.asarray(exclude, dtype=np.int64))
+    songs = cat.songs_of(candidate_artists(cat, seed, params, allowed))
+    if allowed is not None:
+        songs = songs[allowed[songs]]
     if songs.size == 0:
         return songs, np.zeros(0, dtype=np.float32)
     direction = cat.direction(seed, user_vec, params.user_weight).astype(np.float32)
