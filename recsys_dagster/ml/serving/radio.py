@@ -53,7 +53,6 @@ class RadioParams:
         0.5, "Personalised stations: the weight of the listener's direction against the seed "
         "artist's (0 = the artist's station without the songs the listener played).")
 
-
     @property
     def seed_cap(self) -> int:
         """Songs of the seed artist: seed_artist_max, and never more than half the station
