@@ -398,6 +398,13 @@ START_SCHEDULE = """mutation($s: ScheduleSelector!) { startSchedule(scheduleSele
 
 def test_the_schedule_ingests_yesterday_and_the_sensor_retrains(live):
     yesterday = live.days[-1]
+    # The served tables go stale a minute after their last publication
+    # (RECSYS_SERVED_MAX_AGE_MINUTES=1): wait for the daemon to see it before the retrain,
+    # however fast the tests before this one ran.
+    deadline = time.time() + 120
+    while time.time() < deadline and not all(
+            any(state == "FAIL" for _, state in freshness_changes(live, t)) for t in SERVED):
+        time.sleep(2)
     started = live.gql(START_SCHEDULE, {"s": {**REPO, "scheduleName": "daily_ingest"}})
     assert started["startSchedule"]["scheduleState"]["status"] == "RUNNING", started
     ingest = live.wait_run(lambda rs: next((r for r in rs if r["tags"].get(
@@ -441,9 +448,8 @@ def test_the_schedule_ingests_yesterday_and_the_sensor_retrains(live):
                     "= 'ASSET_MATERIALIZATION'", (retrain["runId"],))
         assert cur.fetchone()[0] >= len(made)
     conn.close()
-    # Freshness (RECSYS_SERVED_MAX_AGE_MINUTES=1): more than a minute passed between the
-    # retry's publication and this retrain's, so the served tables failed their freshness
-    # (and an alert was posted) before this retrain, and pass after it.
+    # Freshness: the served tables failed their freshness (and an alert was posted) before
+    # this retrain, waited for above, and pass after it.
     deadline = time.time() + 60
     while time.time() < deadline and not all(
             freshness_changes(live, t)[-1:] and freshness_changes(live, t)[-1][1] == "PASS"
