@@ -20,27 +20,28 @@ if ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
 fi
 
+# apt_install PACKAGE WHY HINT: installs a Debian package as root; otherwise warns with HINT.
+apt_install() {
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "[bootstrap] installing Debian's $1 $2" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
+  else
+    echo "[bootstrap] warning: $3" >&2
+  fi
+}
+
 # `make serve` runs a PostgreSQL server of its own (and the suite's deployment test a fresh
 # one); Debian puts the server programs in /usr/lib/postgresql/<version>/bin.
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
-  if [ "$(id -u)" -eq 0 ]; then
-    echo "[bootstrap] installing Debian's PostgreSQL server for the deployment" >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-  else
-    echo "[bootstrap] warning: no PostgreSQL server (apt-get install postgresql); make serve needs it or DAGSTER_PG_HOST" >&2
-  fi
+  apt_install postgresql "for the deployment" \
+    "no PostgreSQL server (apt-get install postgresql); make serve needs it or DAGSTER_PG_HOST"
 fi
 
 # The UI test drives Debian's Chromium (Playwright's own browser download is not used).
 if [ ! -x /usr/bin/chromium ]; then
-  if [ "$(id -u)" -eq 0 ]; then
-    echo "[bootstrap] installing Debian's chromium for the browser test" >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
-    echo "[bootstrap] warning: /usr/bin/chromium missing (apt-get install chromium); the browser test will fail" >&2
-  fi
+  apt_install chromium "for the browser test" \
+    "/usr/bin/chromium missing (apt-get install chromium); the browser test will fail"
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then
