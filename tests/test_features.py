@@ -5,7 +5,7 @@ import math
 import pytest
 from pyspark.sql import functions as F
 
-from recsys_dagster.ml.als.confidence import ConfidenceParams, confidence_matrix
+from recsys_dagster.ml.als.confidence import ConfidenceParams, confidence_matrix, confidence_values
 from recsys_dagster.ml.evaluation.split import holdout_split
 from recsys_dagster.ml.ingest.indexing import build_interactions, extend_index
 
@@ -64,6 +64,21 @@ def test_bm25_matches_hand_computation(inter):
         w = max(plays * 101 / (100 * norm + plays) * idf, 1e-3)
         assert got[(u, i)] == pytest.approx(1 + w, rel=1e-5)
     assert min(got.values()) >= 1.0
+
+
+@pytest.mark.parametrize("weighting", ["linear", "log", "bm25"])
+def test_the_numpy_confidence_is_the_spark_one(spark, weighting):
+    """The command line explains recommendations with confidence_values (NumPy, no Spark):
+    it must give confidence_matrix's values, float32, for every weighting."""
+    import numpy as np
+
+    rows = [(u, i, (3 * u + 7 * i) % 11 + 1) for u in range(6) for i in range(9) if (u + i) % 3]
+    inter = spark.createDataFrame(rows, "user_idx int, item_idx int, plays long")
+    params = ConfidenceParams(weighting=weighting, alpha=2.0)
+    spark_rows = confidence_matrix(inter, params).orderBy("user_idx", "item_idx").toPandas()
+    u, i, plays = (np.array(c) for c in zip(*sorted(rows)))
+    ours = confidence_values(u, i, plays, params)
+    np.testing.assert_allclose(ours, spark_rows.confidence.to_numpy(), rtol=1e-6)
 
 
 def test_bad_confidence_params():
