@@ -72,14 +72,20 @@ def _report(result, what: str, wall: float) -> bool:
 
     print(f"\n{what}: run {result.run_id} {'SUCCESS' if result.success else 'FAILED'} "
           f"in {wall:.1f} s")
-    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
-    for check in failed:
+    for check in [e for e in result.get_asset_check_evaluations() if not e.passed]:
         warning = check.severity == dg.AssetCheckSeverity.WARN
         print(f"  check {'warning' if warning else 'FAILED'}: "
               f"{check.asset_key.to_user_string()} {check.check_name}"
               + (f" ({_warning_detail(check)})" if warning else ""))
-    return result.success and not [e for e in failed
-                                   if e.severity != dg.AssetCheckSeverity.WARN]
+    return result.success and not _failed_checks(result)
+
+
+def _failed_checks(result) -> list:
+    """The checks that failed with ERROR severity (a WARN check that failed is a warning)."""
+    import dagster as dg
+
+    return [e for e in result.get_asset_check_evaluations()
+            if not e.passed and e.severity != dg.AssetCheckSeverity.WARN]
 
 
 def _warning_detail(check) -> str:
@@ -93,13 +99,9 @@ def backfill(config_path: str | None, first: str, last: str, data: str | None = 
 
 
 def run(config_path: str | None, show_users: int, data: str | None = None) -> int:
-    import dagster as dg
-
     from .definitions import defs
     from .jobs import RETRAIN_JOB
-    from .paths import data_dir
     from .pipeline import calendar, config_for
-    from .tables import TableStore
 
     run_config = _load_config(config_path)
     instance = _instance()
@@ -115,9 +117,8 @@ def run(config_path: str | None, show_users: int, data: str | None = None) -> in
                                     resources=_resources(data),
                                     raise_on_error=False)
     wall = time.perf_counter() - t1
-    failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed
-                     and e.severity != dg.AssetCheckSeverity.WARN]
-    store = TableStore(os.path.abspath(data) if data else data_dir())
+    failed_checks = _failed_checks(result)
+    store = _store(data)
     _report(result, f"retrain as of {last}", wall)
     print(f"whole pipeline: {time.perf_counter() - t0:.1f} s")
     if not result.success:
@@ -235,11 +236,9 @@ def show_one_station(store, per_station: int) -> str:
 
 def radio(artist: str, user: str | None, length: int | None, data: str | None) -> int:
     """Print the station of `artist`, or a listener's own one, from the served tables."""
-    from .paths import data_dir
     from .served.radio import RadioLookupError, ServedRadio, format_station
-    from .tables import TableStore
 
-    store = TableStore(os.path.abspath(data) if data else data_dir())
+    store = _store(data)
     try:
         served = ServedRadio.load(store)
         table = served.station(artist, user, length)
@@ -327,10 +326,8 @@ def similar(artist: str | None, song: str | None, n: int, data: str | None) -> i
 def operate(command: str, data: str | None, user: str | None) -> int:
     """`rollback` or `forget --user ID` on a warehouse (operations.py)."""
     from . import operations
-    from .paths import data_dir
-    from .tables import TableStore
 
-    store = TableStore(os.path.abspath(data) if data else data_dir())
+    store = _store(data)
     try:
         done = (operations.rollback(store) if command == "rollback"
                 else operations.forget_listener(store, user))
