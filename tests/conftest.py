@@ -47,6 +47,17 @@ def snapshot(places) -> dict:
 _BEFORE = snapshot(USER_PLACES)
 
 
+def pytest_collection_modifyitems(items):
+    """Each file is one unit of work for the two xdist workers (`--dist loadgroup`), so a
+    file's module fixtures are made once; every file that reads `standard_run` is one unit
+    together, so that the standard run is materialised once, not once per worker."""
+    files_with = {item.nodeid.split("::")[0] for item in items
+                  if "standard_run" in getattr(item, "fixturenames", ())}
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group("standard_run" if path in files_with else path))
+
+
 def pytest_sessionfinish(session, exitstatus):
     after = snapshot(USER_PLACES)
     if after != _BEFORE:

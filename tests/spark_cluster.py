@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pyspark
+from helpers import FRESH_JVM_ENV
 
 SPARK_HOME = Path(pyspark.__file__).parent
 
@@ -28,7 +29,7 @@ def free_port() -> int:
 def _env(logs: Path) -> dict:
     return {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": "127.0.0.1",
             "SPARK_LOG_DIR": str(logs), "SPARK_PID_DIR": str(logs),
-            "SPARK_NO_DAEMONIZE": "1", "PYSPARK_PYTHON": sys.executable}
+            "SPARK_NO_DAEMONIZE": "1", "PYSPARK_PYTHON": sys.executable, **FRESH_JVM_ENV}
 
 
 def _start(cmd, env, log: Path) -> subprocess.Popen:
@@ -67,7 +68,7 @@ def _wait(ready, procs, what: str, log: Path, timeout=120) -> None:
 
 
 @contextmanager
-def standalone_cluster(workdir: Path, workers: int = 2, cores: int = 1, memory: str = "2g"):
+def standalone_cluster(workdir: Path, workers: int = 1, cores: int = 2, memory: str = "2g"):
     """Yields spark://127.0.0.1:<port> once the master answers, its `workers` started (they
     register meanwhile: a client started now gets their executors as they come)."""
     logs = workdir / "logs"
