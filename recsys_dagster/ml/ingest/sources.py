@@ -19,9 +19,10 @@ from typing import Literal
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ...paths import SEED_EXAMPLE_CSV, resolve_resource_path
+from ...paths import SEED_EXAMPLE_CSV, data_dir, resolve_resource_path
 from .. import setting
 from . import datagen
+from .lastfm import LASTFM_URL, lastfm_folder
 from .validation import DEFAULT_MAX_ID_LENGTH, DEFAULT_MAX_PLAYS
 
 RAW_COLUMNS = ["user_id", "item_id", "plays", "ts", "_raw", "_reason"]
@@ -218,7 +219,10 @@ class PlaySource:
         "synthetic", "synthetic (default), lastfm_hetrec (HetRec 2011 folder), file, or seed "
         "(the seed's seven plays, the known answer).")
     lastfm_dir: str = setting("../shared/data/lastfm-2k",
-                              "Folder holding user_artists.dat and artists.dat.")
+                              "Folder holding user_artists.dat and artists.dat; when it has "
+                              "none, lastfm_url's archive is downloaded once into "
+                              "$RECSYS_DATA_DIR/_downloads/lastfm-2k and checked.")
+    lastfm_url: str = setting(LASTFM_URL, "Where the HetRec 2011 Last.fm archive is published.")
     synthetic: datagen.SyntheticSpec = setting(datagen.SyntheticSpec(),
                                                "The synthetic source's size and shape.")
     file: FileSource = setting(FileSource(), "The file source's path, format and columns.")
@@ -255,7 +259,9 @@ def read_source(spark, params: PlaySource,
         path = str(SEED_EXAMPLE_CSV)
         return read_delimited(spark, path, SEED_COLUMNS), empty_names, True, path
     if params.source == "lastfm_hetrec":
-        folder = resolve_resource_path(params.lastfm_dir)
+        folder = lastfm_folder(resolve_resource_path(params.lastfm_dir),
+                               os.path.join(data_dir(), "_downloads", "lastfm-2k"),
+                               params.lastfm_url)
         names = read_lastfm_artists(spark, folder)
         return (read_lastfm_user_artists(spark, folder),
                 names if names is not None else empty_names, True, folder)
