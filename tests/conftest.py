@@ -23,6 +23,12 @@ USER_PLACES = sorted({str(REPO_ROOT / ".dagster_home"), str(REPO_ROOT / "data"),
 # Every SparkResource built during the tests (including the Definitions' default one) resolves
 # to the test profile, so they all join the one session made below.
 os.environ.setdefault("RECSYS_SPARK_PROFILE", "test")
+# Every JVM the suite starts (its sessions, the deployment's run workers, the cluster's
+# processes) compiles with C1 only, with C2's code cache size (C1's own default fills up
+# during a run and the JVM stops compiling): on the suite's small data a run costs the JVM
+# less CPU than with C2, which spends it compiling for a peak speed small runs never reach
+# (benchmarks/fixed_cost.py; docs/testing.md). `java` reads this from the environment.
+os.environ.setdefault("JDK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m")
 _SESSION_TMP = tempfile.mkdtemp(prefix="recsys-tests-")
 os.environ["RECSYS_DATA_DIR"] = os.path.join(_SESSION_TMP, "data")
 os.environ["RECSYS_SPARK_CHECKPOINT_DIR"] = os.path.join(_SESSION_TMP, "checkpoints")

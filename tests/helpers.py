@@ -6,12 +6,6 @@ import dagster as dg
 
 from recsys_dagster.pipeline import INGESTION_ASSETS, calendar, config_for, range_tags
 
-# For the JVMs a test starts for one short run (the deployment's run workers, the cluster's
-# processes): compile with C1 only. A fresh JVM spends much of a small run compiling Spark's
-# code with C2 for a peak speed it never reaches (docs/testing.md); the suite's own long-lived
-# sessions keep the default. `java` reads it from the environment of every process.
-FRESH_JVM_ENV = {"JDK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1"}
-
 
 class Runs:
     """The runs that made up one materialisation, read like one result."""

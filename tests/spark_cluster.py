@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pyspark
-from helpers import FRESH_JVM_ENV
 
 SPARK_HOME = Path(pyspark.__file__).parent
 
@@ -29,7 +28,7 @@ def free_port() -> int:
 def _env(logs: Path) -> dict:
     return {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": "127.0.0.1",
             "SPARK_LOG_DIR": str(logs), "SPARK_PID_DIR": str(logs),
-            "SPARK_NO_DAEMONIZE": "1", "PYSPARK_PYTHON": sys.executable, **FRESH_JVM_ENV}
+            "SPARK_NO_DAEMONIZE": "1", "PYSPARK_PYTHON": sys.executable}
 
 
 def _start(cmd, env, log: Path) -> subprocess.Popen:

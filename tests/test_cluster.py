@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import yaml
-from helpers import FRESH_JVM_ENV, STANDARD_CALENDAR, STANDARD_CONFIG, assert_same_top_k
+from helpers import STANDARD_CALENDAR, STANDARD_CONFIG, assert_same_top_k
 from spark_cluster import connect_server, standalone_cluster
 
 from recsys_dagster.spark_session import load_profile
@@ -29,7 +29,7 @@ def run_pipeline(tmp_path, name, **env_extra):
     config.write_text(yaml.safe_dump(STANDARD_CONFIG))
     env = {**os.environ, "RECSYS_DATA_DIR": str(data), "RECSYS_SPARK_PROFILE": "test",
            "RECSYS_SPARK_CHECKPOINT_DIR": str(data / "_checkpoints"), **STANDARD_CALENDAR,
-           **FRESH_JVM_ENV, **env_extra}
+           **env_extra}
     env.pop("DAGSTER_HOME", None)
     out = subprocess.run([sys.executable, "-m", "recsys_dagster.cli", "run", "--config",
                           str(config)], env=env, capture_output=True, text=True, timeout=600)

@@ -38,7 +38,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from helpers import FRESH_JVM_ENV, STANDARD_CONFIG
+from helpers import STANDARD_CONFIG
 from spark_cluster import free_port
 from ui_helpers import (
     ARTIFACTS,
@@ -239,7 +239,6 @@ def live():
         "RECSYS_SERVED_MAX_AGE_MINUTES": "1", "FRESHNESS_DAEMON_INTERVAL_SECONDS": "5",
         "RECSYS_ALERT_WEBHOOK": f"http://127.0.0.1:{hook.server_port}/alerts",
         "RECSYS_DATA_DIR": str(folder / "data"), "DAGSTER_HOME": str(folder / "dagster_home"),
-        **FRESH_JVM_ENV,
     })
     t0 = time.time()
     live = Live(env, folder, int(env["RECSYS_PORT"]), days, 0.0, Hook.received)
