@@ -20,16 +20,10 @@ import time
 
 import yaml
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
-SMALL = {"ops": {
-    "ingest_play_logs": {"config": {"synthetic": {
-        "n_users": 300, "n_items": 400, "n_artists": 60, "seed": 7, "active_day_share": 0.8,
-        "songs_per_active_day": 8, "library_start": 30, "artist_popularity_sigma": 1.0,
-        "start_date": "2024-03-24"}}},
-    "als_model": {"config": {"rank": 8, "max_iter": 6}},
-    "evaluation_metrics": {"config": {"n_bootstrap": 100}},
-}}
+from helpers import STANDARD_CONFIG  # noqa: E402  the suite's standard data, one definition
 
 
 def cpu_seconds(pid: int) -> float:
@@ -58,7 +52,7 @@ def main() -> None:
     os.makedirs(os.environ["DAGSTER_HOME"])
     config = os.path.join(work, "small.yaml")
     with open(config, "w") as fh:
-        yaml.safe_dump(SMALL, fh)
+        yaml.safe_dump(STANDARD_CONFIG, fh)
 
     from recsys_dagster import cli
     from recsys_dagster.resources import SparkResource
