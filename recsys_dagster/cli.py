@@ -67,7 +67,9 @@ def _ingest(run_config: dict, first: str, last: str, instance, data: str | None 
                                   raise_on_error=False)
 
 
-def _report(result, what: str, wall: float) -> bool:
+def _report(result, what: str, wall: float, instance) -> bool:
+    """Print the run's outcome, its failed checks and the checks it did not execute; True when
+    it succeeded with no check failed at ERROR severity."""
     import dagster as dg
 
     print(f"\n{what}: run {result.run_id} {'SUCCESS' if result.success else 'FAILED'} "
@@ -77,7 +79,29 @@ def _report(result, what: str, wall: float) -> bool:
         print(f"  check {'warning' if warning else 'FAILED'}: "
               f"{check.asset_key.to_user_string()} {check.check_name}"
               + (f" ({_warning_detail(check)})" if warning else ""))
+    if result.success:
+        for (asset, check), reason in _not_executed(result, instance).items():
+            print(f"  check not executed: {asset} {check}" + (f" ({reason})" if reason else ""))
     return result.success and not _failed_checks(result)
+
+
+def _not_executed(result, instance) -> dict:
+    """(asset, check) -> reason, for the checks a run planned and never evaluated; the reason
+    is what the asset logged (assets.helpers.not_executed)."""
+    import dagster as dg
+
+    planned = {(e.asset_key.to_user_string(), e.event_specific_data.check_name)
+               for e in result.all_events
+               if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED}
+    done = {(e.asset_key.to_user_string(), e.check_name)
+            for e in result.get_asset_check_evaluations()}
+    logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    reasons = {}
+    for asset, check in sorted(planned - done):
+        said = [m.split(" not executed: ", 1)[1] for m in logged
+                if m.startswith(f"check {check} not executed: ")]
+        reasons[asset, check] = said[0] if said else ""
+    return reasons
 
 
 def _failed_checks(result) -> list:
@@ -94,77 +118,102 @@ def _warning_detail(check) -> str:
 
 def backfill(config_path: str | None, first: str, last: str, data: str | None = None) -> int:
     t0 = time.perf_counter()
-    result = _ingest(_load_config(config_path), first, last, _instance(), data)
-    return 0 if _report(result, f"ingest {first}..{last}", time.perf_counter() - t0) else 1
+    instance = _instance()
+    result = _ingest(_load_config(config_path), first, last, instance, data)
+    return 0 if _report(result, f"ingest {first}..{last}", time.perf_counter() - t0,
+                        instance) else 1
 
 
 def run(config_path: str | None, show_users: int, data: str | None = None) -> int:
-    from .definitions import defs
-    from .jobs import RETRAIN_JOB
-    from .pipeline import calendar, config_for
+    """Ingest every day of the calendar, retrain as of the newest, print where the results
+    are and what they say. 0 when both runs succeeded with no check failed."""
+    from .pipeline import calendar
 
     run_config = _load_config(config_path)
     instance = _instance()
     first, last = calendar()
     t0 = time.perf_counter()
     ingest = _ingest(run_config, first, last, instance, data)
-    if not _report(ingest, f"ingest {first}..{last}", time.perf_counter() - t0):
+    if not _report(ingest, f"ingest {first}..{last}", time.perf_counter() - t0, instance):
         return 1
     t1 = time.perf_counter()
-    job = defs.resolve_job_def(RETRAIN_JOB)
-    result = job.execute_in_process(run_config=config_for(run_config, ingestion=False),
-                                    instance=instance, partition_key=last,
-                                    resources=_resources(data),
-                                    raise_on_error=False)
-    wall = time.perf_counter() - t1
-    failed_checks = _failed_checks(result)
-    store = _store(data)
-    _report(result, f"retrain as of {last}", wall)
+    result = _retrain(run_config, last, instance, data)
+    passed = _report(result, f"retrain as of {last}", time.perf_counter() - t1, instance)
     print(f"whole pipeline: {time.perf_counter() - t0:.1f} s")
     if not result.success:
         return 1
-    print(f"\noutputs under {store.base_dir}:")
-    for name in ("play_events", "play_events_quarantine", "item_catalog", "user_index",
-                 "item_index", "interactions", "evaluation_split", "als_tuning",
-                 "confidence_matrix", "als_model",
-                 "evaluation_metrics", "artist_evaluation", "user_recommendations",
-                 "similar_items", "similar_artists", "artist_radio"):
+    store = _store(data)
+    print(show_outputs(store))
+    print(show_evaluation(store))
+    print(show_artist_evaluation(store))
+    names = _newest_catalogue(store)
+    print(show_users_lists(store, names, show_users))
+    print(show_similar_artists(store, names, n_artists=3, per_artist=5))
+    print(show_one_station(store, per_station=10))
+    return 0 if passed else 1
+
+
+def _retrain(run_config: dict, day: str, instance, data: str | None):
+    from .definitions import defs
+    from .jobs import RETRAIN_JOB
+    from .pipeline import config_for
+
+    return defs.resolve_job_def(RETRAIN_JOB).execute_in_process(
+        run_config=config_for(run_config, ingestion=False), instance=instance,
+        partition_key=day, resources=_resources(data), raise_on_error=False)
+
+
+def show_outputs(store) -> str:
+    """Where each asset's current table is, in the graph's order (from the definitions)."""
+    from .definitions import defs
+
+    lines = [f"\noutputs under {store.base_dir}:"]
+    for key in defs.resolve_asset_graph().toposorted_asset_keys:
+        name = key.to_user_string()
         days = store.partitions(name)
         if days:
-            print(f"  {name:24s} {store.table_dir(name)}/<day>/current ({len(days)} days, "
-                  f"{days[0]}..{days[-1]})")
+            lines.append(f"  {name:24s} {store.table_dir(name)}/<day>/current ({len(days)} "
+                         f"days, {days[0]}..{days[-1]})")
         elif store.exists(name):
-            print(f"  {name:24s} {os.path.join(store.table_dir(name), 'current')}")
+            lines.append(f"  {name:24s} {os.path.join(store.table_dir(name), 'current')}")
+    return "\n".join(lines)
+
+
+def show_evaluation(store) -> str:
+    """The test split's metrics per model, and the intervals of the gated ones."""
     metrics = store.read_pandas("evaluation_metrics", frame="metrics")
     overall = metrics[(metrics.segment == "all") & ~metrics.model.str.contains("-")]
-    print("\nevaluation (test split):")
-    print(overall.pivot(index="metric", columns="model", values="value").to_string(
-        float_format=lambda v: f"{v:.4f}"))
-    ci = metrics[metrics.ci_low.notna()]
-    for r in ci.itertuples():
-        print(f"  {r.model} {r.metric}@{r.k}: {r.value:.4f} "
-              f"(95% CI {r.ci_low:.4f}..{r.ci_high:.4f})")
-    print(show_artist_evaluation(store))
+    lines = ["\nevaluation (test split):",
+             overall.pivot(index="metric", columns="model", values="value").to_string(
+                 float_format=lambda v: f"{v:.4f}")]
+    lines += [f"  {r.model} {r.metric}@{r.k}: {r.value:.4f} "
+              f"(95% CI {r.ci_low:.4f}..{r.ci_high:.4f})"
+              for r in metrics[metrics.ci_low.notna()].itertuples()]
+    return "\n".join(lines)
+
+
+def _newest_catalogue(store):
+    return (store.read_pandas("item_catalog").sort_values("day")
+            .drop_duplicates("item_id", keep="last"))
+
+
+def show_users_lists(store, names, show_users: int) -> str:
+    """The first users' recommendations, by name (by id, boxed as the seed's example printed
+    them, when the catalogue has no names)."""
     recs = store.read_pandas("user_recommendations")
-    names = (store.read_pandas("item_catalog").sort_values("day")
-             .drop_duplicates("item_id", keep="last"))
     if len(names):
         recs = recs.merge(names[["item_id", "name"]], on="item_id", how="left")
     users = sorted(recs.user_id.unique())[:show_users]
-    print(f"\nrecommendations for {len(users)} of {recs.user_id.nunique()} users:")
+    lines = [f"\nrecommendations for {len(users)} of {recs.user_id.nunique()} users:"]
     if "name" not in recs:  # ids only, as the seed's example printed them
-        print(show_recommendations(recs[recs.user_id.isin(users)], per_user=5))
-    else:
-        for user in users:
-            rows = recs[recs.user_id == user].sort_values("rank").head(5)
-            items = ", ".join(f"{lab} ({s:.2f})"
-                              for lab, s in zip(rows["name"].fillna(rows.item_id), rows.score))
-            print(f"  {user}: {items}")
-    print(show_similar_artists(store, names, n_artists=3, per_artist=5))
-    print(show_one_station(store, per_station=10))
-    if failed_checks:
-        return 1
-    return 0
+        return "\n".join([*lines, show_recommendations(recs[recs.user_id.isin(users)],
+                                                        per_user=5)])
+    for user in users:
+        rows = recs[recs.user_id == user].sort_values("rank").head(5)
+        items = ", ".join(f"{lab} ({s:.2f})"
+                          for lab, s in zip(rows["name"].fillna(rows.item_id), rows.score))
+        lines.append(f"  {user}: {items}")
+    return "\n".join(lines)
 
 
 def show_similar_artists(store, names, n_artists: int, per_artist: int) -> str:
@@ -367,8 +416,8 @@ def _natural(value: str):
     return (0, int(value), "") if str(value).isdigit() else (1, 0, str(value))
 
 
-def main(argv=None, standalone: bool = False) -> int:
-    """Entry point; standalone (the console script, `python -m`) stops Spark at the end."""
+def _parser() -> argparse.ArgumentParser:
+    """The commands and their options."""
     parser = argparse.ArgumentParser(prog="recsys", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="materialise every asset in-process")
@@ -414,6 +463,12 @@ def main(argv=None, standalone: bool = False) -> int:
     p_fill.add_argument("--config", help="Dagster run config YAML (its ingest section is used)")
     p_fill.add_argument("--data-dir", help=f"where the tables go (default ${DATA_DIR_ENV} or "
                         "./data)")
+    return parser
+
+
+def main(argv=None, standalone: bool = False) -> int:
+    """Entry point; standalone (the console script, `python -m`) stops Spark at the end."""
+    parser = _parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "run":

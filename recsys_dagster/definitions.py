@@ -18,8 +18,9 @@ from .sensors import ALL_SENSORS
 
 ASSETS = [
     ingest.ingest_play_logs,
-    features.user_index, features.item_index, features.interactions, features.confidence_matrix,
-    evaluation.evaluation_split, training.als_tuning, training.als_model,
+    features.user_index, features.item_index, features.interactions,
+    training.evaluation_split, training.als_tuning, training.confidence_matrix,
+    training.als_model,
     evaluation.evaluation_metrics, evaluation.artist_evaluation,
     serving.user_recommendations, serving.similar_items, artists.similar_artists,
     artists.artist_radio,

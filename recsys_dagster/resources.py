@@ -10,11 +10,7 @@ from pydantic import Field
 from .partitions import AS_OF, as_of_day
 from .paths import DATA_DIR_ENV, data_dir
 from .spark_session import SparkSettings, build_session, resolve_settings
-from .tables import TableStore
-
-# An input whose definition metadata says {LOAD: SETTINGS_ONLY} receives the params recorded in
-# the stored table's manifest, not its frames (evaluation_metrics reads als_model's settings).
-LOAD, SETTINGS_ONLY = "recsys/load", "settings"
+from .tables import RUN_ID, TableStore
 
 
 class SparkResource(LazyPySparkResource):
@@ -88,16 +84,17 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             context.add_output_metadata({"days_written": len(paths),
                                          "path": dg.MetadataValue.path(store.table_dir(name))})
             return
-        path = store.write(name, obj, keys[0] if keys else None)
+        path = store.write(name, obj, keys[0] if keys else None, extra={RUN_ID: context.run_id})
         context.add_output_metadata({"path": dg.MetadataValue.path(path)})
 
     def load_input(self, context: dg.InputContext):
         name = "__".join(context.asset_key.path)
         store = self.warehouse.store()
-        if (context.definition_metadata or {}).get(LOAD) == SETTINGS_ONLY:
-            return store.manifest(name)["params"]
         session = self.spark.spark_session
         if not context.has_asset_partitions:
+            if not store.exists(name) and not store.partitions(name):
+                raise dg.Failure(f"{name} has not been materialised under {store.base_dir}; "
+                                 f"materialise {name} first", allow_retries=False)
             return store.read(session, name)
         keys = list(context.asset_partition_keys)
         if (context.definition_metadata or {}).get(AS_OF):  # one current model: the run's day

@@ -22,12 +22,14 @@ import shutil
 import socket
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 MANIFEST = "_manifest.json"
 CURRENT = "current"
 KEEP_VERSIONS = 2
+RUN_ID = "run_id"  # the manifest entry naming the run that wrote a version
 PINS = "_pins.json"
 PINNED_TAGS = 2  # the served model and the one served before it
 _SAFE_PART = re.compile(r"^[A-Za-z0-9_.=-]+$")
@@ -83,15 +85,39 @@ def sweep_staging(tdir: str) -> list[str]:
     return removed
 
 
+class LazyFrames(Mapping):
+    """The frames of a stored TableSet, each read when first asked for: a reader that needs
+    only the params (or one frame) never makes Spark read the others' schemas."""
+
+    def __init__(self, names: list[str], load: Callable[[str], Any]):
+        self._names, self._load, self._loaded = list(names), load, {}
+
+    def __getitem__(self, name: str):
+        if name not in self._names:
+            raise KeyError(name)
+        if name not in self._loaded:
+            self._loaded[name] = self._load(name)
+        return self._loaded[name]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 @dataclass(frozen=True)
 class TableSet:
     """Several named DataFrames stored (and loaded) together, plus the params that made them
-    and small files (plots) kept next to the tables."""
+    and small files (plots) kept next to the tables. A TableSet read from the store also says
+    which version it is and which run wrote it."""
 
-    frames: dict[str, Any]
+    frames: Mapping[str, Any]
     params: dict[str, Any] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
     pin: str | None = None  # as Table.pin
+    version: str | None = None  # the version folder read (TableStore.version)
+    run_id: str | None = None  # the run that wrote it, when the writer said (RUN_ID)
 
     def __getitem__(self, name: str):
         return self.frames[name]
@@ -310,8 +336,10 @@ class TableStore:
         path = self.current_path(name, partition)
         manifest = self.manifest(name, partition)
         if manifest["kind"] == "tableset":
-            frames = {f: spark.read.parquet(os.path.join(path, f)) for f in manifest["frames"]}
-            return TableSet(frames=frames, params=manifest.get("params", {}))
+            frames = LazyFrames(manifest["frames"],
+                                lambda frame: spark.read.parquet(os.path.join(path, frame)))
+            return TableSet(frames=frames, params=manifest.get("params", {}),
+                            version=os.path.basename(path), run_id=manifest.get(RUN_ID))
         return spark.read.parquet(path)
 
     def read_days(self, spark, name: str, days: list[str]):

@@ -66,6 +66,16 @@ def checks_by_name(result):
             for e in result.get_asset_check_evaluations()}
 
 
+def check_status(instance, asset: str, check: str) -> str | None:
+    """The newest execution status of an asset check in an instance (PLANNED: the run planned
+    it and never evaluated it, which the UI shows as skipped once the run has finished)."""
+    import dagster as dg
+
+    records = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey(asset), check), limit=1)
+    return records[0].status.value if records else None
+
+
 def random_confidence(spark, n_users, n_items, n_rows, seed=3):
     """A seeded random (user_idx, item_idx, confidence) matrix, log weighting with alpha 2."""
     import numpy as np

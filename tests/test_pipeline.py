@@ -5,7 +5,7 @@ import os
 
 import dagster as dg
 import pytest
-from helpers import STANDARD_CONFIG, checks_by_name, copy_warehouse, materialize
+from helpers import STANDARD_CONFIG, check_status, checks_by_name, copy_warehouse, materialize
 from pyspark.sql import functions as F
 
 from recsys_dagster.ml.evaluation.ease import LAMBDA_GRID
@@ -34,14 +34,19 @@ def first_run(standard_run):
     return standard_run.result, standard_run.store
 
 
-def test_run_succeeds_with_every_check_passing(first_run):
+def test_run_succeeds_with_every_check_passing(first_run, standard_run):
     result, _ = first_run
     assert result.success
     checks = checks_by_name(result)
     # The synthetic plays start on 2024-03-24: the calendar's 83 days before are empty, a
     # warning (severity WARN), not an error.
     empty = checks.pop(("play_events", "every_day_delivered"))
-    assert len(checks) == 14 and all(checks.values()) and not empty, checks
+    assert len(checks) == 12 and all(checks.values()) and not empty, checks
+    # Exact top-N has no index whose recall could be measured: not executed, never "passed".
+    for asset in ("user_recommendations", "similar_items"):
+        assert (asset, "approximate_recall_above_floor") not in checks
+        assert check_status(standard_run.instance, asset, "approximate_recall_above_floor") \
+            == "PLANNED"  # the UI shows a planned check of a finished run as skipped
     warning = [e for e in result.get_asset_check_evaluations()
                if e.check_name == "every_day_delivered"][0]
     assert warning.severity == dg.AssetCheckSeverity.WARN
@@ -204,10 +209,6 @@ def test_similar_artists_group_artists_of_a_genre(first_run):
     assert same > 3 / spec.n_genres, same
 
 
-def without_evaluation(config):
-    return {"ops": {k: v for k, v in config["ops"].items() if k != "evaluation_metrics"}}
-
-
 def test_same_config_gives_identical_outputs(first_run, spark_resource, tmp_path):
     """A second materialisation with the same seed and data, elsewhere, matches exactly: the
     promise holds on one machine (the same code path on the same processor), so the tables
@@ -220,8 +221,8 @@ def test_same_config_gives_identical_outputs(first_run, spark_resource, tmp_path
     res = make_resources(spark=spark_resource, warehouse=Warehouse(base_dir=other.base_dir))
     assert materialize(["play_events", "play_events_quarantine", "item_catalog", "user_index",
                         "item_index", "interactions", "evaluation_split", "als_tuning",
-                        "confidence_matrix", "als_model", "user_recommendations",
-                        "similar_items"], res, without_evaluation(STANDARD_CONFIG)).success
+                        "confidence_matrix", "als_model", "evaluation_metrics",
+                        "user_recommendations", "similar_items"], res, STANDARD_CONFIG).success
     for name, key in (("user_recommendations", ["user_id", "rank"]),
                       ("similar_items", ["item_id", "rank"])):
         a = store.read_pandas(name).sort_values(key).reset_index(drop=True)
@@ -309,3 +310,33 @@ def test_approximate_top_n_assets_measure_their_recall(first_run, spark_resource
         assert len(got & exact) >= 0.95 * len(exact), asset
     assert passed["user_recommendations", "no_already_played_items"]
     assert passed["similar_items", "no_self_matches"]
+
+
+def test_a_check_of_excluded_items_is_not_executed_when_nothing_is_excluded(
+        first_run, spark_resource, tmp_path):
+    """exclude_played: false recommends played items on purpose: the check that they are left
+    out is not executed (never "passed"), and the step's log says why."""
+    from recsys_dagster.definitions import make_resources
+    from recsys_dagster.resources import Warehouse
+
+    store = copy_warehouse(first_run[1], tmp_path / "data")
+    res = make_resources(spark=spark_resource, warehouse=Warehouse(base_dir=store.base_dir))
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize(["user_recommendations"], res,
+                         {"ops": {"user_recommendations": {"config": {"exclude_played": False}}}},
+                         instance=instance)
+    assert result.success
+    ran = checks_by_name(result)
+    assert ran == {("user_recommendations", "at_most_n_per_user"): True}
+    assert check_status(instance, "user_recommendations", "no_already_played_items") == "PLANNED"
+    logs = [entry.user_message for run in result.results
+            for entry in instance.all_logs(run.run_id)]
+    assert any("no_already_played_items not executed: exclude_played is false" in m
+               for m in logs)
+    # Played items are indeed recommended: the check would have failed had it run.
+    inter = store.read_pandas("interactions", partition=store.partitions("interactions")[-1])
+    users = store.read_pandas("user_index").set_index("idx").id
+    items = store.read_pandas("item_index").set_index("idx").id
+    played = set(zip(users[inter.user_idx].to_numpy(), items[inter.item_idx].to_numpy()))
+    recs = store.read_pandas("user_recommendations")
+    assert len(played & set(zip(recs.user_id, recs.item_id))) > 0

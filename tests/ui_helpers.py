@@ -37,8 +37,8 @@ EXPECTED_EDGES = {
 }
 GROUPS = {"play_events": "ingestion", "play_events_quarantine": "ingestion",
           "item_catalog": "ingestion", "user_index": "features", "item_index": "features",
-          "interactions": "features", "confidence_matrix": "features", "als_model": "training",
-          "als_tuning": "training", "evaluation_split": "evaluation",
+          "interactions": "features", "confidence_matrix": "training", "als_model": "training",
+          "als_tuning": "training", "evaluation_split": "training",
           "evaluation_metrics": "evaluation", "artist_evaluation": "evaluation",
           "user_recommendations": "serving",
           "similar_items": "serving", "similar_artists": "serving", "artist_radio": "serving"}

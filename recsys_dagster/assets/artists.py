@@ -29,7 +29,6 @@ from ..partitions import LATEST_DAY
 from ..resources import Warehouse
 from ..tables import TableSet
 from .helpers import (
-    GATE,
     KINDS,
     OWNERS,
     POOL,
@@ -41,12 +40,12 @@ from .helpers import (
     newest_catalogue,
     table_metadata,
 )
-from .publishing import RECORD, record_to_publish, served_table
+from .publishing import RECORD, record_to_publish, served_model, served_table
 
 
 @dg.asset(
-    group_name="serving", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="1",
-    deps=GATE, ins={"interactions": LATEST_DAY},  # artist_evaluation: an input, so gated too
+    group_name="serving", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="2",
+    ins={"interactions": LATEST_DAY},
     freshness_policy=SERVED_FRESHNESS,
     check_specs=[dg.AssetCheckSpec(
         checks.SIMILAR_ARTISTS_NO_SELF, asset="similar_artists",
@@ -54,14 +53,16 @@ from .publishing import RECORD, record_to_publish, served_table
 )
 @fails_for_good
 def similar_artists(context: dg.AssetExecutionContext, config: SimilarArtistsConfig,
-                    als_model: TableSet, artist_evaluation: TableSet, interactions: DataFrame,
+                    als_model: TableSet, evaluation_metrics: TableSet,
+                    artist_evaluation: TableSet, interactions: DataFrame,
                     item_index: DataFrame, item_catalog: DataFrame, warehouse: Warehouse):
     """Top-N similar artists per artist ("similar-artist discovery"): artist vectors are the
     play-weighted mean of their songs' factors (or, as artist_evaluation's config `vectors`
     chose and judged, the factors of ALS on the listener x artist plays); a candidate is
     ranked by the seed's direction times its vector (docs/products.md says why not plain
     cosine). The metadata's sample: the lists of the three most listened artists."""
-    record = record_to_publish(context, warehouse.store())
+    record = record_to_publish(context.run_id, als_model, evaluation_metrics,
+                               served_model(warehouse.store(), "similar_artists"))
     catalogue = newest_catalogue(item_catalog).where(F.col("artist_id").isNotNull()).persist()
     # the newest catalogue joined to the index: read by the lists, the listeners (and ALS)
     artist_of = item_artists(item_catalog, item_index).persist()
@@ -116,8 +117,8 @@ def similar_artists(context: dg.AssetExecutionContext, config: SimilarArtistsCon
 
 
 @dg.asset(
-    group_name="serving", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="1",
-    deps=GATE, ins={"interactions": LATEST_DAY},  # artist_evaluation: an input, so gated too
+    group_name="serving", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="2",
+    ins={"interactions": LATEST_DAY},
     freshness_policy=SERVED_FRESHNESS,
     check_specs=[dg.AssetCheckSpec(
         checks.RADIO_RULES, asset="artist_radio",
@@ -126,15 +127,17 @@ def similar_artists(context: dg.AssetExecutionContext, config: SimilarArtistsCon
 )
 @fails_for_good
 def artist_radio(context: dg.AssetExecutionContext, als_model: TableSet,
-                 artist_evaluation: TableSet, interactions: DataFrame, item_index: DataFrame,
-                 item_catalog: DataFrame, warehouse: Warehouse):
+                 evaluation_metrics: TableSet, artist_evaluation: TableSet,
+                 interactions: DataFrame, item_index: DataFrame, item_catalog: DataFrame,
+                 warehouse: Warehouse):
     """Artist radio: a station per most-listened artist, songs of the artist and of its most
     similar artists ranked by affinity to the artist, a few per artist, with a share of
     less-played songs (ml/serving/radio.py). The settings are the ones artist_evaluation
     judged (its config `radio`). Besides the stations, the radio's catalogue (frames songs
     and artists, with their vectors) is kept so that `cli radio` makes a listener's own
     station from the served tables alone."""
-    record = record_to_publish(context, warehouse.store())
+    record = record_to_publish(context.run_id, als_model, evaluation_metrics,
+                               served_model(warehouse.store(), "artist_radio"))
     params = RadioParams(**artist_evaluation.params["radio"])
     catalogue = newest_catalogue(item_catalog).toPandas()
     artist_of = item_artists(item_catalog, item_index).persist()  # read twice below

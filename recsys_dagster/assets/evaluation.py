@@ -1,4 +1,5 @@
-"""Evaluation: the train/validation/test split, test metrics with intervals, and the gate."""
+"""Evaluation: test metrics with intervals against baselines, the artist products on held-out
+plays, and the publication gates."""
 
 import dataclasses
 
@@ -7,49 +8,34 @@ import pandas as pd
 from pyspark.sql import DataFrame
 
 from .. import checks
-from ..config import ArtistEvaluationConfig, EvaluationConfig, SplitConfig
+from ..config import ArtistEvaluationConfig, EvaluationConfig
 from ..ml.als import ALSParams
 from ..ml.als.confidence import ConfidenceParams
 from ..ml.evaluation.artists import METRIC, beats_popular_artists, evaluate_similar_artists
-from ..ml.evaluation.evaluate import TABLE_COLUMNS, beats_popularity, evaluate, has_timestamps
+from ..ml.evaluation.evaluate import TABLE_COLUMNS, beats_popularity, evaluate
 from ..ml.evaluation.plots import segment_plot
-from ..ml.evaluation.split import three_way_split
-from ..partitions import LATEST_DAY
 from ..progress import Heartbeat
-from ..resources import LOAD, SETTINGS_ONLY, SparkResource, Warehouse
+from ..resources import SparkResource, Warehouse
 from ..tables import TableSet
-from .helpers import KINDS, OWNERS, POOL, column_schema, fails_for_good, item_artists, png_markdown
-from .publishing import champion_check, served_model
+from .helpers import (
+    KINDS,
+    OWNERS,
+    POOL,
+    asset_with_optional_checks,
+    column_schema,
+    fails_for_good,
+    item_artists,
+    not_executed,
+    png_markdown,
+)
+from .publishing import champion_check, evaluated_record, served_model
 
 TABLE_SCHEMA = ("model string, metric string, k int, value double, segment string, "
                 "ci_low double, ci_high double")
 
 
-@dg.asset(group_name="evaluation", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="1",
-          ins={"interactions": LATEST_DAY})
-@fails_for_good
-def evaluation_split(config: SplitConfig, interactions: DataFrame):
-    """Train / validation / test interactions per user (temporal when timestamps exist)."""
-    params = config.params()
-    temporal = params.split == "temporal" or (params.split == "auto"
-                                              and has_timestamps(interactions))
-    parts = three_way_split(interactions, params.validation_fraction, params.test_fraction,
-                            params.seed, temporal)
-    frames = dict(zip(("train", "validation", "test"), (p.persist() for p in parts)))
-    counts = {name: df.count() for name, df in frames.items()}
-    kind = "temporal" if temporal else "random"
-    return dg.Output(
-        TableSet(frames, {"split": kind, "validation_fraction": params.validation_fraction,
-                          "test_fraction": params.test_fraction, "seed": params.seed}),
-        metadata={"split": kind, **{f"{n}_rows": c for n, c in counts.items()},
-                  "dagster/row_count": sum(counts.values()),
-                  "dagster/column_schema": column_schema(frames["train"])},
-    )
-
-
 @dg.asset(
     group_name="evaluation", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="2",
-    ins={"als_model_settings": dg.AssetIn("als_model", metadata={LOAD: SETTINGS_ONLY})},
     check_specs=[
         dg.AssetCheckSpec(
             checks.ALS_BEATS_POPULARITY, asset="evaluation_metrics", blocking=True,
@@ -65,26 +51,55 @@ def evaluation_split(config: SplitConfig, interactions: DataFrame):
 )
 @fails_for_good
 def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConfig,
-                       evaluation_split: TableSet, als_model_settings: dict,
+                       evaluation_split: TableSet, als_model: TableSet,
                        spark: SparkResource, warehouse: Warehouse):
     """Test metrics with bootstrap intervals: ALS against popularity, item-kNN and (for a
     catalogue of at most ease_max_items) EASE with its lambda chosen on validation, per
     listener segment, and the publication gates. als_model's *settings* (its manifest's
-    confidence and ALS parameters; the stored factors are not read, the edge from als_model
-    carries only those) are fitted again on train + validation and scored on test: the
-    served model is trained on every play, test included, so it cannot be scored on test
-    itself. The fit's item factors are kept (frame fit_item_factors) for artist_evaluation."""
+    confidence and ALS parameters; its stored factors are never read) are fitted again on
+    train + validation and scored on test: the served model is trained on every play, test
+    included, so it cannot be scored on test itself. The params record which als_model
+    version was judged and whether its gates passed (what the serving assets publish by);
+    the champion is the served model's record, kept with the served tables. The fit's item
+    factors are kept (frame fit_item_factors) for artist_evaluation."""
     params = config.params()
     train, validation = evaluation_split["train"], evaluation_split["validation"]
     fit = train.unionByName(validation)
     with Heartbeat(context.log.info, "evaluation_metrics", spark.spark_session):
         result = evaluate(fit, evaluation_split["test"],
-                          ConfidenceParams(**als_model_settings["confidence"]),
-                          ALSParams(**als_model_settings["als"]), params,
+                          ConfidenceParams(**als_model.params["confidence"]),
+                          ALSParams(**als_model.params["als"]), params,
                           select=(train, validation))
-    table = result.table
+    table, primary, k = result.table, params.primary_metric, params.k
+    metadata, png = metrics_metadata(result, params)
+    metadata["split"] = evaluation_split.params.get("split", "?")
+    df = spark.spark_session.createDataFrame(table[TABLE_COLUMNS], TABLE_SCHEMA)
+    metadata["dagster/column_schema"] = column_schema(df)
+    per_user = spark.spark_session.createDataFrame(result.per_user)
+    fitted = spark.spark_session.createDataFrame(
+        pd.DataFrame({"idx": result.item_ids, "features": list(result.item_factors)}),
+        "idx long, features array<float>")
+    # The fit's item factors and the sampling settings, for artist_evaluation to reuse.
+    shared = {name: getattr(params, name) for name in
+              ("n_bootstrap", "seed", "max_users", "knn_max_items_per_user")}
+    shared["model_settings"] = {key: als_model.params[key] for key in ("confidence", "als")}
+    gates = publication_gates(result, params, served_model(warehouse.store()))
+    evaluated = evaluated_record(context.run_id, als_model, result.value("als", primary), params,
+                                 publishable=all(check.passed for check in gates))
+    metadata.update({"model_version": str(als_model.version), "publishable": evaluated[
+        "publishable"]})
+    yield dg.Output(TableSet({"metrics": df, "per_user": per_user, "fit_item_factors": fitted},
+                             {"primary_metric": primary, "k": k, **shared,
+                              "evaluated": evaluated},
+                             {"segments.png": png}), metadata=metadata)
+    yield from gates
+
+
+def metrics_metadata(result, params) -> tuple[dict, bytes]:
+    """The evaluation's metadata in the UI (every overall metric, the primary one's
+    intervals, tables per model and per segment, counts and timings) and its segment plot."""
+    table, primary, k = result.table, params.primary_metric, params.k
     overall = table[table.segment == "all"]
-    primary, k = params.primary_metric, params.k
     metadata = {f"{r.model}/{r.metric}@{r.k}": dg.MetadataValue.float(float(r.value))
                 for r in overall.itertuples() if r.value == r.value}
     for model in result.models():
@@ -101,42 +116,32 @@ def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConf
         "metrics": dg.MetadataValue.md(wide.to_markdown(index=False, floatfmt=".4f")),
         "segments": dg.MetadataValue.md(seg.to_markdown(index=False, floatfmt=".4f")),
         "segment_plot": png_markdown(png, f"{primary} per segment"),
-        "split": evaluation_split.params.get("split", "?"),
         "primary_metric": f"{primary}@{k}",
         **{name: v if isinstance(v, str) else dg.MetadataValue.int(v) if isinstance(v, int)
            else dg.MetadataValue.float(v) for name, v in result.counts.items()},
         "dagster/row_count": len(table),
     })
-    df = spark.spark_session.createDataFrame(table[TABLE_COLUMNS], TABLE_SCHEMA)
-    metadata["dagster/column_schema"] = column_schema(df)
-    per_user = spark.spark_session.createDataFrame(result.per_user)
-    fitted = spark.spark_session.createDataFrame(
-        pd.DataFrame({"idx": result.item_ids, "features": list(result.item_factors)}),
-        "idx long, features array<float>")
-    # The fit's item factors and the sampling settings, for artist_evaluation to reuse.
-    shared = {name: getattr(params, name) for name in
-              ("n_bootstrap", "seed", "max_users", "knn_max_items_per_user")}
-    shared["model_settings"] = {key: als_model_settings[key] for key in ("confidence", "als")}
-    yield dg.Output(TableSet({"metrics": df, "per_user": per_user, "fit_item_factors": fitted},
-                             {"primary_metric": primary, "k": k, **shared},
-                             {"segments.png": png}), metadata=metadata)
+    return metadata, png
 
-    champion = champion_check(params, served_model(warehouse.store()),
-                              result.value("als", primary))
+
+def publication_gates(result, params, served: dict) -> list[dg.AssetCheckResult]:
+    """The two gates (the challenger not worse than the served model; ALS beating
+    popularity), reported but never blocking when the config says gate: false."""
     gate = beats_popularity(result, params)
-    for check in (champion, dg.AssetCheckResult(check_name=checks.ALS_BEATS_POPULARITY,
-                                                passed=gate.pop("passed"), metadata=gate)):
-        yield check if params.gate else not_gating(check)
+    gates = [champion_check(params, served, result.value("als", params.primary_metric)),
+             dg.AssetCheckResult(check_name=checks.ALS_BEATS_POPULARITY,
+                                 passed=gate.pop("passed"), metadata=gate)]
+    return gates if params.gate else [not_gating(check) for check in gates]
 
 
-@dg.asset(
-    group_name="evaluation", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="2",
+@asset_with_optional_checks(
+    group_name="evaluation", code_version="3",
     check_specs=[dg.AssetCheckSpec(
         checks.SIMILAR_ARTISTS_BEAT_POPULAR, asset="artist_evaluation", blocking=True,
         description="Similar artists name listeners' new held-out artists more often than the "
         "most popular artists do, with the bootstrap interval clear of them; similar_artists "
-        "and artist_radio are only republished when they do (a source without artists "
-        "passes: nothing to publish).")],
+        "and artist_radio are only republished when they do (not executed for a source "
+        "without artists: nothing is published).")],
 )
 @fails_for_good
 def artist_evaluation(context: dg.AssetExecutionContext, config: ArtistEvaluationConfig,
@@ -159,11 +164,11 @@ def artist_evaluation(context: dg.AssetExecutionContext, config: ArtistEvaluatio
         artist_als(params.vectors, shared))
     table = result.table
     metadata = {name: dg.MetadataValue.int(v) for name, v in result.counts.items()}
+    check = None
     if table.empty:
         context.log.warning("the source names fewer than two artists: nothing to evaluate")
-        check = dg.AssetCheckResult(
-            check_name=checks.SIMILAR_ARTISTS_BEAT_POPULAR, passed=True,
-            metadata={"reason": "the source names fewer than two artists"})
+        not_executed(context, checks.SIMILAR_ARTISTS_BEAT_POPULAR,
+                     "the source names fewer than two artists")
     else:
         for r in table.itertuples():
             metadata[f"{r.model}/{r.metric}@{r.k}"] = dg.MetadataValue.float(float(r.value))
@@ -183,9 +188,11 @@ def artist_evaluation(context: dg.AssetExecutionContext, config: ArtistEvaluatio
     metadata["artist_vectors"] = params.vectors
     yield dg.Output(TableSet({"metrics": df}, {"radio": dataclasses.asdict(params.radio),
                                                "vectors": params.vectors}),
+                    output_name="artist_evaluation",
                     metadata={**metadata, "dagster/row_count": len(table),
                               "dagster/column_schema": column_schema(df)})
-    yield check if params.gate else not_gating(check)
+    if check is not None:
+        yield check if params.gate else not_gating(check)
 
 
 def artist_als(vectors: str, shared: dict) -> tuple | None:

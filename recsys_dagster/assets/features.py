@@ -1,27 +1,21 @@
-"""Features: stable id indexes, the interactions table and the confidence matrix."""
+"""Features: stable id indexes and the interactions table (as of a day, over a window)."""
 
 
 import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..config import ConfidenceConfig
-from ..ml.als import confidence
 from ..ml.ingest.days import DAY
 from ..ml.ingest.indexing import build_interactions, extend_index
 from ..partitions import (
-    LATEST_DAY,
     PLAY_DAYS,
     TRAINING_WINDOW_DAYS,
     WINDOW_ENV,
-    as_of_day,
     describe_window,
     window_mapping,
-    window_range,
 )
 from ..resources import SparkResource, Warehouse
-from ..tables import TableSet
-from .helpers import KINDS, OWNERS, POOL, fails_for_good, table_metadata, tuned_params
+from .helpers import KINDS, OWNERS, POOL, fails_for_good, table_metadata
 
 
 def _index(context, column: str, play_events: DataFrame, spark: SparkResource,
@@ -106,27 +100,3 @@ def interactions_asset(window: int | None = TRAINING_WINDOW_DAYS,
 
 
 interactions = interactions_asset()
-
-
-@dg.asset(group_name="features", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="2",
-          ins={"interactions": LATEST_DAY})
-@fails_for_good
-def confidence_matrix(context: dg.AssetExecutionContext, config: ConfidenceConfig,
-                      interactions: DataFrame, als_tuning: TableSet, warehouse: Warehouse):
-    """Confidence c = 1 + alpha * f(plays) for every (user, item) pair."""
-    params, _ = tuned_params(context, config, als_tuning)
-    as_of = as_of_day(context.run.tags, warehouse.store().partitions("interactions"))
-    first, last = window_range(as_of)
-    data = {"as_of": as_of, "window": describe_window(TRAINING_WINDOW_DAYS),
-            "window_days": f"{first}..{last}"}
-    matrix = confidence.confidence_matrix(interactions, params).persist()
-    row = matrix.agg(F.count("*").alias("n"), F.min("confidence").alias("min"),
-                     F.max("confidence").alias("max"), F.avg("confidence").alias("mean")).first()
-    return dg.Output(TableSet({"matrix": matrix}, {"confidence": params.as_dict(), "data": data}),
-                     metadata={
-        "interactions_as_of": as_of, "training_window_days": data["window_days"],
-        **table_metadata(matrix, int(row["n"]), order_by=["user_idx", "item_idx"]),
-        "weighting": params.weighting, "alpha": params.alpha,
-        "confidence_min": float(row["min"] or 0), "confidence_max": float(row["max"] or 0),
-        "confidence_mean": float(row["mean"] or 0),
-    })

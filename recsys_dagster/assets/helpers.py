@@ -20,6 +20,9 @@ from ..paths import data_dir
 from ..tables import TableSet
 
 OWNERS = ["team:recsys"]
+# The asset groups in the data's order: an asset reads only from its own group or earlier
+# ones, so the UI's global lineage reads left to right.
+GROUP_ORDER = ("ingestion", "features", "training", "evaluation", "serving")
 KINDS = {"spark", "parquet"}
 
 
@@ -36,9 +39,6 @@ POOL = warehouse_pool(data_dir())
 # RECSYS_SERVED_MAX_AGE_MINUTES; the daemon evaluates it (deploy/dagster.yaml: freshness).
 SERVED_FRESHNESS = dg.FreshnessPolicy.time_window(
     fail_window=dt.timedelta(minutes=settings.read(settings.SERVED_MAX_AGE_MINUTES)))
-# Every serving asset depends on evaluation_metrics, so that its blocking gate (ALS beats
-# popularity) stops a bad model from replacing the tables that are being served.
-GATE = ["evaluation_metrics"]
 
 
 def column_schema(df: DataFrame) -> dg.TableSchema:
@@ -129,14 +129,41 @@ def ranking_metadata(result: Ranked) -> dict:
     return out
 
 
-def recall_check(result: Ranked, params: TopKParams) -> dg.AssetCheckResult:
-    recall = 1.0 if result.recall is None else result.recall
-    return dg.AssetCheckResult(
-        check_name=checks.APPROXIMATE_RECALL, passed=recall >= params.recall_floor,
+def recall_checks(context, result: Ranked, params: TopKParams) -> list[dg.AssetCheckResult]:
+    """The recall check of an approximate top-N; none under exact top-N (not executed, with
+    the reason in the step's log: there is no index whose recall could be measured)."""
+    if result.recall is None:
+        not_executed(context, checks.APPROXIMATE_RECALL, f"top-N was {result.method}")
+        return []
+    return [dg.AssetCheckResult(
+        check_name=checks.APPROXIMATE_RECALL, passed=result.recall >= params.recall_floor,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"method": result.method, "recall_at_n": dg.MetadataValue.float(recall),
+        metadata={"method": result.method, "recall_at_n": dg.MetadataValue.float(result.recall),
                   "recall_floor": params.recall_floor,
-                  "queries": int(result.info.get("recall_queries", 0))})
+                  "queries": int(result.info.get("recall_queries", 0))})]
+
+
+def not_executed(context, check_name: str, reason: str) -> None:
+    """Says in the step's log why a check was left out: the UI shows it as not executed
+    (skipped), never as passed."""
+    context.log.info(f"check {check_name} not executed: {reason}")
+
+
+def asset_with_optional_checks(*, group_name: str, code_version: str, check_specs: list,
+                               ins: dict | None = None, freshness_policy=None):
+    """@asset for an asset some of whose checks do not always apply (a check of excluded
+    items when nothing is excluded): a check it does not yield shows as not executed. Dagster's
+    @asset fails a step that leaves a declared check out; a subsettable multi_asset of this
+    one asset does not. The asset is named after the function, described by its docstring."""
+
+    def decorate(compute):
+        out = dg.AssetOut(group_name=group_name, kinds=KINDS, owners=OWNERS,
+                          code_version=code_version, freshness_policy=freshness_policy,
+                          description=inspect.cleandoc(compute.__doc__))
+        return dg.multi_asset(outs={compute.__name__: out}, ins=ins, check_specs=check_specs,
+                              can_subset=True, pool=POOL)(compute)
+
+    return decorate
 
 
 # Errors that a retry cannot mend: bad input or settings (ValueError, SourceError and

@@ -1,8 +1,10 @@
 """Ingestion: play logs from the configured source, split into valid plays and quarantine."""
 
 import warnings
+from dataclasses import dataclass
 
 import dagster as dg
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from .. import checks
@@ -61,42 +63,24 @@ def ingest_play_logs(context: dg.AssetExecutionContext, config: PlaySourceConfig
                      spark: SparkResource):
     """Read play logs for the run's days, validate every row, quarantine the bad ones with a
     reason. Rows of days outside the run are counted, and land when those days are run."""
-    session = spark.spark_session
     days = context.partition_key_range
     first, last = days.start, days.end
     params = config.params()
-    raw, names, has_plays, described = read_source(session, params, (first, last))
-    raw = raw.persist()
-    with Heartbeat(context.log.info, "ingest_play_logs", session):  # the source's passes
-        n_input = raw.count()
-        events, quarantine = validate_plays(raw, params.max_plays, has_plays,
-                                            params.max_id_length)
-        events = day_of_play(events, last).where(in_days(first, last)).persist()
-        quarantine = day_of_raw(quarantine, last).where(in_days(first, last)).persist()
-        n_delivered = day_of_raw(raw, last).where(in_days(first, last)).count()
-        n_bad = quarantine.count()
-        n_events = events.count()
-    n_elsewhere = n_input - n_delivered
+    got = deliver(context, spark.spark_session, params, first, last)
+    events, quarantine = got.events, got.quarantine
+    n_bad, n_events, n_delivered = got.n_bad, got.n_events, got.n_delivered
     reasons = (quarantine.groupBy("reason").count().orderBy(F.desc("count"), "reason")
                .limit(20).toPandas())
     fraction = n_bad / n_delivered if n_delivered else 0.0
-    context.log.info(f"{described}: {n_input} input rows; days {first}..{last}: "
-                     f"{n_delivered - n_bad} accepted, {n_bad} quarantined; "
-                     f"{n_elsewhere} belong to other days")
-    per_day = events.groupBy(DAY).agg(F.sum("plays").alias("plays")).orderBy(DAY).toPandas()
-    with_plays = {str(d) for d in per_day[DAY]}
-    empty = [d for d in context.partition_keys if d not in with_plays]
-    if empty:
-        context.log.warning(f"{len(empty)} of {len(context.partition_keys)} days delivered no "
-                            f"plays: {empty[0]}..{empty[-1]}")
+    per_day, empty = plays_per_day(context, events)
 
     yield dg.Output(events, "play_events", metadata={
         **table_metadata(events, n_events),
-        "source": described,
+        "source": got.described,
         "days": f"{first}..{last}",
-        "input_rows": n_input,
+        "input_rows": got.n_input,
         "accepted_rows": n_delivered - n_bad,
-        "rows_for_other_days": n_elsewhere,
+        "rows_for_other_days": got.n_input - n_delivered,
         "total_plays": int(per_day.plays.sum()) if len(per_day) else 0,
         "days_with_plays": len(per_day),
         "empty_days": len(empty),
@@ -109,7 +93,7 @@ def ingest_play_logs(context: dg.AssetExecutionContext, config: PlaySourceConfig
         "reasons": dg.MetadataValue.md(reasons.to_markdown(index=False) if len(reasons)
                                        else "_no rejected rows_"),
     })
-    names = names.withColumn(DAY, F.lit(last).cast("date")).persist()
+    names = got.names.withColumn(DAY, F.lit(last).cast("date")).persist()
     catalogue = names.agg(F.count("*").alias("items"),
                           F.count("artist_id").alias("with_artist")).first()
     yield dg.Output(names, "item_catalog", metadata={
@@ -129,5 +113,53 @@ def ingest_play_logs(context: dg.AssetExecutionContext, config: PlaySourceConfig
     )
     # Unpersist all: a cached plan of the same source path would otherwise serve a later,
     # re-delivered file's old rows to the next run in this session.
-    for frame in (raw, events, quarantine, names):
+    for frame in (got.raw, events, quarantine, names):
         frame.unpersist()
+
+
+def plays_per_day(context, events: DataFrame):
+    """(plays per day with plays, the run's days without any), the latter also logged."""
+    per_day = events.groupBy(DAY).agg(F.sum("plays").alias("plays")).orderBy(DAY).toPandas()
+    with_plays = {str(day) for day in per_day[DAY]}
+    empty = [day for day in context.partition_keys if day not in with_plays]
+    if empty:
+        context.log.warning(f"{len(empty)} of {len(context.partition_keys)} days delivered no "
+                            f"plays: {empty[0]}..{empty[-1]}")
+    return per_day, empty
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The run's days of a source, validated: valid plays and quarantined rows of those days
+    (both cached), the raw rows (cached), the item names, and the counts."""
+
+    raw: DataFrame
+    events: DataFrame
+    quarantine: DataFrame
+    names: DataFrame
+    described: str
+    n_input: int  # every row the source gave, whatever its day
+    n_delivered: int  # rows of the run's days
+    n_bad: int
+    n_events: int
+
+
+def deliver(context, session, params, first: str, last: str) -> Delivery:
+    """Read the source, validate every row and keep the rows of days first..last; the source's
+    passes under one heartbeat, and one log line of the counts."""
+    raw, names, has_plays, described = read_source(session, params, (first, last))
+    raw = raw.persist()
+    with Heartbeat(context.log.info, "ingest_play_logs", session):  # the source's passes
+        n_input = raw.count()
+        events, quarantine = validate_plays(raw, params.max_plays, has_plays,
+                                            params.max_id_length)
+        events = day_of_play(events, last).where(in_days(first, last)).persist()
+        quarantine = day_of_raw(quarantine, last).where(in_days(first, last)).persist()
+        n_delivered = day_of_raw(raw, last).where(in_days(first, last)).count()
+        n_bad = quarantine.count()
+        n_events = events.count()
+    context.log.info(f"{described}: {n_input} input rows; days {first}..{last}: "
+                     f"{n_delivered - n_bad} accepted, {n_bad} quarantined; "
+                     f"{n_input - n_delivered} belong to other days")
+    return Delivery(raw, events, quarantine, names, described, n_input, n_delivered, n_bad,
+                    n_events)

@@ -1,5 +1,7 @@
-"""Serving tables: per-user recommendations and similar items, with raw ids; both gated by
-evaluation_metrics (helpers.GATE)."""
+"""Serving tables: per-user recommendations and similar items, with raw ids. Both take
+evaluation_metrics as an input: its blocking gates stop a bad model in the run that evaluates
+it, and its record says which model may be published in any later run
+(publishing.record_to_publish)."""
 
 
 import dagster as dg
@@ -16,19 +18,23 @@ from ..progress import Heartbeat
 from ..resources import Warehouse
 from ..tables import TableSet
 from .helpers import (
-    GATE,
-    KINDS,
-    OWNERS,
-    POOL,
     SERVED_FRESHNESS,
+    asset_with_optional_checks,
     fails_for_good,
     newest_catalogue,
+    not_executed,
     ranking_metadata,
-    recall_check,
     recall_check_spec,
+    recall_checks,
     table_metadata,
 )
-from .publishing import as_metadata, pin_served_model, record_to_publish, served_table
+from .publishing import (
+    as_metadata,
+    pin_served_model,
+    record_to_publish,
+    served_model,
+    served_table,
+)
 
 
 def users_with_fold_in(als_model: TableSet, interactions: DataFrame) -> DataFrame:
@@ -54,27 +60,28 @@ def _ids(index: DataFrame, idx_col: str, id_col: str) -> DataFrame:
     return index.select(F.col("idx").alias(idx_col), F.col("id").alias(id_col))
 
 
-@dg.asset(
-    group_name="serving", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="3", deps=GATE,
-    freshness_policy=SERVED_FRESHNESS,
+@asset_with_optional_checks(
+    group_name="serving", code_version="4", freshness_policy=SERVED_FRESHNESS,
     ins={"interactions": LATEST_DAY},
     check_specs=[
         dg.AssetCheckSpec(checks.RECOMMENDATIONS_AT_MOST_N, asset="user_recommendations",
                           description="Every user has at most top_n rows, ranked 1..n."),
         dg.AssetCheckSpec(checks.RECOMMENDATIONS_NOT_PLAYED, asset="user_recommendations",
                           description="No user is recommended an item they already played "
-                          "(when exclude_played)."),
+                          "(not executed when exclude_played is false)."),
         recall_check_spec("user_recommendations"),
     ],
 )
 @fails_for_good
 def user_recommendations(context: dg.AssetExecutionContext, config: RecommendationsConfig,
-                         als_model: TableSet, interactions: DataFrame, user_index: DataFrame,
-                         item_index: DataFrame, item_catalog: DataFrame, warehouse: Warehouse):
+                         als_model: TableSet, evaluation_metrics: TableSet,
+                         interactions: DataFrame, user_index: DataFrame, item_index: DataFrame,
+                         item_catalog: DataFrame, warehouse: Warehouse):
     """Top-N items per user by predicted preference, already-played items left out; users new
     since the model was trained are folded in and flagged. The metadata's sample shows the
     first users' lists by name."""
-    record = record_to_publish(context, warehouse.store())  # fails fast on an unpublished model
+    record = record_to_publish(context.run_id, als_model, evaluation_metrics,  # fails fast
+                               served_model(warehouse.store(), "user_recommendations"))
     played = interactions.select("user_idx", "item_idx")
     users = users_with_fold_in(als_model, interactions).persist()
     params = config.params()
@@ -95,11 +102,10 @@ def user_recommendations(context: dg.AssetExecutionContext, config: Recommendati
                             F.sum(F.when(F.col("n") != F.col("r"), 1).otherwise(0))
                             .alias("gaps")).first()  # computes the cached table
     n_rows = int(summary["rows"] or 0)  # one pass over the cached table gives all the counts
-    n_played = table.join(played, ["user_idx", "item_idx"]).count()
     n_items = table.select("item_idx").distinct().count()
     out = table.drop("user_idx", "item_idx")
     pin_served_model(warehouse.store(), record)
-    yield dg.Output(served_table(out, record), metadata={
+    yield dg.Output(served_table(out, record), output_name="user_recommendations", metadata={
         **table_metadata(out, n_rows, preview_rows=10, order_by=["user_id", "rank"]),
         "sample": dg.MetadataValue.md(named_sample(out, newest_names(item_catalog))),
         "users": int(summary["users"]), "top_n": config.top_n,
@@ -116,12 +122,15 @@ def user_recommendations(context: dg.AssetExecutionContext, config: Recommendati
         metadata={"max_per_user": max_n, "top_n": config.top_n,
                   "users_with_rank_gaps": int(summary["gaps"] or 0)},
     )
-    yield dg.AssetCheckResult(
-        check_name=checks.RECOMMENDATIONS_NOT_PLAYED,
-        passed=n_played == 0 or not config.exclude_played,
-        metadata={"already_played_rows": n_played, "exclude_played": config.exclude_played},
-    )
-    yield recall_check(result, params.top_k)
+    if config.exclude_played:
+        n_played = table.join(played, ["user_idx", "item_idx"]).count()
+        yield dg.AssetCheckResult(check_name=checks.RECOMMENDATIONS_NOT_PLAYED,
+                                  passed=n_played == 0,
+                                  metadata={"already_played_rows": n_played})
+    else:
+        not_executed(context, checks.RECOMMENDATIONS_NOT_PLAYED,
+                     "exclude_played is false: played items are recommended on purpose")
+    yield from recall_checks(context, result, params.top_k)
     table.unpersist()
     users.unpersist()
 
@@ -139,15 +148,17 @@ def named_sample(recs: DataFrame, names: DataFrame, n_users: int = 3, per_user: 
         for user, group in rows.groupby("user_id", sort=True))
 
 
-@dg.asset(group_name="serving", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="2",
-          deps=GATE, freshness_policy=SERVED_FRESHNESS,
-          check_specs=[recall_check_spec("similar_items")])
+@asset_with_optional_checks(group_name="serving", code_version="3",
+                            freshness_policy=SERVED_FRESHNESS,
+                            check_specs=[recall_check_spec("similar_items")])
 @fails_for_good
 def similar_items(context: dg.AssetExecutionContext, config: SimilarItemsConfig,
-                  als_model: TableSet, item_index: DataFrame, item_catalog: DataFrame,
-                  warehouse: Warehouse):
-    """Top-N similar items per item (songs like a song) by cosine of item factors."""
-    record = record_to_publish(context, warehouse.store())
+                  als_model: TableSet, evaluation_metrics: TableSet, item_index: DataFrame,
+                  item_catalog: DataFrame, warehouse: Warehouse):
+    """Top-N similar items per item by cosine of item factors: songs like a song (artists
+    like an artist where the source's items are artists, as Last.fm's are)."""
+    record = record_to_publish(context.run_id, als_model, evaluation_metrics,
+                               served_model(warehouse.store(), "similar_items"))
     params = config.params()
     result = similar_by_factors(als_model["item_factors"], config.top_n, params.top_k)
     sims = result.table
@@ -163,9 +174,9 @@ def similar_items(context: dg.AssetExecutionContext, config: SimilarItemsConfig,
              ).persist()
     with Heartbeat(context.log.info, "similar_items", item_index.sparkSession):
         n_rows = table.count()  # computes the cached table
-    yield dg.Output(served_table(table, record), metadata={
+    yield dg.Output(served_table(table, record), output_name="similar_items", metadata={
         **table_metadata(table, n_rows, preview_rows=10, order_by=["item_id", "rank"]),
         "items": table.select("item_id").distinct().count(), "top_n": config.top_n,
         **ranking_metadata(result),
     })
-    yield recall_check(result, params.top_k)
+    yield from recall_checks(context, result, params.top_k)

@@ -1,21 +1,81 @@
-"""Training: hyperparameter search and the implicit ALS factors on Spark."""
+"""Training: the train/validation/test split, hyperparameter search on it, the confidence
+matrix and the implicit ALS factors on Spark."""
 
 import os
 
 import dagster as dg
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..config import ALSConfig, TuningConfig
-from ..ml.als import ALSParams, train_als
+from ..config import ALSConfig, ConfidenceConfig, SplitConfig, TuningConfig
+from ..ml.als import ALSParams, confidence, train_als
 from ..ml.als.confidence import ConfidenceParams
+from ..ml.evaluation.evaluate import has_timestamps
 from ..ml.evaluation.plots import history_plot, importance_plot
+from ..ml.evaluation.split import three_way_split
 from ..ml.evaluation.study import importances
 from ..ml.evaluation.tuning import TRIALS_SCHEMA, planned_trials, settings_of, tune
+from ..partitions import LATEST_DAY, TRAINING_WINDOW_DAYS, as_of_day, describe_window, window_range
 from ..progress import Heartbeat
 from ..resources import SparkResource, Warehouse
 from ..tables import TableSet
-from .helpers import KINDS, OWNERS, POOL, column_schema, fails_for_good, png_markdown, tuned_params
+from .helpers import (
+    KINDS,
+    OWNERS,
+    POOL,
+    column_schema,
+    fails_for_good,
+    png_markdown,
+    table_metadata,
+    tuned_params,
+)
 from .publishing import served_model
+
+
+@dg.asset(group_name="training", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="2",
+          ins={"interactions": LATEST_DAY})
+@fails_for_good
+def evaluation_split(config: SplitConfig, interactions: DataFrame):
+    """Train / validation / test interactions per user (temporal when timestamps exist)."""
+    params = config.params()
+    temporal = params.split == "temporal" or (params.split == "auto"
+                                              and has_timestamps(interactions))
+    parts = three_way_split(interactions, params.validation_fraction, params.test_fraction,
+                            params.seed, temporal)
+    frames = dict(zip(("train", "validation", "test"), (p.persist() for p in parts)))
+    counts = {name: df.count() for name, df in frames.items()}
+    kind = "temporal" if temporal else "random"
+    return dg.Output(
+        TableSet(frames, {"split": kind, "validation_fraction": params.validation_fraction,
+                          "test_fraction": params.test_fraction, "seed": params.seed}),
+        metadata={"split": kind, **{f"{n}_rows": c for n, c in counts.items()},
+                  "dagster/row_count": sum(counts.values()),
+                  "dagster/column_schema": column_schema(frames["train"])},
+    )
+
+
+@dg.asset(group_name="training", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="3",
+          ins={"interactions": LATEST_DAY})
+@fails_for_good
+def confidence_matrix(context: dg.AssetExecutionContext, config: ConfidenceConfig,
+                      interactions: DataFrame, als_tuning: TableSet, warehouse: Warehouse):
+    """Confidence c = 1 + alpha * f(plays) for every (user, item) pair."""
+    params, _ = tuned_params(context, config, als_tuning)
+    as_of = as_of_day(context.run.tags, warehouse.store().partitions("interactions"))
+    first, last = window_range(as_of)
+    data = {"as_of": as_of, "window": describe_window(TRAINING_WINDOW_DAYS),
+            "window_days": f"{first}..{last}"}
+    matrix = confidence.confidence_matrix(interactions, params).persist()
+    row = matrix.agg(F.count("*").alias("n"), F.min("confidence").alias("min"),
+                     F.max("confidence").alias("max"), F.avg("confidence").alias("mean")).first()
+    return dg.Output(TableSet({"matrix": matrix}, {"confidence": params.as_dict(), "data": data}),
+                     metadata={
+        "interactions_as_of": as_of, "training_window_days": data["window_days"],
+        **table_metadata(matrix, int(row["n"]), order_by=["user_idx", "item_idx"]),
+        "weighting": params.weighting, "alpha": params.alpha,
+        "confidence_min": float(row["min"] or 0), "confidence_max": float(row["max"] or 0),
+        "confidence_mean": float(row["mean"] or 0),
+    })
 
 
 @dg.asset(group_name="training", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="5")
@@ -24,7 +84,8 @@ def als_tuning(context: dg.AssetExecutionContext, config: TuningConfig,
                evaluation_split: TableSet, spark: SparkResource, warehouse: Warehouse):
     """Search for ALS and confidence settings with Optuna, scored on the validation split
     only; the study is kept in the warehouse, so each retrain continues it. Trial 0 is the
-    current settings (the served model's, else the defaults); a trial replaces them only
+    current settings (the served model's, read from the warehouse's record of it like
+    evaluation_metrics' champion, else the defaults); a trial replaces them only
     when it beats them on validation by more than the noise (a paired bootstrap interval
     over users), and the metadata says which and why."""
     session = spark.spark_session
@@ -34,7 +95,7 @@ def als_tuning(context: dg.AssetExecutionContext, config: TuningConfig,
         return dg.Output(TableSet({"trials": empty}, {"best": None}),
                          metadata={"search": "none", "trials": 0, "dagster/row_count": 0})
     store = warehouse.store()
-    current, source = current_settings(store)
+    current, source = current_settings(served_model(store))
     total = planned_trials(params, current)
     context.log.info(f"{params.search} search: {total} trials, trial 0 {source}")
     finished = []
@@ -47,42 +108,45 @@ def als_tuning(context: dg.AssetExecutionContext, config: TuningConfig,
     with Heartbeat(context.log.info, "als_tuning", session) as beat:
         result = tune(evaluation_split["train"], evaluation_split["validation"], params,
                       current, study_path=study_path(store), on_trial=on_trial)
-    trials, study = result.trials, result.study
-    df = session.createDataFrame(trials, TRIALS_SCHEMA)
+    df = session.createDataFrame(result.trials, TRIALS_SCHEMA)
+    best = {**result.best, "current": source, "importance": importances(result.study)}
+    context.log.info(best["reason"])
+    files, metadata = tuning_report(result, best, params, source)
+    return dg.Output(TableSet({"trials": df}, {"best": best}, files), metadata={
+        **metadata, "dagster/row_count": len(result.trials),
+        "dagster/column_schema": column_schema(df)})
+
+
+def tuning_report(result, best: dict, params, source: str) -> tuple[dict, dict]:
+    """(files, metadata) of a search: its plots (the score per trial; each setting's
+    importance once enough trials completed), the decision and the trials table."""
+    trials, study, weights = result.trials, result.study, best["importance"]
     metric = f"{params.metric}@{params.k}"
     files = {"history.png": history_plot(study, metric)}
-    weights = importances(study)
-    if weights:
-        files["importance.png"] = importance_plot(weights, metric)
-    best = {**result.best, "current": source, "importance": weights}
-    context.log.info(best["reason"])
     plots = {"optimisation_history": png_markdown(files["history.png"],
                                                   "validation score per study trial")}
     if weights:
+        files["importance.png"] = importance_plot(weights, metric)
         plots["parameter_importance"] = png_markdown(files["importance.png"],
                                                      "importance of each setting")
-    return dg.Output(
-        TableSet({"trials": df}, {"best": best}, files),
-        metadata={
-            "search": params.search, "trials": len(trials),
-            "pruned": int((trials.state == "pruned").sum()),
-            "study": best["study"], "study_trials": len(study.trials),
-            "trial_engine": best["engine"],
-            "trial_0": f"the current settings: {source}",
-            "adopted": best["adopted"], "decision": best["reason"],
-            "current_score": best["current_score"],
-            "best_trial": best["best_trial_number"], "best_trial_score": best["best_score"],
-            "best_score": best["score"], "best_metric": best["metric"],
-            **{f"best_{name}": value for name, value in best["trial"].items()},
-            "importance": dg.MetadataValue.json(weights or {
-                "none": "too few completed trials to tell"}),
-            "trials_table": dg.MetadataValue.md(
-                trials.sort_values("score", ascending=False).to_markdown(index=False,
-                                                                         floatfmt=".4f")),
-            **plots,
-            "dagster/row_count": len(trials), "dagster/column_schema": column_schema(df),
-        },
-    )
+    return files, {
+        "search": params.search, "trials": len(trials),
+        "pruned": int((trials.state == "pruned").sum()),
+        "study": best["study"], "study_trials": len(study.trials),
+        "trial_engine": best["engine"],
+        "trial_0": f"the current settings: {source}",
+        "adopted": best["adopted"], "decision": best["reason"],
+        "current_score": best["current_score"],
+        "best_trial": best["best_trial_number"], "best_trial_score": best["best_score"],
+        "best_score": best["score"], "best_metric": best["metric"],
+        **{f"best_{name}": value for name, value in best["trial"].items()},
+        "importance": dg.MetadataValue.json(weights or {
+            "none": "too few completed trials to tell"}),
+        "trials_table": dg.MetadataValue.md(
+            trials.sort_values("score", ascending=False).to_markdown(index=False,
+                                                                     floatfmt=".4f")),
+        **plots,
+    }
 
 
 def study_path(store) -> str:
@@ -90,11 +154,11 @@ def study_path(store) -> str:
     return os.path.join(store.base_dir, "_studies", "als_tuning.journal")
 
 
-def current_settings(store) -> tuple[dict, str]:
-    """(searched settings, where they come from): the served model's, else the defaults."""
-    served = served_model(store)
-    if served.get("model_version") and served["model_version"] == store.version("als_model"):
-        model = store.manifest("als_model")["params"]
+def current_settings(served: dict) -> tuple[dict, str]:
+    """(searched settings, where they come from): the served model's (its record keeps them,
+    publishing.model_settings), else the defaults."""
+    model = served.get("settings")
+    if model:
         return (settings_of(ConfidenceParams(**model["confidence"]), ALSParams(**model["als"])),
                 f"the served model's ({served['model_version']})")
     return settings_of(ConfidenceParams(), ALSParams()), "the defaults"

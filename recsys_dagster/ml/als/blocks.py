@@ -13,6 +13,7 @@ the solved side's previous factors from the driver to every task.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,6 +134,42 @@ def joined(values, dtype) -> np.ndarray:
 _FRAGMENTS = "side int, blk int, keys binary, others binary, conf binary"
 
 
+def block_fragments(batches, n_user_blocks: int, n_item_blocks: int):
+    """rating_blocks' first pass, per input partition: for each side and block, one fragment
+    of the raw (key, other, conf) arrays, as binary."""
+    parts = [pdf for pdf in batches if len(pdf)]
+    if not parts:
+        return
+    pdf = pd.concat(parts, ignore_index=True)
+    users = pdf["user_idx"].to_numpy(np.int32)
+    items = pdf["item_idx"].to_numpy(np.int32)
+    check_ids(users, items)
+    conf = pdf["confidence"].to_numpy(np.float32)
+    out = []
+    for side, keys, others, n in ((0, users, items, n_user_blocks),
+                                  (1, items, users, n_item_blocks)):
+        blk = keys % n
+        for b in np.unique(blk):
+            m = blk == b
+            out.append({"side": side, "blk": int(b), "keys": keys[m].tobytes(),
+                        "others": others[m].tobytes(), "conf": conf[m].tobytes()})
+    yield pd.DataFrame(out)
+
+
+def merged_blocks(batches, side: int, rank: int, seed: int, n_dest: int | None):
+    """rating_blocks' second pass, per block partition: a block's fragments merged into one
+    CSR record with its seeded initial factors (n_dest: the other side's block count, for
+    the out-block tables; None leaves them out)."""
+    frags = pd.concat([pdf for pdf in batches if len(pdf)] or [pd.DataFrame()],
+                      ignore_index=True)
+    for blk, mine in frags.groupby("blk", sort=True) if len(frags) else ():
+        block = csr(joined(mine["keys"], np.int32).astype(np.int64),
+                    joined(mine["others"], np.int32).astype(np.int64),
+                    joined(mine["conf"], np.float32))
+        x0 = init_factors(block.rows.size, rank, [seed + side, int(blk)])
+        yield pd.DataFrame([pack(int(mine["part"].iloc[0]), int(blk), block, n_dest, x0)])
+
+
 def rating_blocks(confidence: DataFrame, n_user_blocks: int, n_item_blocks: int, rank: int,
                   seed: int, routed: bool = True) -> tuple[DataFrame, DataFrame]:
     """(by_user, by_item): one CSR record per block of users (user_idx mod n_user_blocks) and
@@ -147,49 +184,21 @@ def rating_blocks(confidence: DataFrame, n_user_blocks: int, n_item_blocks: int,
     shuffled to their block's partition and merged there (handing every rating to pandas as
     a row, side by side, cost more than the rest of the blocking: benchmarks/README.md)."""
 
-    def fragments(batches):
-        parts = [pdf for pdf in batches if len(pdf)]
-        if not parts:
-            return
-        pdf = pd.concat(parts, ignore_index=True)
-        users = pdf["user_idx"].to_numpy(np.int32)
-        items = pdf["item_idx"].to_numpy(np.int32)
-        check_ids(users, items)
-        conf = pdf["confidence"].to_numpy(np.float32)
-        out = []
-        for side, keys, others, n in ((0, users, items, n_user_blocks),
-                                      (1, items, users, n_item_blocks)):
-            blk = keys % n
-            for b in np.unique(blk):
-                m = blk == b
-                out.append({"side": side, "blk": int(b), "keys": keys[m].tobytes(),
-                            "others": others[m].tobytes(), "conf": conf[m].tobytes()})
-        yield pd.DataFrame(out)
-
-    def merge(side: int):
-        def run(batches):
-            frags = pd.concat([pdf for pdf in batches if len(pdf)] or [pd.DataFrame()],
-                              ignore_index=True)
-            for blk, mine in frags.groupby("blk", sort=True) if len(frags) else ():
-                block = csr(joined(mine["keys"], np.int32).astype(np.int64),
-                            joined(mine["others"], np.int32).astype(np.int64),
-                            joined(mine["conf"], np.float32))
-                x0 = init_factors(block.rows.size, rank, [seed + side, int(blk)])
-                n_dest = (n_item_blocks if side == 0 else n_user_blocks) if routed else None
-                yield pd.DataFrame([pack(int(mine["part"].iloc[0]), int(blk), block, n_dest,
-                                         x0)])
-        return run
-
     spark = confidence.sparkSession
     frags = (confidence.select(F.col("user_idx").cast("int"), F.col("item_idx").cast("int"),
                                F.col("confidence").cast("float"))
-             .mapInPandas(fragments, _FRAGMENTS).persist())
+             .mapInPandas(functools.partial(block_fragments, n_user_blocks=n_user_blocks,
+                                            n_item_blocks=n_item_blocks), _FRAGMENTS)
+             .persist())
     sides = []
-    for side, n in ((0, n_user_blocks), (1, n_item_blocks)):
+    for side, n, n_other in ((0, n_user_blocks, n_item_blocks),
+                             (1, n_item_blocks, n_user_blocks)):
+        merge = functools.partial(merged_blocks, side=side, rank=rank, seed=seed,
+                                  n_dest=n_other if routed else None)
         merged = (frags.filter(F.col("side") == side)
                   .withColumn("part", partition_key(spark, n, "blk"))
                   .repartition(n, "part")
-                  .mapInPandas(merge(side), BLOCK_SCHEMA))
+                  .mapInPandas(merge, BLOCK_SCHEMA))
         if routed:  # once more by the output column: the cached blocks then carry a
             # partitioning Spark knows, and a cogroup keyed by it (half gridify) shuffles
             # only the other side, never the ratings

@@ -75,6 +75,75 @@ def full_gridify_grid(confidence: DataFrame, key: str, other: str, n_rows_blocks
     ).repartition("p", "q").persist()  # as the cogroup needs it: not reshuffled per step
 
 
+_PARTIALS = ("p int, row int, n int, ys array<float>, c array<float>, a array<double>, "
+             "b array<double>")
+
+
+def block_partials(ratings_pdf: pd.DataFrame, factors_pdf: pd.DataFrame,
+                   rank: int) -> pd.DataFrame:
+    """One grid block's partial normal equations, one row per solved row (p, row, n ratings,
+    and either raw ys, c or packed a, b: full_gridify_step says which and why)."""
+    if ratings_pdf.empty:
+        return pd.DataFrame({"p": [], "row": [], "n": [], "ys": [], "c": [], "a": [], "b": []})
+    tri = np.triu_indices(rank)
+    n_packed, empty = tri[0].size + rank, np.zeros(0, np.float32)
+    ids, mat = _matrix(factors_pdf, rank)
+    block = csr(ratings_pdf["row"].to_numpy(np.int64), ratings_pdf["other"].to_numpy(np.int64),
+                ratings_pdf["confidence"].to_numpy(np.float32))
+    rows, indptr, others, conf = block.rows, block.indptr, block.others, block.conf
+    y = mat[require_positions(ids, others, "factors sent to a grid block")]
+    ys, cs, a_parts, b_parts = [], [], [], []
+    for u in range(rows.size):
+        lo, hi = indptr[u], indptr[u + 1]
+        if (hi - lo) * (rank + 1) < n_packed:  # raw: the ratings' own factors
+            ys.append(y[lo:hi].ravel())
+            cs.append(conf[lo:hi])
+            a_parts.append(empty)
+            b_parts.append(empty)
+            continue
+        yu, c = y[lo:hi].astype(np.float64), conf[lo:hi].astype(np.float64)
+        ys.append(empty)
+        cs.append(empty)
+        a_parts.append(((yu.T * (c - 1.0)) @ yu)[tri])
+        b_parts.append(yu.T @ c)
+    return pd.DataFrame({"p": int(ratings_pdf["p"].iloc[0]), "row": rows.astype(np.int32),
+                         "n": np.diff(indptr).astype(np.int32), "ys": ys, "c": cs,
+                         "a": a_parts, "b": b_parts})
+
+
+def solve_block(pdf: pd.DataFrame, yty: np.ndarray, solver: RowSolver) -> pd.DataFrame:
+    """A row block's factors: each row's partials (packed and raw) summed with YᵀY and
+    solved exactly, EXACT_CHUNK rows at a time (bounded r x r stacks)."""
+    rank = yty.shape[0]
+    tri = np.triu_indices(rank)
+    rows, inverse = np.unique(pdf["row"].to_numpy(np.int64), return_inverse=True)
+    n = np.zeros(rows.size)
+    np.add.at(n, inverse, pdf["n"].to_numpy())
+    packed = pdf["a"].map(len).to_numpy() > 0
+    out = np.zeros((rows.size, rank), dtype=np.float32)
+    for start in range(0, rows.size, EXACT_CHUNK):
+        stop = min(start + EXACT_CHUNK, rows.size)
+        mine = (inverse >= start) & (inverse < stop)
+        a = np.broadcast_to(yty, (stop - start, rank, rank)).copy()
+        b = np.zeros((stop - start, rank))
+        sel = mine & packed
+        if sel.any():
+            upper = np.zeros((stop - start, rank, rank))
+            a_up = np.zeros((stop - start, tri[0].size))
+            np.add.at(a_up, inverse[sel] - start, np.stack(pdf["a"].to_numpy()[sel]))
+            np.add.at(b, inverse[sel] - start, np.stack(pdf["b"].to_numpy()[sel]))
+            upper[:, tri[0], tri[1]] = a_up
+            a += upper + np.triu(upper, 1).transpose(0, 2, 1)
+        for k in np.flatnonzero(mine & ~packed):
+            yu = pdf["ys"].iat[k].reshape(-1, rank).astype(np.float64)
+            c = pdf["c"].iat[k].astype(np.float64)
+            a[inverse[k] - start] += (yu.T * (c - 1.0)) @ yu
+            b[inverse[k] - start] += yu.T @ c
+        lam = row_reg(n[start:stop], solver.reg, solver.scale_reg, solver.reg_exponent)
+        out[start:stop] = solve_systems(a, b, lam)
+    return pd.DataFrame({"idx": rows.astype(np.int32), "features": list(out)})
+
+
 def full_gridify_step(grid: DataFrame, other_factors: DataFrame, yty: np.ndarray,
                       solver: RowSolver, n_rows_blocks: int, n_other_blocks: int) -> DataFrame:
     """Partial normal equations per grid block, summed per row in its block, solved exactly.
@@ -86,75 +155,12 @@ def full_gridify_step(grid: DataFrame, other_factors: DataFrame, yty: np.ndarray
     column) pairs hold a handful of ratings, so the packed form alone would shuffle many
     times the raw one (benchmarks/README.md)."""
     rank = yty.shape[0]
-    tri = np.triu_indices(rank)
-    n_packed = tri[0].size + rank
-    spark = grid.sparkSession
-    blocks = spark.range(n_rows_blocks).select(F.col("id").cast("int").alias("p"))
+    blocks = grid.sparkSession.range(n_rows_blocks).select(F.col("id").cast("int").alias("p"))
     sent = (other_factors.withColumn("q", (F.col("idx") % n_other_blocks).cast("int"))
             .crossJoin(blocks))  # factor block q goes to every grid block (p, q)
-    empty = np.zeros(0, np.float32)
-
-    def partial(ratings_pdf: pd.DataFrame, factors_pdf: pd.DataFrame) -> pd.DataFrame:
-        if ratings_pdf.empty:
-            return pd.DataFrame({"p": [], "row": [], "n": [], "ys": [], "c": [], "a": [],
-                                 "b": []})
-        ids, mat = _matrix(factors_pdf, rank)
-        block = csr(ratings_pdf["row"].to_numpy(np.int64),
-                    ratings_pdf["other"].to_numpy(np.int64),
-                    ratings_pdf["confidence"].to_numpy(np.float32))
-        rows, indptr, others, conf = block.rows, block.indptr, block.others, block.conf
-        y = mat[require_positions(ids, others, "factors sent to a grid block")]
-        ys, cs, a_parts, b_parts = [], [], [], []
-        for u in range(rows.size):
-            lo, hi = indptr[u], indptr[u + 1]
-            if (hi - lo) * (rank + 1) < n_packed:  # raw: the ratings' own factors
-                ys.append(y[lo:hi].ravel())
-                cs.append(conf[lo:hi])
-                a_parts.append(empty)
-                b_parts.append(empty)
-                continue
-            yu, c = y[lo:hi].astype(np.float64), conf[lo:hi].astype(np.float64)
-            ys.append(empty)
-            cs.append(empty)
-            a_parts.append(((yu.T * (c - 1.0)) @ yu)[tri])
-            b_parts.append(yu.T @ c)
-        return pd.DataFrame({"p": int(ratings_pdf["p"].iloc[0]), "row": rows.astype(np.int32),
-                             "n": np.diff(indptr).astype(np.int32), "ys": ys, "c": cs,
-                             "a": a_parts, "b": b_parts})
-
     partials = (grid.groupBy("p", "q").cogroup(sent.groupBy("p", "q"))
-                .applyInPandas(partial, "p int, row int, n int, ys array<float>, "
-                                        "c array<float>, a array<double>, b array<double>"))
-
-    def solve(pdf: pd.DataFrame) -> pd.DataFrame:
-        rows, inverse = np.unique(pdf["row"].to_numpy(np.int64), return_inverse=True)
-        n = np.zeros(rows.size)
-        np.add.at(n, inverse, pdf["n"].to_numpy())
-        packed = pdf["a"].map(len).to_numpy() > 0
-        out = np.zeros((rows.size, rank), dtype=np.float32)
-        for start in range(0, rows.size, EXACT_CHUNK):  # bounded r x r stacks
-            stop = min(start + EXACT_CHUNK, rows.size)
-            mine = (inverse >= start) & (inverse < stop)
-            a = np.broadcast_to(yty, (stop - start, rank, rank)).copy()
-            b = np.zeros((stop - start, rank))
-            sel = mine & packed
-            if sel.any():
-                upper = np.zeros((stop - start, rank, rank))
-                a_up = np.zeros((stop - start, tri[0].size))
-                np.add.at(a_up, inverse[sel] - start, np.stack(pdf["a"].to_numpy()[sel]))
-                np.add.at(b, inverse[sel] - start, np.stack(pdf["b"].to_numpy()[sel]))
-                upper[:, tri[0], tri[1]] = a_up
-                a += upper + np.triu(upper, 1).transpose(0, 2, 1)
-            for k in np.flatnonzero(mine & ~packed):
-                yu = pdf["ys"].iat[k].reshape(-1, rank).astype(np.float64)
-                c = pdf["c"].iat[k].astype(np.float64)
-                a[inverse[k] - start] += (yu.T * (c - 1.0)) @ yu
-                b[inverse[k] - start] += yu.T @ c
-            lam = row_reg(n[start:stop], solver.reg, solver.scale_reg, solver.reg_exponent)
-            out[start:stop] = solve_systems(a, b, lam)
-        return pd.DataFrame({"idx": rows.astype(np.int32), "features": list(out)})
-
-    return partials.groupBy("p").applyInPandas(solve, _ROWS)
+                .applyInPandas(lambda r, f: block_partials(r, f, rank), _PARTIALS))
+    return partials.groupBy("p").applyInPandas(lambda pdf: solve_block(pdf, yty, solver), _ROWS)
 
 
 @dataclass(frozen=True)

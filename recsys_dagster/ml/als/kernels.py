@@ -99,6 +99,9 @@ def aligned(a: np.ndarray, dtype) -> np.ndarray:
     return out
 
 
+# Over 60 lines on purpose: one compiled loop nest (residual, then CG steps) per row, the
+# scratch rows reused across rows, with no call per rating; the steps mirror the formulas in
+# the comments one for one.
 @numba.njit(cache=True, fastmath=True, nogil=True)  # nogil: tuning's trials run in threads
 def _cg_rows(y, yty, indptr, indices, conf, lam, x0, steps, out, scratch):  # pragma: no cover
     rank = y.shape[1]  # scratch: 4 aligned rows (x, r, p, ap) of at least rank floats

@@ -221,52 +221,99 @@ def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als:
     scores a seeded sample of that many held-out users (the model is still fitted on every
     user); item-kNN counts co-listening over a seeded sample of `knn_max_users` users, at most
     `knn_max_items_per_user` items each (0: no limit)."""
-    k, primary, n_boot, seed = params.k, params.primary_metric, params.n_bootstrap, params.seed
-    knn_neighbours, max_users = params.knn_neighbours, params.max_users
-    knn_max_users, knn_max_items_per_user = params.knn_max_users, params.knn_max_items_per_user
-    seconds = {}  # where the step's time goes, part by part
-    clock = time.perf_counter()
+    seed, laps = params.seed, Laps()  # where the step's time goes, part by part
     fit, held = fit.persist(), held.persist()
     cat = build_catalogue(fit)
     factors = fit_als(fit, confidence, als, cat.fit_rows)
     item_matrix = factors_on_catalogue(cat, factors.item_factors)
-    seconds["fit"], clock = time.perf_counter() - clock, time.perf_counter()
+    laps.lap("fit")
     cat.unit_factors = normalize_rows(item_matrix)  # diversity is measured in ALS's space
-    pop_vec = cat.listeners.astype(np.float32)[:, None]
-    knn_users = sample_users(fit, knn_max_users, seed)
+    knn_users = sample_users(fit, params.knn_max_users, seed)
     knn = KnnScorer(similarity_matrix(
-        item_cosine_neighbours(restrict(fit, knn_users), knn_neighbours,
-                               knn_max_items_per_user, seed), cat.item_ids))
-    seconds["item_knn_neighbours"], clock = time.perf_counter() - clock, time.perf_counter()
-    scored = sample_users(held, max_users, seed)
+        item_cosine_neighbours(restrict(fit, knn_users), params.knn_neighbours,
+                               params.knn_max_items_per_user, seed), cat.item_ids))
+    laps.lap("item_knn_neighbours")
+    scored = sample_users(held, params.max_users, seed)
     # Every model scores the same users: their plays are restricted and listed once.
     fit_s, held_s = restrict(fit, scored), restrict(held, scored)
     lists = user_lists(fit_s, held_s).persist()
-    ones = lists.select("user_idx").withColumn("features", F.array(F.lit(1.0).cast("float")))
-    per_user_frames = {
-        "als": score_als(factors, fit_s, held_s, cat, k, item_matrix, lists),
-        "popularity": score_users(ones, fit_s, held_s, cat, DotScorer(pop_vec), k, lists),
-        "item_knn": score_users(ones, fit_s, held_s, cat, knn, k, lists),
+    scorers = {"popularity": DotScorer(cat.listeners.astype(np.float32)[:, None]),
+               "item_knn": knn}
+    per_user, ease_info = per_user_metrics(factors, item_matrix, scorers, (fit_s, held_s, lists),
+                                           cat, params, select, laps)
+    models = [m for m in MODELS if m in set(per_user.model)]
+    table = pd.DataFrame(metric_rows(per_user, models, cat, params), columns=TABLE_COLUMNS)
+    held_counts = held_out_counts(fit, held)
+    laps.lap("metrics_and_intervals")
+    counts = {
+        "fit_rows": int(cat.fit_rows), **held_counts,
+        "evaluated_users": int((per_user.model == "als").sum()),
+        "evaluated_users_sampled": int(scored is not None),
+        "knn_users_sampled": int(knn_users is not None),
+        "catalogue_items": int(cat.item_ids.size),
+        "als_fit_seconds": float(factors.timings["fit_seconds"]),
+        **{f"seconds/{part}": float(v) for part, v in laps.seconds.items()},
+        **ease_info,
     }
-    rows, per_user = [], []
-    for name, df in per_user_frames.items():
+    for df in (fit, held, scored, knn_users, lists):
+        if df is not None:
+            df.unpersist()
+    return EvaluationResult(table, per_user.drop(columns=["recs"]), counts, cat.item_ids,
+                            item_matrix)
+
+
+class Laps:
+    """Seconds spent in each named part of a step, one part after the other."""
+
+    def __init__(self):
+        self.seconds, self._clock = {}, time.perf_counter()
+
+    def lap(self, part: str) -> None:
+        now = time.perf_counter()
+        self.seconds[part], self._clock = now - self._clock, now
+
+
+def per_user_metrics(factors, item_matrix: np.ndarray, scorers: dict, parts: tuple,
+                     cat: Catalogue, params: EvaluationParams,
+                     select: tuple[DataFrame, DataFrame] | None,
+                     laps: Laps) -> tuple[pd.DataFrame, dict]:
+    """One row of metrics per (model, scored user): ALS, each of `scorers` (name -> scorer
+    of the baselines), and EASE when the catalogue allows; each user's segment by its
+    training plays; and what EASE reported. `parts` = (fit plays, held-out plays, user lists)
+    of the scored users."""
+    fit_s, held_s, lists = parts
+    ones = lists.select("user_idx").withColumn("features", F.array(F.lit(1.0).cast("float")))
+    frames = {"als": score_als(factors, fit_s, held_s, cat, params.k, item_matrix, lists)}
+    frames.update({name: score_users(ones, fit_s, held_s, cat, scorer, params.k, lists)
+                   for name, scorer in scorers.items()})
+    per_user = []
+    for name, df in frames.items():
         pdf = df.toPandas()  # one row of metrics per evaluated user: small by construction
         pdf.insert(0, "model", name)
         per_user.append(pdf)
-        seconds[f"score_{name}"], clock = time.perf_counter() - clock, time.perf_counter()
+        laps.lap(f"score_{name}")
     ease, ease_info = ease_per_user(select, lists, cat, params)
     if ease is not None:
         ease.insert(0, "model", "ease")
         per_user.append(ease)
-        seconds["ease"], clock = time.perf_counter() - clock, time.perf_counter()
+        laps.lap("ease")
     per_user = pd.concat(per_user, ignore_index=True)
-    models = [m for m in MODELS if m != "ease" or ease is not None]
     segments = _segments(per_user[per_user.model == "als"].set_index("user_idx").n_train)
     per_user["segment"] = per_user.user_idx.map(segments)
-    metrics = (*RANKING_METRICS, "auc", "ild", "novelty")
+    return per_user, ease_info
+
+
+def metric_rows(per_user: pd.DataFrame, models: list[str], cat: Catalogue,
+                params: EvaluationParams) -> list[tuple]:
+    """The table's rows (TABLE_COLUMNS) from the per-user metrics: each model's mean of every
+    metric (the primary one with its bootstrap interval over users), per segment for the
+    ranking metrics, its catalogue coverage and concentration, and the paired bootstrap of
+    ALS's difference from each other model on the primary metric."""
+    k, primary, n_boot, seed = params.k, params.primary_metric, params.n_bootstrap, params.seed
+    rows = []
     for name in models:
         pu = per_user[per_user.model == name]
-        for metric in metrics:
+        for metric in (*RANKING_METRICS, "auc", "ild", "novelty"):
             vals = pu[metric].dropna().to_numpy()
             mean, lo, hi = (bootstrap_ci(vals, n_boot, seed=seed) if metric == primary
                             else (float(vals.mean()) if vals.size else float("nan"), None, None))
@@ -282,29 +329,11 @@ def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als:
         rows += [(name, "coverage", k, coverage(counts), "all", None, None),
                  (name, "gini", k, gini(counts), "all", None, None),
                  (name, "entropy", k, entropy(counts), "all", None, None)]
-    # Paired bootstrap of the primary metric's difference over the same users.
     wide = per_user.pivot(index="user_idx", columns="model", values=primary)
     for base in models[1:]:
         mean, lo, hi = bootstrap_ci((wide["als"] - wide[base]).to_numpy(), n_boot, seed=seed)
         rows.append((f"als-{base}", primary, k, mean, "all", lo, hi))
-    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
-    held_counts = held_out_counts(fit, held)
-    seconds["metrics_and_intervals"] = time.perf_counter() - clock
-    counts = {
-        "fit_rows": int(cat.fit_rows), **held_counts,
-        "evaluated_users": int((per_user.model == "als").sum()),
-        "evaluated_users_sampled": int(scored is not None),
-        "knn_users_sampled": int(knn_users is not None),
-        "catalogue_items": int(cat.item_ids.size),
-        "als_fit_seconds": float(factors.timings["fit_seconds"]),
-        **{f"seconds/{part}": float(v) for part, v in seconds.items()},
-        **ease_info,
-    }
-    for df in (fit, held, scored, knn_users, lists):
-        if df is not None:
-            df.unpersist()
-    return EvaluationResult(table, per_user.drop(columns=["recs"]), counts, cat.item_ids,
-                            item_matrix)
+    return rows
 
 
 def beats_popularity(result: EvaluationResult, params: EvaluationParams) -> dict:

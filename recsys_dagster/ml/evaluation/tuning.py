@@ -244,6 +244,111 @@ class _Checkpoints:
         return self.curve[self.best_iter]
 
 
+def open_tuning_study(params: TuningParams, current: dict, study_path: str | None):
+    """(study, distributions, fixed values, study name): the study of this search space at
+    `study_path` (in memory when None), with its sampler seeded by the trials it has, and the
+    grid's points (current settings first) queued."""
+    space = params.space()
+    dists, fixed = studies.distributions(space, grid=params.search == "grid")
+    name = studies.study_name(params.search, space, {
+        "metric": params.metric, "k": params.k, "engine": params.engine,
+        "solver": params.solver, "max_iter": params.checkpoints()})
+    study = studies.open_study(study_path, name, None,
+                               studies.pruner(params.pruning, params.prune_after))
+    study.sampler = studies.sampler(params.search, params.seed + len(study.trials))
+    for point in grid_points(params, current):
+        study.enqueue_trial({k: point[k] for k in dists})
+    return study, dists, fixed, name
+
+
+class _TrialRunner:
+    """Runs trial i: trial 0 the current settings, the others asked from the study; each
+    fitted on train, scored at its checkpoints, told to the study. Callable from several
+    threads (the study's ask and trial 0's record are under one lock)."""
+
+    def __init__(self, study, dists: dict, fixed: dict, params: TuningParams, current: dict,
+                 fit, on_trial):
+        self.study, self.dists, self.fixed, self.params = study, dists, fixed, params
+        self.current, self.fit, self.on_trial = current, fit, on_trial
+        self.lock = threading.Lock()
+
+    def __call__(self, i: int):
+        t0 = time.perf_counter()
+        trial, values, stops = self._settings(i)
+        check = _Checkpoints(stops, self.fit.score, trial, self.params.patience,
+                             keep_last=trial is None)
+        try:
+            factors = self.fit(values, check)
+            if not check.curve:  # MLlib: its own loop, scored at its end only
+                check(values["max_iter"], lambda: factors)
+        except Exception:
+            if trial is not None:
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
+        values["max_iter"] = check.best_iter
+        number = self._record(trial, values, check)
+        row = {"trial": i, "study_trial": number, **values, "score": check.best,
+               "state": check.state, "iterations_run": max(check.curve),
+               "seconds": time.perf_counter() - t0}
+        if self.on_trial is not None:
+            self.on_trial(row)
+        return row, None if check.state == "pruned" else check.best_scores
+
+    def _settings(self, i: int):
+        """(optuna trial or None for trial 0, its values, its checkpoints)."""
+        if i == 0:
+            stops = [c for c in self.params.checkpoints() if c < self.current["max_iter"]]
+            trial, values, stops = None, dict(self.current), [*stops, self.current["max_iter"]]
+        else:
+            with self.lock:  # see trial 0's record in _record
+                trial = self.study.ask(self.dists)
+            values = {**self.current, **self.fixed, **trial.params}
+            stops = self.params.checkpoints()
+        values["max_iter"] = stops[-1]
+        return trial, values, stops
+
+    def _record(self, trial, values: dict, check: _Checkpoints) -> int:
+        """Tell the study how the trial went; its number there (-1: trial 0 not recorded,
+        its settings being outside the space)."""
+        attrs = {"iterations": check.best_iter, "current": trial is None}
+        if trial is None:
+            with self.lock:  # no trial is asked for between adding this one and reading it
+                if all(values[k] == v for k, v in self.fixed.items()) and studies.record_trial(
+                        self.study, values, self.dists, check.best, check.curve, attrs):
+                    return self.study.trials[-1].number
+            return -1
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        if check.state == "pruned":
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            self.study.tell(trial, check.best)
+        return trial.number
+
+
+class _TrialFit:
+    """Fits a trial's values on train (after_iteration: its checkpoints) and scores factors on
+    validation, in this process (LocalRanker)."""
+
+    def __init__(self, train: DataFrame, validation: DataFrame, params: TuningParams,
+                 base_conf: ConfidenceParams):
+        self.train, self.cat = train, build_catalogue(train)
+        self.base_conf = base_conf
+        self.base_als = ALSParams(engine=params.trial_engine(self.cat.fit_rows),
+                                  solver=params.solver)
+        self.ranker = LocalRanker(user_lists(train, validation).toPandas(), self.cat, params.k,
+                                  params.metric)
+
+    def __call__(self, values: dict, after_iteration):
+        return fit_als(self.train, apply(values, self.base_conf), apply(values, self.base_als),
+                       self.cat.fit_rows, after_iteration=after_iteration)
+
+    def score(self, factors) -> np.ndarray:
+        user_ids, user_matrix = factor_matrix(factors.user_factors)
+        return self.ranker(user_ids, user_matrix,
+                           factors_on_catalogue(self.cat, factors.item_factors))
+
+
 def tune(train: DataFrame, validation: DataFrame, params: TuningParams, current: dict,
          base_conf: ConfidenceParams | None = None, study_path: str | None = None,
          on_trial=None, n_boot: int = 1000) -> TuningResult:
@@ -253,74 +358,11 @@ def tune(train: DataFrame, validation: DataFrame, params: TuningParams, current:
     and are recorded in the study at `study_path` (in memory when None). The adopted trial is
     returned as {"trial": its values, "score", "metric", "trial_number", "adopted", "reason",
     ...} (choose)."""
-    base_conf = base_conf or ConfidenceParams()
-    space = params.space()
-    dists, fixed = studies.distributions(space, grid=params.search == "grid")
-    name = studies.study_name(params.search, space, {
-        "metric": params.metric, "k": params.k, "engine": params.engine,
-        "solver": params.solver, "max_iter": params.checkpoints()})
-    study = studies.open_study(study_path, name, None,
-                               studies.pruner(params.pruning, params.prune_after))
-    study.sampler = studies.sampler(params.search, params.seed + len(study.trials))
-    points = grid_points(params, current)
-    for point in points:
-        study.enqueue_trial({k: point[k] for k in dists})
+    study, dists, fixed, name = open_tuning_study(params, current, study_path)
     n_sampled = planned_trials(params, current) - 1
     train, validation = train.persist(), validation.persist()
-    cat = build_catalogue(train)
-    base_als = ALSParams(engine=params.trial_engine(cat.fit_rows), solver=params.solver)
-    ranker = LocalRanker(user_lists(train, validation).toPandas(), cat, params.k, params.metric)
-    lock = threading.Lock()
-
-    def score(factors) -> np.ndarray:
-        user_ids, user_matrix = factor_matrix(factors.user_factors)
-        return ranker(user_ids, user_matrix, factors_on_catalogue(cat, factors.item_factors))
-
-    def run(i: int):
-        t0 = time.perf_counter()
-        if i == 0:
-            trial, values = None, dict(current)
-            stops = [c for c in params.checkpoints() if c < current["max_iter"]]
-            stops.append(current["max_iter"])
-        else:
-            with lock:  # see trial 0's addition below
-                trial = study.ask(dists)
-            values = {**current, **fixed, **trial.params}
-            stops = params.checkpoints()
-        values["max_iter"] = stops[-1]
-        check = _Checkpoints(stops, score, trial, params.patience, keep_last=trial is None)
-        try:
-            factors = fit_als(train, apply(values, base_conf), apply(values, base_als),
-                              cat.fit_rows, after_iteration=check)
-            if not check.curve:  # MLlib: its own loop, scored at its end only
-                check(values["max_iter"], lambda: factors)
-        except Exception:
-            if trial is not None:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            raise
-        values["max_iter"] = check.best_iter
-        attrs = {"iterations": check.best_iter, "current": trial is None}
-        if trial is None:
-            number = -1
-            with lock:  # no trial is asked for between adding this one and reading its number
-                if all(values[k] == v for k, v in fixed.items()) and studies.record_trial(
-                        study, values, dists, check.best, check.curve, attrs):
-                    number = study.trials[-1].number
-        else:
-            number = trial.number
-            for key, value in attrs.items():
-                trial.set_user_attr(key, value)
-            if check.state == "pruned":
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            else:
-                study.tell(trial, check.best)
-        row = {"trial": i, "study_trial": number, **values, "score": check.best,
-               "state": check.state, "iterations_run": max(check.curve),
-               "seconds": time.perf_counter() - t0}
-        if on_trial is not None:
-            on_trial(row)
-        return row, None if check.state == "pruned" else check.best_scores
-
+    fit = _TrialFit(train, validation, params, base_conf or ConfidenceParams())
+    run = _TrialRunner(study, dists, fixed, params, current, fit, on_trial)
     try:
         with ThreadPoolExecutor(max_workers=max(1, params.parallelism)) as pool:
             done = list(pool.map(run, range(n_sampled + 1)))
@@ -333,5 +375,5 @@ def tune(train: DataFrame, validation: DataFrame, params: TuningParams, current:
     return TuningResult(trials, {
         "trial": {name: _ELEMENT[name](chosen[name]) for name in SEARCHED},
         "score": float(chosen.score), "metric": f"{params.metric}@{params.k}",
-        "study": name, "engine": base_als.engine, **decision,
+        "study": name, "engine": fit.base_als.engine, **decision,
     }, study)
