@@ -1,9 +1,9 @@
 """How to make similar artists from song-level factors, measured on held-out plays.
 
 Reads a warehouse a pipeline run left (default ./data, e.g. after `make demo`) and scores, with
-the pipeline's own held-out protocol (ml/evaluation/artists.py: for listeners of an artist in
-train + validation, the share of their new test artists its top-10 names), several ways of
-making artist vectors and of ranking candidates:
+the pipeline's own held-out protocol (ml/evaluation/artist_evaluation.py: for listeners of an
+artist in train + validation, the share of their new test artists its top-10 names), several
+ways of making artist vectors and of ranking candidates:
 
     artist vectors: the play-weighted mean of the songs' unit vectors, or of the songs'
                     vectors (from evaluation_metrics' fit), or ALS fitted on the user x
@@ -20,12 +20,12 @@ import numpy as np
 from _common import run_warehouse
 
 from recsys_dagster.ml.als import ALSParams
+from recsys_dagster.ml.als.artist_model import artist_vectors
 from recsys_dagster.ml.als.confidence import ConfidenceParams
-from recsys_dagster.ml.evaluation.artists import new_artist_recall, popular_lists
+from recsys_dagster.ml.evaluation.artist_evaluation import new_artist_recall, popular_lists
 from recsys_dagster.ml.evaluation.evaluate import fit_als
 from recsys_dagster.ml.evaluation.stats import bootstrap_ci
 from recsys_dagster.ml.ids import factor_matrix
-from recsys_dagster.ml.serving.artists import artist_vectors
 from recsys_dagster.ml.serving.topk import normalize_rows, top_k_rows
 
 K = 10

@@ -19,9 +19,13 @@ from _common import spark_session
 
 from recsys_dagster.ml.als import ALSParams
 from recsys_dagster.ml.als.confidence import ConfidenceParams
-from recsys_dagster.ml.evaluation.artists import evaluate_similar_artists
+from recsys_dagster.ml.evaluation.artist_evaluation import (
+    ArtistEvaluationInputs,
+    Sampling,
+    evaluate_similar_artists,
+)
 from recsys_dagster.ml.evaluation.evaluate import fit_als
-from recsys_dagster.ml.serving.radio import RadioParams
+from recsys_dagster.ml.serving.stations import RadioParams
 from recsys_dagster.tables import TableStore
 
 
@@ -62,8 +66,9 @@ def main() -> None:
         for value in values.split(",")]
     rows = []
     for label, params in variants:
-        result = evaluate_similar_artists(train, valid, artists, factors.item_factors, 10, 500,
-                                          0, 0, 0, params)
+        result = evaluate_similar_artists(
+            ArtistEvaluationInputs(train, valid, artists, factors.item_factors), 10,
+            Sampling(n_bootstrap=500, seed=0, max_users=0, knn_max_items_per_user=0), params)
         t = result.table.set_index(["model", "metric"])
         share = "radio_hit_share"
         diff = t.loc[("als_radio-seed_then_popular", share)]

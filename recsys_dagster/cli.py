@@ -267,7 +267,7 @@ def show_one_station(store, per_station: int) -> str:
     table = store.read_pandas("artist_radio", frame="stations")
     if table.empty:
         return "\nartist radio: none (the source names no artist for its items)"
-    from .served.radio import format_station
+    from .served.station_lookup import format_station
 
     listeners = store.read_pandas("artist_radio", frame="artists").set_index("artist_id")
     seed = listeners.listeners.reindex(table.seed_artist_id.unique()).idxmax()
@@ -285,7 +285,7 @@ def show_one_station(store, per_station: int) -> str:
 
 def radio(artist: str, user: str | None, length: int | None, data: str | None) -> int:
     """Print the station of `artist`, or a listener's own one, from the served tables."""
-    from .served.radio import RadioLookupError, ServedRadio, format_station
+    from .served.station_lookup import RadioLookupError, ServedRadio, format_station
 
     store = _store(data)
     try:

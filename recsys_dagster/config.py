@@ -17,17 +17,18 @@ import pydantic
 from pydantic import Field
 
 from .ml.als import ALSParams
+from .ml.als.artist_model import ArtistModelParams
 from .ml.als.confidence import ConfidenceParams
-from .ml.evaluation.artists import ArtistEvaluationParams
+from .ml.evaluation.artist_evaluation import ArtistEvaluationParams
 from .ml.evaluation.evaluate import EvaluationParams
 from .ml.evaluation.split import SplitParams
 from .ml.evaluation.tuning import SEARCHED, TuningParams
 from .ml.ingest.datagen import SyntheticSpec
 from .ml.ingest.sources import FileSource, PlaySource
 from .ml.serving.ann import TopKParams
-from .ml.serving.artists import SimilarArtistsParams
-from .ml.serving.radio import RadioParams
 from .ml.serving.recommend import RecommendationParams, SimilarItemsParams
+from .ml.serving.similar_artists import SimilarArtistsParams
+from .ml.serving.stations import RadioParams
 
 _PARAMS_OF: dict[type, type] = {}  # Config class -> its dataclass
 _CONFIG_OF: dict[type, type] = {}  # dataclass -> its Config class
@@ -87,5 +88,6 @@ TopKConfig = config_class(TopKParams)  # made first: both top-N configs nest it
 RecommendationsConfig = config_class(RecommendationParams)
 SimilarItemsConfig = config_class(SimilarItemsParams)
 SimilarArtistsConfig = config_class(SimilarArtistsParams)
+ArtistModelConfig = config_class(ArtistModelParams)
 RadioConfig = config_class(RadioParams)  # made first: ArtistEvaluationConfig nests it
 ArtistEvaluationConfig = config_class(ArtistEvaluationParams)

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from .assets import artists, evaluation, features, ingest, serving, training
+from .assets import artist_products, evaluation, features, ingest, serving, training
 from .checks import ALL_CHECKS
 from .jobs import (
     ingest_play_logs_job,
@@ -22,8 +22,9 @@ ASSETS = [
     training.evaluation_split, training.als_tuning, training.confidence_matrix,
     training.als_model,
     evaluation.evaluation_metrics, evaluation.artist_evaluation,
-    serving.user_recommendations, serving.similar_items, artists.similar_artists,
-    artists.artist_radio,
+    training.artist_model,
+    serving.user_recommendations, serving.similar_items, artist_products.similar_artists,
+    artist_products.artist_radio,
 ]
 
 

@@ -1,7 +1,10 @@
-"""Jobs: the whole pipeline, ingestion alone, and retraining from the stored play events.
+"""Jobs of the asset graph: the whole pipeline (recsys_pipeline), ingestion alone
+(ingest_play_logs_job), retraining from the stored play events (retrain_and_publish) and
+serving the current model to new listeners between retrains (refresh_recommendations).
 
-All four are partitioned by day (play_events and interactions are): a run targets one day,
-a range of days (ingestion only, as one run) or is launched as a backfill from the UI.
+Each is partitioned by day (play_events and interactions are): a run targets one day, a range
+of days (ingestion only, as one run) or is launched as a backfill from the UI. The day-one
+operations' jobs are in operation_jobs.py.
 
 Every step is retried by RETRY_POLICY: a transient failure (a lost executor, a busy file
 system) costs a retry, not a failed run.

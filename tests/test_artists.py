@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from recsys_dagster.ml.serving.artists import artist_vectors, similar_artists_by_factors
+from recsys_dagster.ml.als.artist_model import artist_vectors
+from recsys_dagster.ml.serving.similar_artists import similar_artists_by_factors
 
 
 def test_artist_vector_is_the_play_weighted_mean_of_its_song_vectors():
@@ -101,7 +102,7 @@ def test_a_file_sources_play_rows_can_name_the_artists(spark, tmp_path):
 
 
 def test_new_artist_recall_by_hand():
-    from recsys_dagster.ml.evaluation.artists import new_artist_recall
+    from recsys_dagster.ml.evaluation.artist_evaluation import new_artist_recall
 
     lists = np.array([[1, 2], [0, 3], [3, -1], [0, 1]])  # k = 2
     train = np.array([[0, 0], [0, 2], [1, 1], [2, 3]])
@@ -115,7 +116,7 @@ def test_new_artist_recall_by_hand():
 
 
 def test_popular_lists_never_name_the_artist_itself():
-    from recsys_dagster.ml.evaluation.artists import lists_from_pairs, popular_lists
+    from recsys_dagster.ml.evaluation.artist_evaluation import lists_from_pairs, popular_lists
 
     lists = popular_lists(np.array([5, 9, 1, 7]), 2)
     assert lists.tolist() == [[1, 3], [3, 0], [1, 3], [1, 0]]
@@ -162,8 +163,9 @@ def test_similar_artists_are_evaluated_and_gated(standard_run, spark, spark_reso
 
 def test_artist_level_als_is_selectable_judged_and_served(standard_run, spark_resource,
                                                          tmp_path):
-    """vectors: artist_als. artist_evaluation judges lists from ALS on the listener x artist
-    plays and similar_artists serves the same kind; the lists still keep to a genre. (On the
+    """artist_model with vectors: artist_als fits ALS on the listener x artist plays (a
+    training asset: serving never trains); artist_evaluation judges that kind, refitted on
+    its split, and similar_artists serves it; the lists still keep to a genre. (On the
     standard run they do not beat the most popular artists, so the gate reports here.)"""
     from helpers import STANDARD_CONFIG, copy_warehouse, materialize
 
@@ -174,11 +176,19 @@ def test_artist_level_als_is_selectable_judged_and_served(standard_run, spark_re
     store = copy_warehouse(standard_run.store, tmp_path / "data")
     before = store.read_pandas("artist_evaluation", frame="metrics")
     resources = make_resources(spark=spark_resource, warehouse=Warehouse(base_dir=store.base_dir))
-    run = materialize(["artist_evaluation", "similar_artists"], resources,
-                      {"ops": {"artist_evaluation": {"config": {"vectors": "artist_als",
-                                                                "gate": False}}}},
+    # similar_artists refuses vectors its evaluation did not judge.
+    mixed = materialize(["artist_model", "similar_artists"], resources,
+                        {"ops": {"artist_model": {"config": {"vectors": "artist_als"}}}},
+                        instance=standard_run.instance, raise_on_error=False)
+    assert not mixed.success
+    failure = [e for e in mixed.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "artist_evaluation judged songs" in str(failure[0].event_specific_data.error.message)
+    run = materialize(["artist_model", "artist_evaluation", "similar_artists"], resources,
+                      {"ops": {"artist_model": {"config": {"vectors": "artist_als"}},
+                               "artist_evaluation": {"config": {"gate": False}}}},
                       instance=standard_run.instance)
     assert run.success
+    assert store.manifest("artist_model")["params"]["vectors"] == "artist_als"
     assert store.manifest("artist_evaluation")["params"]["vectors"] == "artist_als"
     meta = [e.materialization.metadata for e in run.get_asset_materialization_events()
             if e.asset_key.path == ["similar_artists"]][0]

@@ -13,8 +13,9 @@ from recsys_dagster import cli, operations
 from recsys_dagster.tables import KEEP_VERSIONS, TableStore
 
 RETRAIN = ["user_index", "item_index", "interactions", "evaluation_split", "als_tuning",
-           "confidence_matrix", "als_model", "evaluation_metrics", "artist_evaluation",
-           "user_recommendations", "similar_items", "similar_artists", "artist_radio"]
+           "confidence_matrix", "als_model", "artist_model", "evaluation_metrics",
+           "artist_evaluation", "user_recommendations", "similar_items", "similar_artists",
+           "artist_radio"]
 
 
 def run_cli(*argv) -> tuple[int, str, str]:

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from recsys_dagster.ml.evaluation.radio import (
+from recsys_dagster.ml.evaluation.station_metrics import (
     baseline_station,
     intra_list_distance,
     per_station,
     per_user,
 )
-from recsys_dagster.ml.serving.radio import (
+from recsys_dagster.ml.serving.stations import (
     RadioCatalogue,
     RadioParams,
     candidate_artists,
@@ -247,7 +247,7 @@ def test_the_served_stations_follow_the_rules_and_stay_in_genre(standard_run):
 def test_a_listeners_own_station_from_the_served_tables(standard_run, capsys):
     """cli radio: no Spark, no played song, the clear message for unknown names."""
     from recsys_dagster import cli
-    from recsys_dagster.served.radio import RadioLookupError, ServedRadio
+    from recsys_dagster.served.station_lookup import RadioLookupError, ServedRadio
 
     store = standard_run.store
     served = ServedRadio.load(store)

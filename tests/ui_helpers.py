@@ -23,7 +23,12 @@ EXPECTED_EDGES = {
     ("user_index", "user_recommendations"), ("item_index", "user_recommendations"),
     ("interactions", "user_recommendations"), ("item_index", "similar_items"),
     ("item_catalog", "user_recommendations"),  # names for its metadata's sample
-    # Similar artists: the songs' factors, artists from the catalogue, plays as weights.
+    # The artist model: the songs' factors (or the settings of an artist-level ALS), artists
+    # from the catalogue, plays as weights.
+    ("als_model", "artist_model"), ("interactions", "artist_model"),
+    ("item_catalog", "artist_model"), ("item_index", "artist_model"),
+    # Similar artists: its vectors; the model's record to publish by; names and listeners.
+    ("artist_model", "similar_artists"), ("artist_model", "artist_evaluation"),
     ("als_model", "similar_artists"), ("evaluation_metrics", "similar_artists"),
     ("item_catalog", "similar_artists"), ("item_index", "similar_artists"),
     ("interactions", "similar_artists"), ("artist_evaluation", "similar_artists"),
@@ -38,7 +43,7 @@ EXPECTED_EDGES = {
 GROUPS = {"play_events": "ingestion", "play_events_quarantine": "ingestion",
           "item_catalog": "ingestion", "user_index": "features", "item_index": "features",
           "interactions": "features", "confidence_matrix": "training", "als_model": "training",
-          "als_tuning": "training", "evaluation_split": "training",
+          "als_tuning": "training", "evaluation_split": "training", "artist_model": "training",
           "evaluation_metrics": "evaluation", "artist_evaluation": "evaluation",
           "user_recommendations": "serving",
           "similar_items": "serving", "similar_artists": "serving", "artist_radio": "serving"}

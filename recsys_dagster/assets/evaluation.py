@@ -11,7 +11,13 @@ from .. import checks
 from ..config import ArtistEvaluationConfig, EvaluationConfig
 from ..ml.als import ALSParams
 from ..ml.als.confidence import ConfidenceParams
-from ..ml.evaluation.artists import METRIC, beats_popular_artists, evaluate_similar_artists
+from ..ml.evaluation.artist_evaluation import (
+    METRIC,
+    ArtistEvaluationInputs,
+    Sampling,
+    beats_popular_artists,
+    evaluate_similar_artists,
+)
 from ..ml.evaluation.evaluate import TABLE_COLUMNS, beats_popularity, evaluate
 from ..ml.evaluation.plots import segment_plot
 from ..progress import Heartbeat
@@ -35,7 +41,7 @@ TABLE_SCHEMA = ("model string, metric string, k int, value double, segment strin
 
 
 @dg.asset(
-    group_name="evaluation", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="2",
+    group_name="evaluation", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="3",
     check_specs=[
         dg.AssetCheckSpec(
             checks.ALS_BEATS_POPULARITY, asset="evaluation_metrics", blocking=True,
@@ -82,7 +88,6 @@ def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConf
     # The fit's item factors and the sampling settings, for artist_evaluation to reuse.
     shared = {name: getattr(params, name) for name in
               ("n_bootstrap", "seed", "max_users", "knn_max_items_per_user")}
-    shared["model_settings"] = {key: als_model.params[key] for key in ("confidence", "als")}
     gates = publication_gates(result, params, served_model(warehouse.store()))
     evaluated = evaluated_record(context.run_id, als_model, result.value("als", primary), params,
                                  publishable=all(check.passed for check in gates))
@@ -135,7 +140,7 @@ def publication_gates(result, params, served: dict) -> list[dg.AssetCheckResult]
 
 
 @asset_with_optional_checks(
-    group_name="evaluation", code_version="3",
+    group_name="evaluation", code_version="4",
     check_specs=[dg.AssetCheckSpec(
         checks.SIMILAR_ARTISTS_BEAT_POPULAR, asset="artist_evaluation", blocking=True,
         description="Similar artists name listeners' new held-out artists more often than the "
@@ -146,22 +151,26 @@ def publication_gates(result, params, served: dict) -> list[dg.AssetCheckResult]
 @fails_for_good
 def artist_evaluation(context: dg.AssetExecutionContext, config: ArtistEvaluationConfig,
                       evaluation_metrics: TableSet, evaluation_split: TableSet,
-                      item_catalog: DataFrame, item_index: DataFrame, spark: SparkResource):
+                      artist_model: TableSet, item_catalog: DataFrame, item_index: DataFrame,
+                      spark: SparkResource):
     """The artist products on held-out plays. Similar artists: for listeners of an artist in
     train + validation, the share of the new artists they played in test that its top-k
     similar artists name, against the most popular artists and co-listening (artist-level
     item-kNN). Artist radio: for listeners of a seed artist, the share of its station's songs
     they played in test, and each station's diversity and popularity, against the seed
     artist's most played songs then the most played songs. Both come from evaluation_metrics'
-    fit (train + validation), not from the served model; the radio settings (config `radio`)
-    are kept with the table, and artist_radio serves exactly those."""
+    fit (train + validation), not from the served model; the artist vectors are of
+    artist_model's kind (its settings, refitted here on train + validation). The radio settings
+    (config `radio`) are kept with the table, and artist_radio serves exactly those."""
     params, shared = config.params(), evaluation_metrics.params
-    fit = evaluation_split["train"].unionByName(evaluation_split["validation"])
-    result = evaluate_similar_artists(
-        fit, evaluation_split["test"], item_artists(item_catalog, item_index),
-        evaluation_metrics["fit_item_factors"], params.k, shared["n_bootstrap"],
-        shared["seed"], shared["max_users"], shared["knn_max_items_per_user"], params.radio,
-        artist_als(params.vectors, shared))
+    inputs = ArtistEvaluationInputs(
+        evaluation_split["train"].unionByName(evaluation_split["validation"]),
+        evaluation_split["test"], item_artists(item_catalog, item_index),
+        evaluation_metrics["fit_item_factors"])
+    sampling = Sampling(**{f.name: shared[f.name] for f in dataclasses.fields(Sampling)})
+    vectors = artist_model.params["vectors"]
+    result = evaluate_similar_artists(inputs, params.k, sampling, params.radio, vectors,
+                                      artist_als_settings(artist_model))
     table = result.table
     metadata = {name: dg.MetadataValue.int(v) for name, v in result.counts.items()}
     check = None
@@ -185,9 +194,9 @@ def artist_evaluation(context: dg.AssetExecutionContext, config: ArtistEvaluatio
     df = spark.spark_session.createDataFrame(
         table, "model string, metric string, k int, value double, ci_low double, "
         "ci_high double")
-    metadata["artist_vectors"] = params.vectors
+    metadata["artist_vectors"] = vectors
     yield dg.Output(TableSet({"metrics": df}, {"radio": dataclasses.asdict(params.radio),
-                                               "vectors": params.vectors}),
+                                               "vectors": vectors}),
                     output_name="artist_evaluation",
                     metadata={**metadata, "dagster/row_count": len(table),
                               "dagster/column_schema": column_schema(df)})
@@ -195,16 +204,12 @@ def artist_evaluation(context: dg.AssetExecutionContext, config: ArtistEvaluatio
         yield check if params.gate else not_gating(check)
 
 
-def artist_als(vectors: str, shared: dict) -> tuple | None:
-    """The (confidence, ALS) settings of an artist-level fit, when the config asks for one: the
-    model's own, as evaluation_metrics used them."""
-    if vectors != "artist_als":
+def artist_als_settings(artist_model: TableSet) -> tuple | None:
+    """(ConfidenceParams, ALSParams) of an artist-level ALS (the song model's, which
+    artist_model keeps), or None for song-based vectors."""
+    settings = artist_model.params.get("settings")
+    if artist_model.params["vectors"] != "artist_als" or not settings:
         return None
-    settings = shared.get("model_settings")
-    if settings is None:
-        raise dg.Failure("artist_evaluation with vectors: artist_als needs an evaluation_metrics "
-                         "written by this version (its params keep the model's settings): "
-                         "rematerialise evaluation_metrics")
     return ConfidenceParams(**settings["confidence"]), ALSParams(**settings["als"])
 
 

@@ -1,14 +1,22 @@
 """Training: the train/validation/test split, hyperparameter search on it, the confidence
-matrix and the implicit ALS factors on Spark."""
+matrix, the implicit ALS factors on Spark and the artist model made from them."""
 
 import os
 
 import dagster as dg
+import numpy as np
+import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..config import ALSConfig, ConfidenceConfig, SplitConfig, TuningConfig
+from ..config import ALSConfig, ArtistModelConfig, ConfidenceConfig, SplitConfig, TuningConfig
 from ..ml.als import ALSParams, confidence, train_als
+from ..ml.als.artist_model import (
+    VECTOR_KINDS,
+    artist_model_vectors,
+    artist_songs,
+    songs_with_plays,
+)
 from ..ml.als.confidence import ConfidenceParams
 from ..ml.evaluation.evaluate import has_timestamps
 from ..ml.evaluation.plots import history_plot, importance_plot
@@ -25,11 +33,12 @@ from .helpers import (
     POOL,
     column_schema,
     fails_for_good,
+    item_artists,
     png_markdown,
     table_metadata,
     tuned_params,
 )
-from .publishing import served_model
+from .publishing import model_settings, served_model
 
 
 @dg.asset(group_name="training", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="2",
@@ -202,3 +211,39 @@ def als_model(context: dg.AssetExecutionContext, config: ALSConfig, confidence_m
             "params": dg.MetadataValue.json(model_params),
         },
     )
+
+
+@dg.asset(group_name="training", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="1",
+          ins={"interactions": LATEST_DAY})
+@fails_for_good
+def artist_model(context: dg.AssetExecutionContext, config: ArtistModelConfig,
+                 als_model: TableSet, interactions: DataFrame, item_catalog: DataFrame,
+                 item_index: DataFrame):
+    """One vector per artist, for similar_artists (ml/als/artist_model.py): the play-weighted
+    mean of the artist's song vectors (vectors: songs), or the item factors of ALS fitted on
+    the listener x artist plays with als_model's settings (vectors: artist_als). The artists
+    are the item catalogue's; a source without artists gives an empty table."""
+    params = config.params()
+    artist_of = item_artists(item_catalog, item_index).persist()  # read twice with artist_als
+    songs = artist_songs(als_model["item_factors"], songs_with_plays(artist_of, interactions))
+    settings = model_settings(als_model)
+    vectors = artist_model_vectors(params.vectors, songs, artist_of, interactions,
+                                   ConfidenceParams(**settings["confidence"]),
+                                   ALSParams(**settings["als"]))
+    artist_of.unpersist()
+    frame = interactions.sparkSession.createDataFrame(
+        pd.DataFrame({"artist_id": songs.artist_ids.astype(object), "features": list(vectors)}),
+        "artist_id string, features array<float>")
+    with_vector = int((np.linalg.norm(vectors, axis=1) > 0).sum()) if len(vectors) else 0
+    if songs.artist_ids.size == 0:
+        context.log.warning("the source names no artist for its items: artist_model is empty")
+    return dg.Output(
+        TableSet({"artist_factors": frame},
+                 {"vectors": params.vectors, "settings": settings,
+                  "model_version": als_model.version}),
+        metadata={"dagster/row_count": int(songs.artist_ids.size),
+                  "dagster/column_schema": column_schema(frame),
+                  "vectors": VECTOR_KINDS[params.vectors],
+                  "artists_with_vector": with_vector, "songs": int(songs.song_ids.size),
+                  "als_model_version": str(als_model.version)})
+

@@ -1,19 +1,19 @@
-"""Similar artists from song factors: the talk's similar-artist discovery (Christopher Johnson,
-"Music Recommendations at Scale with Spark", Spotify, 2014) on song-level play logs.
+"""The artist model: one vector per artist, in which similar artists are found.
 
-An artist's vector is the play-weighted mean of its songs' factor vectors: where the artist's
-listening lies in taste space, the songs people play most weighing most. Artist b is scored for
-seed artist a by the seed's direction times b's vector, v_a/|v_a| . v_b = cos(a, b) |v_b|: how
-much a listener whose taste is a's would play b, as ALS scores items for a user. Pure cosine
-ignores how strongly b is liked; on held-out plays it named listeners' next artists less often
-than the most popular artists did, this score more often (docs/products.md). Scoring is that of
-similar items (a broadcast candidate matrix, no cross join, never the artist itself). Where
-items are artists (Last.fm), an artist's vector is its item's.
+Two ways, chosen by the artist_model asset's config `vectors`:
+- songs (the default): an artist's vector is the play-weighted mean of its songs' ALS factor
+  vectors, where the artist's listening lies in taste space, the songs people play most
+  weighing most. Where items are artists (Last.fm), an artist's vector is its item's.
+- artist_als: the item factors of implicit ALS (Hu, Koren & Volinsky, "Collaborative
+  Filtering for Implicit Feedback Datasets", 2008) fitted on the listener x artist play
+  counts, with the song model's settings (docs/products.md compares the two).
+Radio stations rank songs, so they always use the song-based vectors (ml/serving/stations.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -22,14 +22,21 @@ from pyspark.sql import functions as F
 
 from .. import setting
 from ..ids import factor_matrix, positions
-from .topk import normalize_rows, top_k
+
+VECTOR_KINDS = {"songs": "play-weighted mean of the artist's song vectors",
+                "artist_als": "ALS on the listener x artist plays"}
 
 
 @dataclass(frozen=True)
-class SimilarArtistsParams:
-    """The similar-artists table."""
+class ArtistModelParams:
+    """The artist vectors that similar_artists serves (artist_evaluation judges the same
+    kind, refitted on its own split)."""
 
-    top_n: int = setting(20, "Similar artists per artist.")
+    vectors: Literal["songs", "artist_als"] = setting(
+        "songs", "How artist vectors are made: songs, the play-weighted mean of the songs' "
+        "factors; or artist_als, ALS fitted on the listener x artist plays with the song "
+        "model's settings (docs/products.md measures both). Radio stations rank songs, so "
+        "they always use the song-based vectors.")
 
 
 def artist_vectors(item_mat: np.ndarray, item_artist: np.ndarray, weights: np.ndarray,
@@ -100,8 +107,8 @@ def artist_als_vectors(song_artists: DataFrame, interactions: DataFrame,
     counts (a song's plays count for its artist; `song_artists`: item_idx, artist_id), with
     the given ConfidenceParams and ALSParams. The other way to make artist vectors; zero rows
     for artists nobody played."""
-    from ..als.confidence import confidence_matrix
-    from ..als.fit import train_als
+    from .confidence import confidence_matrix
+    from .fit import train_als
 
     spark = interactions.sparkSession
     codes = spark.createDataFrame(
@@ -121,28 +128,12 @@ def artist_als_vectors(song_artists: DataFrame, interactions: DataFrame,
     return out
 
 
-def similar_artists_by_factors(item_factors: DataFrame, song_artists: DataFrame,
-                               n: int) -> DataFrame:
-    """(artist_id, rank, similar_artist_id, score): each artist's top-n other artists by
-    v_a/|v_a| . v_b (the module says why), from artist_songs(item_factors, song_artists); an
-    artist none of whose songs is in the model has no vector and no row."""
-    songs = artist_songs(item_factors, song_artists)
-    return similar_artists_of(item_factors.sparkSession, songs.artist_ids, songs.vectors(), n)
-
-
-def similar_artists_of(spark, artists: np.ndarray, vecs: np.ndarray, n: int) -> DataFrame:
-    """similar_artists_by_factors on given artist vectors (row a: artists[a]'s)."""
-    keep = np.flatnonzero(np.linalg.norm(vecs, axis=1) > 0) if artists.size else np.zeros(0, int)
-    queries = spark.createDataFrame(
-        pd.DataFrame({"idx": keep.astype(np.int64), "features": list(normalize_rows(vecs[keep]))}),
-        "idx long, features array<float>")
-    sims = top_k(queries, keep.astype(np.int64), vecs[keep], n, "artist_idx",
-                 "similar_artist_idx", exclude_self=True)
-    ids = spark.createDataFrame(
-        pd.DataFrame({"artist_idx": np.arange(artists.size, dtype=np.int64),
-                      "artist_id": artists.astype(object)}),
-        "artist_idx long, artist_id string")
-    return (sims.join(F.broadcast(ids), "artist_idx")
-            .join(F.broadcast(ids.toDF("similar_artist_idx", "similar_artist_id")),
-                  "similar_artist_idx")
-            .select("artist_id", "rank", "similar_artist_id", "score"))
+def artist_model_vectors(kind: str, songs: ArtistSongs, song_artists: DataFrame,
+                         interactions: DataFrame, confidence, als) -> np.ndarray:
+    """(len(songs.artist_ids), rank) vectors of the given kind: songs' weighted means, or
+    artist_als_vectors with the (ConfidenceParams, ALSParams) given."""
+    if kind == "songs":
+        return songs.vectors()
+    if kind == "artist_als":
+        return artist_als_vectors(song_artists, interactions, songs.artist_ids, confidence, als)
+    raise ValueError(f"unknown artist vectors {kind!r}; one of {', '.join(VECTOR_KINDS)}")

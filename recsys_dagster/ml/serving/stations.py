@@ -2,7 +2,7 @@
 with Spark", Spotify, 2014), a station of songs that sound like a seed artist.
 
 A station draws on the seed artist and the artists closest to it (the similar-artists score,
-serving.artists, weighted by the square root of each artist's plays), as many as fill it.
+als.artist_model, weighted by the square root of each artist's plays), as many as fill it.
 Their songs are ranked by affinity to the
 station's direction, the seed artist's unit vector (for a personalised station, blended with
 the listener's unit vector), and chosen best first while
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import setting
-from .artists import artist_vectors
+from ..als.artist_model import artist_vectors
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def unit(v: np.ndarray) -> np.ndarray:
 class RadioCatalogue:
     """The songs a station can play, as arrays in one order: `song_ids` (the model's item
     idx), their factor vectors, their artist (a code into the artist arrays), plays and
-    whether they are less played; and every artist's vector (serving.artists)."""
+    whether they are less played; and every artist's vector (als.artist_model)."""
 
     song_ids: np.ndarray
     song_vecs: np.ndarray

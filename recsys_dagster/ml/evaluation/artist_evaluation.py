@@ -15,7 +15,6 @@ co-listening, item-kNN at artist level (cosine of the binary listener x artist m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -23,16 +22,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from .. import setting
-from ..serving.artists import (
-    artist_als_vectors,
-    artist_songs,
-    similar_artists_of,
-    songs_with_plays,
-)
-from ..serving.radio import RadioCatalogue, RadioParams, seed_artists
+from ..als.artist_model import artist_model_vectors, artist_songs, songs_with_plays
+from ..serving.similar_artists import similar_artists_of
+from ..serving.stations import RadioCatalogue, RadioParams, seed_artists
 from .baselines import item_cosine_neighbours
 from .evaluate import restrict, sample_users
-from .radio import evaluate_radio
+from .station_metrics import evaluate_radio
 from .stats import bootstrap_ci
 
 TABLE_COLUMNS = ["model", "metric", "k", "value", "ci_low", "ci_high"]
@@ -48,11 +43,6 @@ class ArtistEvaluationParams:
         True, "The check blocks similar_artists and artist_radio when the similar artists do "
         "not beat the most popular artists. False only for data that cannot be judged: the "
         "check then reports.")
-    vectors: Literal["songs", "artist_als"] = setting(
-        "songs", "How artist vectors are made, for similar_artists as judged here: songs, the "
-        "play-weighted mean of the songs' factors; or artist_als, ALS fitted on the listener x "
-        "artist plays with the model's settings (docs/products.md measures both). Radio "
-        "stations rank songs, so they always use the song-based vectors.")
     radio: RadioParams = setting(
         RadioParams(), "The artist radio stations: evaluated here, and artist_radio serves "
         "exactly these settings (it reads them from this asset's table).")
@@ -123,82 +113,137 @@ class ArtistEvaluation:
         return float(row.ci_low), float(row.ci_high)
 
 
-def evaluate_similar_artists(fit: DataFrame, held: DataFrame, item_artists: DataFrame,
-                             fit_item_factors: DataFrame, k: int, n_boot: int, seed: int,
-                             max_users: int, knn_max_items_per_user: int,
-                             radio: RadioParams | None = None,
-                             artist_als: tuple | None = None) -> ArtistEvaluation:
-    """Score the similar artists of the factors fitted on `fit` (and both baselines) on
-    `held`; with `radio`, the artist radio stations of those factors too (evaluation.radio).
-    artist_als (ConfidenceParams, ALSParams): the lists come from ALS fitted on fit's
-    listener x artist plays instead of the songs' factors (serving.artists).
-    item_artists (item_idx, artist_id): the artist of every indexed song that has one (a
-    held-out song new since the fit still names its artist). Listeners are the seeded sample
-    of evaluation_metrics (max_users); the baselines count every fit listener."""
-    spark = fit.sparkSession
-    known = item_artists.where(F.col("artist_id").isNotNull()).toPandas()
+@dataclass(frozen=True)
+class ArtistEvaluationInputs:
+    """What evaluate_similar_artists scores: the fit and held-out plays (user_idx, item_idx,
+    plays), every indexed song's artist (item_idx, artist_id: a held-out song new since the
+    fit still names its artist) and the item factors fitted on `fit`."""
+
+    fit: DataFrame
+    held: DataFrame
+    item_artists: DataFrame
+    fit_item_factors: DataFrame
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """The bootstrap and the samples, as evaluation_metrics drew them (its params)."""
+
+    n_bootstrap: int
+    seed: int
+    max_users: int
+    knn_max_items_per_user: int
+
+
+@dataclass(frozen=True)
+class ArtistPlays:
+    """The artists (sorted ids; codes index them) and who played them: (user, artist code)
+    pairs of the fit part, of the scored listeners' fit part and of their held-out part."""
+
+    artist_ids: np.ndarray
+    codes: DataFrame  # item_idx, artist_id, artist_idx
+    fit_pairs: DataFrame  # cached: unpersist when done
+    train_ua: np.ndarray
+    held_ua: np.ndarray
+    held_scored: DataFrame
+    scored: DataFrame | None  # the sampled listeners (cached), None when all are scored
+
+
+def artist_plays(inputs: ArtistEvaluationInputs,
+                 sampling: Sampling) -> tuple[ArtistPlays | None, int]:
+    """(the artists and the pairs, or None when the songs name fewer than two artists; the
+    number of artists)."""
+    known = inputs.item_artists.where(F.col("artist_id").isNotNull()).toPandas()
     artist_ids = np.unique(known["artist_id"].to_numpy(dtype=str))
     if artist_ids.size < 2:
-        return ArtistEvaluation(pd.DataFrame(columns=TABLE_COLUMNS),
-                                {"artists": int(artist_ids.size)})
-    codes = spark.createDataFrame(pd.DataFrame({
+        return None, int(artist_ids.size)
+    codes = inputs.fit.sparkSession.createDataFrame(pd.DataFrame({
         "item_idx": known["item_idx"].to_numpy(dtype=np.int64),
         "artist_id": known["artist_id"].to_numpy(dtype=str).astype(object),
         "artist_idx": np.searchsorted(artist_ids, known["artist_id"].to_numpy(dtype=str))}),
         "item_idx long, artist_id string, artist_idx long")
 
-    def artist_pairs(df: DataFrame) -> DataFrame:
+    def pairs(df: DataFrame) -> DataFrame:
         return (df.join(F.broadcast(codes.drop("artist_id")), "item_idx")
                 .select("user_idx", "artist_idx").distinct())
 
-    fit_pairs = artist_pairs(fit).persist()
-    scored = sample_users(held, max_users, seed)
-    held_scored = restrict(held, scored)
+    fit_pairs = pairs(inputs.fit).persist()
+    scored = sample_users(inputs.held, sampling.max_users, sampling.seed)
+    held_scored = restrict(inputs.held, scored)
     train_ua, held_ua = (frame.select("user_idx", "artist_idx").toPandas().to_numpy(np.int64)
-                         for frame in (restrict(fit_pairs, scored), artist_pairs(held_scored)))
-    n = artist_ids.size
+                         for frame in (restrict(fit_pairs, scored), pairs(held_scored)))
+    return (ArtistPlays(artist_ids, codes, fit_pairs, train_ua, held_ua, held_scored, scored),
+            int(artist_ids.size))
 
-    songs = artist_songs(fit_item_factors, songs_with_plays(codes.drop("artist_idx"), fit),
-                         artist_ids)
-    vectors = (songs.vectors() if artist_als is None else
-               artist_als_vectors(codes, fit, artist_ids, *artist_als))
-    sims = similar_artists_of(spark, artist_ids, vectors, k).toPandas()
+
+def artist_lists(plays: ArtistPlays, vectors: np.ndarray, k: int,
+                 sampling: Sampling) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """({model: integer-coded top-k lists}, fit listeners per artist): the lists of the given
+    artist vectors, of the most popular artists and of co-listening."""
+    n, ids = plays.artist_ids.size, plays.artist_ids
+    sims = similar_artists_of(plays.codes.sparkSession, ids, vectors, k).toPandas()
     lists = {"als": lists_from_pairs(
-        np.searchsorted(artist_ids, sims["artist_id"].to_numpy(dtype=str)),
-        np.searchsorted(artist_ids, sims["similar_artist_id"].to_numpy(dtype=str)),
+        np.searchsorted(ids, sims["artist_id"].to_numpy(dtype=str)),
+        np.searchsorted(ids, sims["similar_artist_id"].to_numpy(dtype=str)),
         sims["rank"].to_numpy(dtype=np.int64), n, k)}
-    listeners = fit_pairs.groupBy("artist_idx").count().toPandas()
+    listeners = plays.fit_pairs.groupBy("artist_idx").count().toPandas()
     counts = np.zeros(n)
     counts[listeners["artist_idx"].to_numpy(dtype=np.int64)] = listeners["count"].to_numpy()
     lists["popular_artists"] = popular_lists(counts, k)
-    co = item_cosine_neighbours(fit_pairs.withColumnRenamed("artist_idx", "item_idx"), k,
-                                knn_max_items_per_user, seed)
+    co = item_cosine_neighbours(plays.fit_pairs.withColumnRenamed("artist_idx", "item_idx"), k,
+                                sampling.knn_max_items_per_user, sampling.seed)
     co = co.sort_values(["item_idx", "sim", "other_idx"], ascending=[True, False, True])
     co_rank = co.groupby("item_idx").cumcount().to_numpy() + 1
     lists["co_listening"] = lists_from_pairs(co["item_idx"].to_numpy(dtype=np.int64),
                                              co["other_idx"].to_numpy(dtype=np.int64),
                                              co_rank, n, k)
-    fit_pairs.unpersist()
-    held_us = (held_scored.select("user_idx", "item_idx").toPandas().to_numpy(np.int64)
-               if radio is not None else None)
-    if scored is not None:
-        scored.unpersist()
+    return lists, counts
 
-    values = {}
+
+def recall_rows(plays: ArtistPlays, lists: dict, k: int, sampling: Sampling):
+    """(table rows of new_artist_recall per model and ALS's paired difference from the
+    popular artists, with bootstrap intervals; the number of scored listeners)."""
+    values, n_boot, seed = {}, sampling.n_bootstrap, sampling.seed
     for model in MODELS:  # the scored users depend on the pairs only: the same for every list
-        users, values[model] = new_artist_recall(train_ua, held_ua, lists[model])
+        users, values[model] = new_artist_recall(plays.train_ua, plays.held_ua, lists[model])
     rows = [(m, METRIC, k, *bootstrap_ci(values[m], n_boot, seed=seed)) for m in MODELS]
     rows.append(("als-popular_artists", METRIC, k,
                  *bootstrap_ci(values["als"] - values["popular_artists"], n_boot, seed=seed)))
+    return rows, int(users.size)
+
+
+def evaluate_similar_artists(inputs: ArtistEvaluationInputs, k: int, sampling: Sampling,
+                             radio: RadioParams | None = None, vectors: str = "songs",
+                             artist_als: tuple | None = None) -> ArtistEvaluation:
+    """Score the similar artists of the factors fitted on `inputs.fit` (and both baselines) on
+    `inputs.held`; with `radio`, the artist radio stations of those factors too
+    (evaluation.station_metrics). vectors: the artist model's kind (als.artist_model); for
+    artist_als, `artist_als` = (ConfidenceParams, ALSParams) of its fit on the fit part's
+    listener x artist plays. Listeners are the seeded sample of evaluation_metrics
+    (max_users); the baselines count every fit listener."""
+    plays, n = artist_plays(inputs, sampling)
+    if plays is None:
+        return ArtistEvaluation(pd.DataFrame(columns=TABLE_COLUMNS), {"artists": n})
+    fit = inputs.fit
+    songs = artist_songs(inputs.fit_item_factors,
+                         songs_with_plays(plays.codes.drop("artist_idx"), fit), plays.artist_ids)
+    vecs = artist_model_vectors(vectors, songs, plays.codes, fit, *(artist_als or (None, None)))
+    lists, counts = artist_lists(plays, vecs, k, sampling)
+    held_us = (plays.held_scored.select("user_idx", "item_idx").toPandas().to_numpy(np.int64)
+               if radio is not None else None)
+    plays.fit_pairs.unpersist()
+    if plays.scored is not None:
+        plays.scored.unpersist()
+    rows, n_scored = recall_rows(plays, lists, k, sampling)
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
-    result = {"artists": int(n), "scored_listeners": int(users.size),
+    result = {"artists": int(n), "scored_listeners": n_scored,
               "artists_with_similar": int((lists["als"][:, 0] >= 0).sum())}
     if radio is not None:
         cat = RadioCatalogue.build(songs.song_ids, songs.song_vecs, songs.song_artist,
                                    songs.plays, n, songs.vectors())
         radio_rows, radio_counts = evaluate_radio(
-            cat, seed_artists(counts, radio.n_seed_artists), radio, train_ua, held_us, n_boot,
-            seed)
+            cat, seed_artists(counts, radio.n_seed_artists), radio, plays.train_ua, held_us,
+            sampling.n_bootstrap, sampling.seed)
         table = pd.concat([table, radio_rows], ignore_index=True)
         result.update(radio_counts)
     return ArtistEvaluation(table, result)

@@ -1,6 +1,6 @@
 """Held-out evaluation of artist radio: do a seed artist's listeners go on to play its station?
 
-Stations are built from the factors fitted on train + validation (serving.radio). For a scored
+Stations are built from the factors fitted on train + validation (serving.stations). For a scored
 listener u and every seed artist a that u played in the fit part, a's station S_a scores
 
 - hit share: |S_a ∩ T(u)| / |S_a|, T(u) the songs of u's held-out plays;
@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..serving.radio import RadioCatalogue, RadioParams, station
+from ..serving.stations import RadioCatalogue, RadioParams, station
 from .stats import bootstrap_ci
 
 MODELS = ("als_radio", "seed_then_popular")

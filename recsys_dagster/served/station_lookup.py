@@ -4,7 +4,7 @@ artist_radio keeps the radio's catalogue next to its stations (frames songs and 
 their vectors, and the settings it was made with). A personalised station blends the
 listener's vector from the served als_model (the version the stations were made from,
 pinned while served) with the seed artist's, leaves out every song the
-listener played (the newest interactions) and follows the same rules (ml/serving/radio.py).
+listener played (the newest interactions) and follows the same rules (ml/serving/stations.py).
 Names that match nothing get a clear message and the closest names.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..ml.serving.radio import RadioCatalogue, RadioParams, station
+from ..ml.serving.stations import RadioCatalogue, RadioParams, station
 from ..tables import TableStore
 from .model import ServedLookupError, closest, matrix, read_where
 

@@ -15,16 +15,9 @@ from pyspark.sql import functions as F
 
 from .. import checks
 from ..config import SimilarArtistsConfig
-from ..ml.als import ALSParams
-from ..ml.als.confidence import ConfidenceParams
-from ..ml.serving.artists import (
-    artist_als_vectors,
-    artist_songs,
-    similar_artists_by_factors,
-    similar_artists_of,
-    songs_with_plays,
-)
-from ..ml.serving.radio import RadioCatalogue, RadioParams, seed_artists, stations
+from ..ml.als.artist_model import VECTOR_KINDS, artist_songs, songs_with_plays
+from ..ml.serving.similar_artists import similar_artists_of
+from ..ml.serving.stations import RadioCatalogue, RadioParams, seed_artists, stations
 from ..partitions import LATEST_DAY
 from ..resources import Warehouse
 from ..tables import TableSet
@@ -44,7 +37,7 @@ from .publishing import RECORD, record_to_publish, served_model, served_table
 
 
 @dg.asset(
-    group_name="serving", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="2",
+    group_name="serving", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="3",
     ins={"interactions": LATEST_DAY},
     freshness_policy=SERVED_FRESHNESS,
     check_specs=[dg.AssetCheckSpec(
@@ -53,32 +46,24 @@ from .publishing import RECORD, record_to_publish, served_model, served_table
 )
 @fails_for_good
 def similar_artists(context: dg.AssetExecutionContext, config: SimilarArtistsConfig,
-                    als_model: TableSet, evaluation_metrics: TableSet,
+                    als_model: TableSet, artist_model: TableSet, evaluation_metrics: TableSet,
                     artist_evaluation: TableSet, interactions: DataFrame,
                     item_index: DataFrame, item_catalog: DataFrame, warehouse: Warehouse):
-    """Top-N similar artists per artist ("similar-artist discovery"): artist vectors are the
-    play-weighted mean of their songs' factors (or, as artist_evaluation's config `vectors`
-    chose and judged, the factors of ALS on the listener x artist plays); a candidate is
-    ranked by the seed's direction times its vector (docs/products.md says why not plain
-    cosine). The metadata's sample: the lists of the three most listened artists."""
+    """Top-N similar artists per artist ("similar-artist discovery") from artist_model's
+    vectors (the kind artist_evaluation judged); a candidate is ranked by the seed's direction
+    times its vector (docs/products.md says why not plain cosine). The metadata's sample: the
+    lists of the three most listened artists."""
     record = record_to_publish(context.run_id, als_model, evaluation_metrics,
                                served_model(warehouse.store(), "similar_artists"))
+    kind = judged_vectors(artist_model, artist_evaluation)
     catalogue = newest_catalogue(item_catalog).where(F.col("artist_id").isNotNull()).persist()
-    # the newest catalogue joined to the index: read by the lists, the listeners (and ALS)
-    artist_of = item_artists(item_catalog, item_index).persist()
-    songs = songs_with_plays(artist_of, interactions)
+    vectors = artist_model["artist_factors"].toPandas()  # one row per artist: small
+    sims = similar_artists_of(
+        interactions.sparkSession, vectors.artist_id.to_numpy(dtype=str),
+        np.stack(vectors.features.to_numpy()).astype(np.float32) if len(vectors)
+        else np.zeros((0, artist_model.params["settings"]["als"]["rank"]), np.float32),
+        config.top_n)
     names = catalogue.groupBy("artist_id").agg(F.min("artist_name").alias("artist_name"))
-    vectors = artist_evaluation.params.get("vectors", "songs")
-    if vectors == "artist_als":
-        known = artist_songs(als_model["item_factors"], songs)
-        settings = als_model.params
-        sims = similar_artists_of(
-            interactions.sparkSession, known.artist_ids,
-            artist_als_vectors(artist_of, interactions, known.artist_ids,
-                               ConfidenceParams(**settings["confidence"]),
-                               ALSParams(**settings["als"])), config.top_n)
-    else:
-        sims = similar_artists_by_factors(als_model["item_factors"], songs, config.top_n)
     table = (sims.join(F.broadcast(names), "artist_id", "left")
              .join(F.broadcast(names.toDF("similar_artist_id", "similar_artist_name")),
                    "similar_artist_id", "left")
@@ -93,15 +78,14 @@ def similar_artists(context: dg.AssetExecutionContext, config: SimilarArtistsCon
     has_artists = n_rows > 0 or catalogue.limit(1).count() > 0  # a list needs an artist
     if not has_artists:
         context.log.warning("the source names no artist for its items: similar_artists is empty")
-    top = (artist_listeners(artist_of, interactions).orderBy(F.desc("listeners"), "artist_id")
-           .limit(3).toPandas().artist_id.tolist())
+    top = (artist_listeners(item_artists(item_catalog, item_index), interactions)
+           .orderBy(F.desc("listeners"), "artist_id").limit(3).toPandas().artist_id.tolist())
     sample = (table.where(F.col("artist_id").isin(top) & (F.col("rank") <= 10)).toPandas()
               .sort_values(["artist_id", "rank"]))
     yield dg.Output(served_table(table, record), metadata={
         **table_metadata(table, n_rows, preview_rows=10, order_by=["artist_id", "rank"]),
         "artists": int(summary["artists"]), "top_n": config.top_n,
-        "artist_vectors": ("ALS on the listener x artist plays" if vectors == "artist_als"
-                           else "play-weighted mean of the artist's song vectors"),
+        "artist_vectors": VECTOR_KINDS[kind],
         "ranking": "seed direction . candidate vector",
         "source_has_artists": has_artists,
         "sample": dg.MetadataValue.md(lists_sample(sample, top)),
@@ -112,8 +96,18 @@ def similar_artists(context: dg.AssetExecutionContext, config: SimilarArtistsCon
         passed=n_self == 0 and int(summary["max_rank"] or 0) <= config.top_n,
         metadata={"self_matches": n_self, "max_rank": int(summary["max_rank"] or 0)},
     )
-    for frame in (table, catalogue, artist_of):
+    for frame in (table, catalogue):
         frame.unpersist()
+
+
+def judged_vectors(artist_model: TableSet, artist_evaluation: TableSet) -> str:
+    """artist_model's kind of vectors, when artist_evaluation judged that kind (the gate is
+    about those lists); a Failure otherwise."""
+    kind, judged = artist_model.params["vectors"], artist_evaluation.params.get("vectors")
+    if judged != kind:
+        raise dg.Failure(f"artist_model makes {kind} vectors but artist_evaluation judged "
+                         f"{judged}: materialise artist_evaluation first", allow_retries=False)
+    return kind
 
 
 @dg.asset(
@@ -132,14 +126,13 @@ def artist_radio(context: dg.AssetExecutionContext, als_model: TableSet,
                  warehouse: Warehouse):
     """Artist radio: a station per most-listened artist, songs of the artist and of its most
     similar artists ranked by affinity to the artist, a few per artist, with a share of
-    less-played songs (ml/serving/radio.py). The settings are the ones artist_evaluation
+    less-played songs (ml/serving/stations.py). The settings are the ones artist_evaluation
     judged (its config `radio`). Besides the stations, the radio's catalogue (frames songs
     and artists, with their vectors) is kept so that `cli radio` makes a listener's own
     station from the served tables alone."""
     record = record_to_publish(context.run_id, als_model, evaluation_metrics,
                                served_model(warehouse.store(), "artist_radio"))
     params = RadioParams(**artist_evaluation.params["radio"])
-    catalogue = newest_catalogue(item_catalog).toPandas()
     artist_of = item_artists(item_catalog, item_index).persist()  # read twice below
     songs = artist_songs(als_model["item_factors"], songs_with_plays(artist_of, interactions))
     listeners = artist_listeners(artist_of, interactions).toPandas()
@@ -148,28 +141,10 @@ def artist_radio(context: dg.AssetExecutionContext, als_model: TableSet,
                    .fillna(0).to_numpy())
     cat = RadioCatalogue.build(songs.song_ids, songs.song_vecs, songs.song_artist, songs.plays,
                                songs.artist_ids.size)
-    seed, position, song, score = stations(cat, seed_artists(n_listeners, params.n_seed_artists),
-                                           params)
-    index = item_index.select("idx", "id").toPandas().set_index("idx")["id"]
-    names = catalogue.set_index("item_id")["name"]
-    artist_names = (catalogue.dropna(subset=["artist_id"]).groupby("artist_id")["artist_name"]
-                    .min().reindex(songs.artist_ids))
-    song_ids = index.reindex(cat.song_ids).to_numpy()
-    table = pd.DataFrame({
-        "seed_artist_id": songs.artist_ids[seed],
-        "seed_artist_name": artist_names.iloc[seed].values,
-        "position": position.astype(np.int32), "item_id": song_ids[song],
-        "name": names.reindex(song_ids[song]).values,
-        "artist_id": songs.artist_ids[cat.song_artist[song]],
-        "artist_name": artist_names.iloc[cat.song_artist[song]].values,
-        "score": score.astype(np.float32)})
-    song_frame = pd.DataFrame({
-        "item_idx": cat.song_ids, "item_id": song_ids, "name": names.reindex(song_ids).values,
-        "artist_id": songs.artist_ids[cat.song_artist], "plays": cat.plays,
-        "less_played": cat.less_played, "features": list(cat.song_vecs)})
-    artist_frame = pd.DataFrame({
-        "artist_id": songs.artist_ids, "artist_name": artist_names.values,
-        "listeners": n_listeners.astype(np.int64), "features": list(cat.artist_vecs)})
+    built = stations(cat, seed_artists(n_listeners, params.n_seed_artists), params)
+    table, song_frame, artist_frame = radio_frames(
+        built, cat, songs.artist_ids, n_listeners, newest_catalogue(item_catalog).toPandas(),
+        item_index.select("idx", "id").toPandas().set_index("idx")["id"])
     spark = interactions.sparkSession
     frames = {"stations": spark.createDataFrame(table, STATIONS_SCHEMA),
               "songs": spark.createDataFrame(song_frame, SONGS_SCHEMA),
@@ -198,6 +173,34 @@ def artist_radio(context: dg.AssetExecutionContext, als_model: TableSet,
         })
     yield dg.AssetCheckResult(check_name=checks.RADIO_RULES, passed=not any(rules.values()),
                               metadata=rules)
+
+
+def radio_frames(built: tuple, cat: RadioCatalogue, artist_ids: np.ndarray,
+                 n_listeners: np.ndarray, catalogue: pd.DataFrame, index: pd.Series):
+    """(stations, songs, artists) tables of the served radio, with ids and names: the built
+    stations (seed, position, song, score arrays), the catalogue's songs and artists with
+    their vectors. `index`: item idx -> item id."""
+    seed, position, song, score = built
+    names = catalogue.set_index("item_id")["name"]
+    artist_names = (catalogue.dropna(subset=["artist_id"]).groupby("artist_id")["artist_name"]
+                    .min().reindex(artist_ids))
+    song_ids = index.reindex(cat.song_ids).to_numpy()
+    table = pd.DataFrame({
+        "seed_artist_id": artist_ids[seed],
+        "seed_artist_name": artist_names.iloc[seed].values,
+        "position": position.astype(np.int32), "item_id": song_ids[song],
+        "name": names.reindex(song_ids[song]).values,
+        "artist_id": artist_ids[cat.song_artist[song]],
+        "artist_name": artist_names.iloc[cat.song_artist[song]].values,
+        "score": score.astype(np.float32)})
+    song_frame = pd.DataFrame({
+        "item_idx": cat.song_ids, "item_id": song_ids, "name": names.reindex(song_ids).values,
+        "artist_id": artist_ids[cat.song_artist], "plays": cat.plays,
+        "less_played": cat.less_played, "features": list(cat.song_vecs)})
+    artist_frame = pd.DataFrame({
+        "artist_id": artist_ids, "artist_name": artist_names.values,
+        "listeners": n_listeners.astype(np.int64), "features": list(cat.artist_vecs)})
+    return table, song_frame, artist_frame
 
 
 STATIONS_SCHEMA = ("seed_artist_id string, seed_artist_name string, position int, "
