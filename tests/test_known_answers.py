@@ -78,8 +78,14 @@ def test_seed_example_via_the_cli_prints_the_seeds_table(seed_cli_run):
     # Seven plays cannot be judged: the gates report and do not block (gate: false).
     assert store.exists("evaluation_metrics") and store.exists("similar_items")
     assert "check FAILED" not in out
-    # The seed's plays name no artists: an empty similar-artists table, and the CLI says why.
+    # The seed's plays name no artists: an empty similar-artists table, and the CLI says why;
+    # the artist products' checks had nothing to judge: not executed, with the reason.
     assert store.exists("similar_artists") and store.read_pandas("similar_artists").empty
+    for line in ("artist_evaluation similar_artists_beat_popular_artists (the source names "
+                 "fewer than two artists)", "similar_artists no_self_matches (no similar-artist "
+                 "list)", "artist_radio stations_follow_the_rules (no station)",
+                 "user_recommendations approximate_recall_above_floor (top-N was exact)"):
+        assert f"check not executed: {line}" in out, out
     assert "similar artists: none (the source names no artist for its items)" in out
 
 

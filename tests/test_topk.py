@@ -8,7 +8,7 @@ import pytest
 from helpers import assert_same_top_k, dot_tolerance
 from pyspark.sql import functions as F
 
-from recsys_dagster.assets.helpers import recall_check
+from recsys_dagster.assets.helpers import recall_checks
 from recsys_dagster.ml.evaluation.baselines import popularity_recommendations
 from recsys_dagster.ml.serving.ann import AnnIndex, TopKParams, recall
 from recsys_dagster.ml.serving.recommend import Ranked, recommend_for_users, similar_by_factors
@@ -181,12 +181,28 @@ def test_top_k_settings_are_validated():
         TopKParams(recall_floor=1.5)
 
 
-def test_the_recall_check_fails_under_its_floor():
-    params = TopKParams(method="approximate", recall_floor=0.95)
-    low = recall_check(Ranked(None, "approximate", 0.94, {"recall_queries": 10}), params)
-    high = recall_check(Ranked(None, "approximate", 0.96, {"recall_queries": 10}), params)
-    assert not low.passed and high.passed
-    assert recall_check(Ranked(None, "exact"), params).passed  # exact: recall 1 by definition
+class StepLog:
+    """A step context's log, kept: what the asset said."""
+
+    def __init__(self):
+        self.lines = []
+        self.log = self
+
+    def info(self, message: str) -> None:
+        self.lines.append(message)
+
+
+def test_the_recall_check_fails_under_its_floor_and_is_not_executed_for_exact_top_n():
+    params, context = TopKParams(method="approximate", recall_floor=0.95), StepLog()
+    [low] = recall_checks(context, Ranked(None, "approximate", 0.94, {"recall_queries": 10}),
+                          params)
+    [high] = recall_checks(context, Ranked(None, "approximate", 0.96, {"recall_queries": 10}),
+                           params)
+    assert not low.passed and high.passed and context.lines == []
+    # Exact top-N has no index whose recall could be measured: no result, and the reason.
+    assert recall_checks(context, Ranked(None, "exact"), params) == []
+    assert context.lines == ["check approximate_recall_above_floor not executed: top-N was "
+                             "exact"]
 
 
 def test_approximate_top_n_through_spark_with_its_recall(spark):

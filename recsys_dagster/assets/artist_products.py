@@ -22,27 +22,26 @@ from ..partitions import LATEST_DAY
 from ..resources import Warehouse
 from ..tables import TableSet
 from .helpers import (
-    KINDS,
-    OWNERS,
-    POOL,
     SERVED_FRESHNESS,
     artist_listeners,
+    asset_with_optional_checks,
     column_schema,
     fails_for_good,
     item_artists,
     newest_catalogue,
+    not_executed,
     table_metadata,
 )
 from .publishing import RECORD, record_to_publish, served_model, served_table
 
 
-@dg.asset(
-    group_name="serving", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="3",
-    ins={"interactions": LATEST_DAY},
+@asset_with_optional_checks(
+    group_name="serving", code_version="3", ins={"interactions": LATEST_DAY},
     freshness_policy=SERVED_FRESHNESS,
     check_specs=[dg.AssetCheckSpec(
         checks.SIMILAR_ARTISTS_NO_SELF, asset="similar_artists",
-        description="No artist is listed as similar to itself; no rank beyond top_n.")],
+        description="No artist is listed as similar to itself; no rank beyond top_n (not "
+        "executed when the source names no artist: there is no list).")],
 )
 @fails_for_good
 def similar_artists(context: dg.AssetExecutionContext, config: SimilarArtistsConfig,
@@ -82,7 +81,7 @@ def similar_artists(context: dg.AssetExecutionContext, config: SimilarArtistsCon
            .orderBy(F.desc("listeners"), "artist_id").limit(3).toPandas().artist_id.tolist())
     sample = (table.where(F.col("artist_id").isin(top) & (F.col("rank") <= 10)).toPandas()
               .sort_values(["artist_id", "rank"]))
-    yield dg.Output(served_table(table, record), metadata={
+    yield dg.Output(served_table(table, record), output_name="similar_artists", metadata={
         **table_metadata(table, n_rows, preview_rows=10, order_by=["artist_id", "rank"]),
         "artists": int(summary["artists"]), "top_n": config.top_n,
         "artist_vectors": VECTOR_KINDS[kind],
@@ -91,11 +90,14 @@ def similar_artists(context: dg.AssetExecutionContext, config: SimilarArtistsCon
         "sample": dg.MetadataValue.md(lists_sample(sample, top)),
     })
     n_self = int(summary["self"] or 0)
-    yield dg.AssetCheckResult(
-        check_name=checks.SIMILAR_ARTISTS_NO_SELF,
-        passed=n_self == 0 and int(summary["max_rank"] or 0) <= config.top_n,
-        metadata={"self_matches": n_self, "max_rank": int(summary["max_rank"] or 0)},
-    )
+    if n_rows:
+        yield dg.AssetCheckResult(
+            check_name=checks.SIMILAR_ARTISTS_NO_SELF,
+            passed=n_self == 0 and int(summary["max_rank"] or 0) <= config.top_n,
+            metadata={"self_matches": n_self, "max_rank": int(summary["max_rank"] or 0)},
+        )
+    else:
+        not_executed(context, checks.SIMILAR_ARTISTS_NO_SELF, "no similar-artist list")
     for frame in (table, catalogue):
         frame.unpersist()
 
@@ -110,14 +112,14 @@ def judged_vectors(artist_model: TableSet, artist_evaluation: TableSet) -> str:
     return kind
 
 
-@dg.asset(
-    group_name="serving", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="2",
-    ins={"interactions": LATEST_DAY},
+@asset_with_optional_checks(
+    group_name="serving", code_version="3", ins={"interactions": LATEST_DAY},
     freshness_policy=SERVED_FRESHNESS,
     check_specs=[dg.AssetCheckSpec(
         checks.RADIO_RULES, asset="artist_radio",
         description="No song twice in a station, no station longer than its length, no artist "
-        "with more songs than max_per_artist (the seed artist: seed_artist_max).")],
+        "with more songs than max_per_artist (the seed artist: seed_artist_max); not executed "
+        "when there is no station.")],
 )
 @fails_for_good
 def artist_radio(context: dg.AssetExecutionContext, als_model: TableSet,
@@ -156,9 +158,10 @@ def artist_radio(context: dg.AssetExecutionContext, als_model: TableSet,
     # sequence of artists.
     items_are_artists = bool(len(song_frame) and song_frame.artist_id.nunique() == len(song_frame))
     yield dg.Output(
-        TableSet(frames, {"radio": dataclasses.asdict(params), "items_are_artists":
-                          items_are_artists, "model_version": record["model_version"],
-                          RECORD: record}, pin=record["model_version"]),
+        output_name="artist_radio", value=TableSet(
+            frames, {"radio": dataclasses.asdict(params), "items_are_artists":
+                     items_are_artists, "model_version": record["model_version"],
+                     RECORD: record}, pin=record["model_version"]),
         metadata={
             "dagster/row_count": len(table),
             "dagster/column_schema": column_schema(frames["stations"]),
@@ -171,8 +174,11 @@ def artist_radio(context: dg.AssetExecutionContext, als_model: TableSet,
             "sample": dg.MetadataValue.md(station_sample(table, n_stations=3, per_station=10)),
             **{f"radio/{name}": value for name, value in dataclasses.asdict(params).items()},
         })
-    yield dg.AssetCheckResult(check_name=checks.RADIO_RULES, passed=not any(rules.values()),
-                              metadata=rules)
+    if len(table):
+        yield dg.AssetCheckResult(check_name=checks.RADIO_RULES,
+                                  passed=not any(rules.values()), metadata=rules)
+    else:
+        not_executed(context, checks.RADIO_RULES, "no station")
 
 
 def radio_frames(built: tuple, cat: RadioCatalogue, artist_ids: np.ndarray,
