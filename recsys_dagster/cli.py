@@ -90,9 +90,9 @@ def _not_executed(result, instance) -> dict:
     is what the asset logged (assets.helpers.not_executed)."""
     import dagster as dg
 
-    planned = {(e.asset_key.to_user_string(), e.event_specific_data.check_name)
-               for e in result.all_events
-               if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED}
+    planned = {(p.asset_key.to_user_string(), p.check_name) for p in (
+        entry.dagster_event.event_specific_data for entry in instance.all_logs(
+            result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED))}
     done = {(e.asset_key.to_user_string(), e.check_name)
             for e in result.get_asset_check_evaluations()}
     logged = [entry.user_message for entry in instance.all_logs(result.run_id)]

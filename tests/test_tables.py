@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from recsys_dagster.tables import CURRENT, TableSet, TableStore
+from recsys_dagster.tables import CURRENT, RUN_ID, TableSet, TableStore
 
 
 def test_write_read_and_swap(spark, tmp_path):
@@ -22,9 +22,12 @@ def test_tableset_round_trip_with_params(spark, tmp_path):
     store = TableStore(str(tmp_path))
     ts = TableSet({"a": spark.createDataFrame([(1,)], "x int"),
                    "b": spark.createDataFrame([(2,)], "y int")}, {"rank": 4})
-    store.write("m", ts)
+    store.write("m", ts, extra={RUN_ID: "run-1"})
     back = store.read(spark, "m")
     assert back.params == {"rank": 4}
+    # It says which version it is and which run wrote it; a frame is read when asked for.
+    assert back.version == store.version("m") and back.run_id == "run-1"
+    assert list(back.frames) == ["a", "b"] and back.frames._loaded == {}
     assert back["a"].first().x == 1 and back["b"].first().y == 2
 
 
