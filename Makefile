@@ -14,6 +14,8 @@ $(VENV)/.installed: pyproject.toml scripts/bootstrap.sh
 	VENV=$(VENV) bash scripts/bootstrap.sh
 
 demo lastfm ui: export DAGSTER_HOME ?= $(USER_HOME)
+# Small data: the Spark profile for runs of up to about a million play rows (its file says why).
+demo lastfm: export RECSYS_SPARK_PROFILE ?= small
 
 demo: setup
 	@mkdir -p "$(DAGSTER_HOME)"

@@ -138,7 +138,8 @@ TRAINING_WINDOW_DAYS = Setting(
     "Days of history a model is trained on; `all` = every day of the calendar.", "calendar")
 SPARK_PROFILE = Setting(
     "RECSYS_SPARK_PROFILE", "local", _text,
-    "Spark profile: a file of resources/spark/ (`local`, `test`, `cluster`, `connect`).", "spark")
+    "Spark profile: a file of resources/spark/ (`local`, `small`: up to about a million play "
+    "rows, what `make demo` uses; `test`, `cluster`, `connect`).", "spark")
 SPARK_MASTER = Setting(
     "RECSYS_SPARK_MASTER", None, _text,
     "Spark master URL (`spark://host:7077`, `yarn`, `k8s://...`); overrides the profile's.",

@@ -40,3 +40,20 @@ def test_session_has_test_settings_and_checkpoint_dir(spark):
     assert conf.get("spark.ui.enabled") == "false"
     # Without a checkpoint dir, ALS silently ignores checkpointInterval.
     assert spark.sparkContext.getCheckpointDir()
+
+
+def test_the_small_data_profile_compiles_with_c1_and_collects_for_throughput():
+    """`make demo` and `make lastfm` run with the small profile: its JVM options reach the
+    driver (spark.driver.extraJavaOptions, read when PySpark launches the JVM) and are options
+    this Java accepts."""
+    import shutil
+    import subprocess
+
+    small = resolve_settings(profile="small", env={})
+    options = small.conf["spark.driver.extraJavaOptions"].split()
+    assert {"-XX:TieredStopAtLevel=1", "-XX:+UseParallelGC"} <= set(options)
+    assert small.conf["spark.sql.shuffle.partitions"] == "4"
+    assert small.master == resolve_settings(profile="local", env={}).master
+    java = shutil.which("java")
+    done = subprocess.run([java, *options, "-version"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
