@@ -207,3 +207,14 @@ def test_artist_level_als_is_selectable_judged_and_served(standard_run, spark_re
     top = sims[sims["rank"] <= 3]
     same = np.mean([genre[a] == genre[b] for a, b in zip(top.artist_id, top.similar_artist_id)])
     assert same > 3 / spec.n_genres, same
+
+    # A new als_model without its artist_model: the lists would be the old model's vectors
+    # under the new model's record, so similar_artists refuses, saying what to do.
+    served = store.current_path("similar_artists")
+    stale = materialize(["als_model", "similar_artists"], resources,
+                        {"ops": {"als_model": STANDARD_CONFIG["ops"]["als_model"]}},
+                        instance=standard_run.instance, raise_on_error=False)
+    failure = [e for e in stale.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert [f.step_key for f in failure] == ["similar_artists"]
+    assert "materialise artist_model first" in str(failure[0].event_specific_data.error.message)
+    assert store.current_path("similar_artists") == served

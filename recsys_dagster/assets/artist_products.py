@@ -54,7 +54,7 @@ def similar_artists(context: dg.AssetExecutionContext, config: SimilarArtistsCon
     lists of the three most listened artists."""
     record = record_to_publish(context.run_id, als_model, evaluation_metrics,
                                served_model(warehouse.store(), "similar_artists"))
-    kind = judged_vectors(artist_model, artist_evaluation)
+    kind = checked_vectors(artist_model, artist_evaluation, als_model)
     catalogue = newest_catalogue(item_catalog).where(F.col("artist_id").isNotNull()).persist()
     vectors = artist_model["artist_factors"].toPandas()  # one row per artist: small
     sims = similar_artists_of(
@@ -102,9 +102,16 @@ def similar_artists(context: dg.AssetExecutionContext, config: SimilarArtistsCon
         frame.unpersist()
 
 
-def judged_vectors(artist_model: TableSet, artist_evaluation: TableSet) -> str:
-    """artist_model's kind of vectors, when artist_evaluation judged that kind (the gate is
-    about those lists); a Failure otherwise."""
+def checked_vectors(artist_model: TableSet, artist_evaluation: TableSet,
+                    als_model: TableSet) -> str:
+    """artist_model's kind of vectors, when they were made from the als_model being published
+    and artist_evaluation judged that kind (the gate is about those lists); a Failure
+    otherwise."""
+    made_from = artist_model.params.get("model_version")
+    if made_from != als_model.version:
+        raise dg.Failure(f"artist_model was made from als_model version {made_from}, not the "
+                         f"current {als_model.version}: materialise artist_model first",
+                         allow_retries=False)
     kind, judged = artist_model.params["vectors"], artist_evaluation.params.get("vectors")
     if judged != kind:
         raise dg.Failure(f"artist_model makes {kind} vectors but artist_evaluation judged "
