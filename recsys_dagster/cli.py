@@ -95,11 +95,11 @@ def _not_executed(result, instance) -> dict:
             result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED))}
     done = {(e.asset_key.to_user_string(), e.check_name)
             for e in result.get_asset_check_evaluations()}
-    logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    logged = [(entry.step_key, entry.user_message) for entry in instance.all_logs(result.run_id)]
     reasons = {}
-    for asset, check in sorted(planned - done):
-        said = [m.split(" not executed: ", 1)[1] for m in logged
-                if m.startswith(f"check {check} not executed: ")]
+    for asset, check in sorted(planned - done):  # an asset's step is named after it
+        said = [m.split(" not executed: ", 1)[1] for step, m in logged
+                if step == asset and m.startswith(f"check {check} not executed: ")]
         reasons[asset, check] = said[0] if said else ""
     return reasons
 
