@@ -18,7 +18,6 @@ import os
 import sys
 import time
 
-import numpy as np
 import yaml
 
 from .paths import DATA_DIR_ENV
@@ -142,14 +141,9 @@ def run(config_path: str | None, show_users: int, data: str | None = None) -> in
     print(f"whole pipeline: {time.perf_counter() - t0:.1f} s")
     if not result.success:
         return 1
-    store = _store(data)
-    print(show_outputs(store))
-    print(show_evaluation(store))
-    print(show_artist_evaluation(store))
-    names = _newest_catalogue(store)
-    print(show_users_lists(store, names, show_users))
-    print(show_similar_artists(store, names, n_artists=3, per_artist=5))
-    print(show_one_station(store, per_station=10))
+    from .served.summary import summary
+
+    print(summary(_store(data), show_users))
     return 0 if passed else 1
 
 
@@ -163,129 +157,10 @@ def _retrain(run_config: dict, day: str, instance, data: str | None):
         partition_key=day, resources=_resources(data), raise_on_error=False)
 
 
-def show_outputs(store) -> str:
-    """Where each asset's current table is, in the graph's order (from the definitions)."""
-    from .definitions import defs
-
-    lines = [f"\noutputs under {store.base_dir}:"]
-    for key in defs.resolve_asset_graph().toposorted_asset_keys:
-        name = key.to_user_string()
-        days = store.partitions(name)
-        if days:
-            lines.append(f"  {name:24s} {store.table_dir(name)}/<day>/current ({len(days)} "
-                         f"days, {days[0]}..{days[-1]})")
-        elif store.exists(name):
-            lines.append(f"  {name:24s} {os.path.join(store.table_dir(name), 'current')}")
-    return "\n".join(lines)
-
-
-def show_evaluation(store) -> str:
-    """The test split's metrics per model, and the intervals of the gated ones."""
-    metrics = store.read_pandas("evaluation_metrics", frame="metrics")
-    overall = metrics[(metrics.segment == "all") & ~metrics.model.str.contains("-")]
-    lines = ["\nevaluation (test split):",
-             overall.pivot(index="metric", columns="model", values="value").to_string(
-                 float_format=lambda v: f"{v:.4f}")]
-    lines += [f"  {r.model} {r.metric}@{r.k}: {r.value:.4f} "
-              f"(95% CI {r.ci_low:.4f}..{r.ci_high:.4f})"
-              for r in metrics[metrics.ci_low.notna()].itertuples()]
-    return "\n".join(lines)
-
-
-def _newest_catalogue(store):
-    return (store.read_pandas("item_catalog").sort_values("day")
-            .drop_duplicates("item_id", keep="last"))
-
-
-def show_users_lists(store, names, show_users: int) -> str:
-    """The first users' recommendations, by name (by id, boxed as the seed's example printed
-    them, when the catalogue has no names)."""
-    recs = store.read_pandas("user_recommendations")
-    if len(names):
-        recs = recs.merge(names[["item_id", "name"]], on="item_id", how="left")
-    users = sorted(recs.user_id.unique())[:show_users]
-    lines = [f"\nrecommendations for {len(users)} of {recs.user_id.nunique()} users:"]
-    if "name" not in recs:  # ids only, as the seed's example printed them
-        return "\n".join([*lines, show_recommendations(recs[recs.user_id.isin(users)],
-                                                        per_user=5)])
-    for user in users:
-        rows = recs[recs.user_id == user].sort_values("rank").head(5)
-        items = ", ".join(f"{lab} ({s:.2f})"
-                          for lab, s in zip(rows["name"].fillna(rows.item_id), rows.score))
-        lines.append(f"  {user}: {items}")
-    return "\n".join(lines)
-
-
-def show_similar_artists(store, names, n_artists: int, per_artist: int) -> str:
-    """The similar artists of the most played artists, by name."""
-    sims = store.read_pandas("similar_artists") if store.exists("similar_artists") else None
-    if sims is None or sims.empty:
-        return "\nsimilar artists: none (the source names no artist for its items)"
-    plays = store.read_pandas("play_events").groupby("item_id", as_index=False).plays.sum()
-    by_artist = (plays.merge(names[["item_id", "artist_id"]], on="item_id")
-                 .groupby("artist_id").plays.sum().sort_values(ascending=False))
-    listed = set(sims.artist_id)
-    top = [a for a in by_artist.index if a in listed][:n_artists]
-    lines = [f"\nsimilar artists of the {len(top)} most played of "
-             f"{sims.artist_id.nunique()} artists:"]
-    for artist in top:
-        rows = sims[sims.artist_id == artist].sort_values("rank").head(per_artist)
-        named = ", ".join(f"{n} ({s:.2f})" for n, s in
-                          zip(rows.similar_artist_name.fillna(rows.similar_artist_id),
-                              rows.score))
-        label = rows.artist_name.iloc[0] if rows.artist_name.notna().iloc[0] else artist
-        lines.append(f"  {label}: {named}")
-    return "\n".join(lines)
-
-
-def show_artist_evaluation(store) -> str:
-    """The held-out numbers of similar artists and artist radio."""
-    table = (store.read_pandas("artist_evaluation", frame="metrics")
-             if store.exists("artist_evaluation") else None)
-    if table is None or table.empty:
-        return "similar artists and radio: not evaluated (the source names no artist)"
-    heads = {"new_artist_recall": "similar artists (test split: listeners' new artists named "
-             "by an artist's list):",
-             "radio": "artist radio (test split: share of a station's songs its seed artist's "
-             "listeners played; diversity and popularity per station):"}
-    lines = []
-    for head, part in (("new_artist_recall", table[table.metric == "new_artist_recall"]),
-                       ("radio", table[table.metric != "new_artist_recall"])):
-        lines.append(heads[head])
-        lines += [f"  {r.model} {r.metric}@{r.k}: {r.value:.4f} "
-                  f"(95% CI {r.ci_low:.4f}..{r.ci_high:.4f})" for r in part.itertuples()]
-    return "\n".join(lines)
-
-
-ITEMS_ARE_ARTISTS = "; items are artists here, so a station is a sequence of artists"
-
-
-def show_one_station(store, per_station: int) -> str:
-    """The first songs of the station of the most listened artist."""
-    if not store.exists("artist_radio"):
-        return "\nartist radio: none"
-    table = store.read_pandas("artist_radio", frame="stations")
-    if table.empty:
-        return "\nartist radio: none (the source names no artist for its items)"
-    from .served.station_lookup import format_station
-
-    listeners = store.read_pandas("artist_radio", frame="artists").set_index("artist_id")
-    seed = listeners.listeners.reindex(table.seed_artist_id.unique()).idxmax()
-    rows = table[table.seed_artist_id == seed].sort_values("position")
-    label = rows.seed_artist_name.iloc[0] if rows.seed_artist_name.notna().iloc[0] else seed
-    shown = rows.head(per_station).assign(name=lambda d: d.name.fillna(d.item_id),
-                                          artist_name=lambda d: d.artist_name.fillna(d.artist_id))
-    note = ITEMS_ARE_ARTISTS if store.manifest("artist_radio")["params"].get(
-        "items_are_artists") else ""
-    return ("\n" + format_station(shown, f"radio station of {label}, the most listened artist, "
-            f"first {len(shown)} of {len(rows)} songs{note}")
-            + f"\n  (python -m recsys_dagster.cli radio --artist {label!r} [--user ID] for a "
-            "listener's own)")
-
-
 def radio(artist: str, user: str | None, length: int | None, data: str | None) -> int:
     """Print the station of `artist`, or a listener's own one, from the served tables."""
     from .served.station_lookup import RadioLookupError, ServedRadio, format_station
+    from .served.summary import ITEMS_ARE_ARTISTS
 
     store = _store(data)
     try:
@@ -337,7 +212,7 @@ def recommend(user: str | None, plays: str | None, n: int, explain: bool,
     except ServedLookupError as err:
         print(f"recommend: {err}", file=sys.stderr)
         return 2
-    label = model.label if model else _catalogue_label(store)
+    label = model.label if model else _catalogue_label(store, table.item_id)
     folded = " (folded in since the model was trained)" if table.folded_in.any() else ""
     print(f"recommendations for listener {user}{folded}:")
     for i, r in enumerate(table.itertuples()):
@@ -348,11 +223,12 @@ def recommend(user: str | None, plays: str | None, n: int, explain: bool,
     return 0
 
 
-def _catalogue_label(store):
-    names = (store.read_pandas("item_catalog").sort_values("day")
-             .drop_duplicates("item_id", keep="last").set_index("item_id").name
-             if store.exists("item_catalog") or store.partitions("item_catalog") else {})
-    return lambda item: names.get(item, item) if isinstance(names.get(item, item), str) else item
+def _catalogue_label(store, item_ids):
+    """item_id -> its catalogue name, else the id, for the items listed."""
+    from .served.catalogue import newest_catalogue
+
+    names = newest_catalogue(store, item_ids, ("name",)).set_index("item_id").name
+    return lambda item: names.get(item) if isinstance(names.get(item), str) else item
 
 
 def similar(artist: str | None, song: str | None, n: int, data: str | None) -> int:
@@ -392,28 +268,6 @@ def operate(command: str, data: str | None, user: str | None) -> int:
         print(f"forgot listener {user}: rows removed {done['rows_removed']} "
               f"(recorded in {os.path.join(store.base_dir, operations.ERASURES_LOG)})")
     return 0
-
-
-def show_recommendations(recs, per_user: int) -> str:
-    """user_id and its [{item_id, score}, ...] list, boxed as Spark's DataFrame.show() prints
-    MLlib's recommendForAllUsers (the seed's example), users in id order."""
-    rows = []
-    for user, group in sorted(recs.groupby("user_id"), key=lambda g: _natural(g[0])):
-        best = group.sort_values("rank").head(per_user)
-        rows.append((str(user), "[" + ", ".join(
-            f"{{{item}, {np.float32(score)!s}}}" for item, score in zip(best.item_id, best.score))
-            + "]"))
-    header = ("user_id", "recommendations")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in (0, 1)]
-    rule = "+" + "+".join("-" * w for w in widths) + "+"
-    lines = [rule, "|" + "|".join(h.ljust(w) for h, w in zip(header, widths)) + "|", rule]
-    lines += ["|" + "|".join(c.ljust(w) for c, w in zip(r, widths)) + "|" for r in rows]
-    return "\n".join([*lines, rule])
-
-
-def _natural(value: str):
-    """Numeric ids in numeric order, others after them in text order."""
-    return (0, int(value), "") if str(value).isdigit() else (1, 0, str(value))
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -363,19 +363,21 @@ class TableStore:
         return sorted(p for p in os.listdir(base)
                       if not p.startswith((".", "v-")) and p != CURRENT and self.exists(name, p))
 
-    def read_pandas(self, name: str, frame: str | None = None, partition: str | None = None):
-        """Load the current version with pyarrow (no Spark), for the CLI and small tables."""
+    def read_pandas(self, name: str, frame: str | None = None, partition: str | None = None,
+                    columns: list[str] | None = None, filters: list | None = None):
+        """Load the current version with pyarrow (no Spark), for the CLI and small tables;
+        only `columns` and the rows `filters` keeps (pyarrow's filters), when given."""
         import pandas as pd
         import pyarrow.parquet as pq
 
         if partition is None and self.partitions(name):
             # A day-partitioned table: every stored day, one after the other (an unpartitioned
             # version left by an older layout is ignored).
-            return pd.concat([self.read_pandas(name, frame, day) for day in
+            return pd.concat([self.read_pandas(name, frame, day, columns, filters) for day in
                               self.partitions(name)], ignore_index=True)
         path = self.current_path(name, partition)
         if path is None:
             self.manifest(name, partition)  # raises with a clear message
         if frame:
             path = os.path.join(path, frame)
-        return pq.read_table(path).to_pandas()
+        return pq.read_table(path, columns=columns, filters=filters).to_pandas()

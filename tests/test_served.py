@@ -4,15 +4,22 @@ folded in from a file of plays, similar artists and songs, and clear messages fo
 tables that are not there."""
 
 import contextlib
+import gc
 import io
+import os
+import tracemalloc
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from helpers import copy_warehouse
 
 from recsys_dagster import cli
 from recsys_dagster.ml.als.kernels import solve_cg, solve_exact
 from recsys_dagster.ml.serving.explain import contributions, top_reasons
 from recsys_dagster.served.model import ServedModel
+from recsys_dagster.served.summary import summary
 
 
 def run_cli(*argv) -> tuple[int, str, str]:
@@ -140,3 +147,60 @@ def test_a_missing_served_table_names_what_makes_it(tmp_path):
                  ["similar", "--song", "s"], ["radio", "--artist", "a"]):
         code, _, err = run_cli(*argv, "--data-dir", str(tmp_path))
         assert code == 2 and "run the pipeline first" in err, (argv, err)
+
+
+def test_the_run_summary_shows_the_products_and_holds_little_of_the_play_log(standard_run,
+                                                                             tmp_path):
+    """`cli run`'s summary: the first listeners' lists, the similar artists of the most played
+    artists, the most listened artist's station, each as computed here from whole tables. Its
+    memory does not grow with the play log: with every day's plays stored 20 times over, it
+    prints the same and its peak (tracemalloc's) stays under a tenth of the log in pandas."""
+    store = standard_run.store
+    recs = store.read_pandas("user_recommendations")
+    cat = (store.read_pandas("item_catalog").sort_values("day")
+           .drop_duplicates("item_id", keep="last").set_index("item_id"))
+    users = sorted(recs.user_id.unique())[:3]
+    want_users = [f"recommendations for 3 of {recs.user_id.nunique()} users:"] + [
+        f"  {u}: " + ", ".join(f"{cat.name[r.item_id]} ({r.score:.2f})" for r in
+                               recs[recs.user_id == u].sort_values("rank").head(5).itertuples())
+        for u in users]
+    plays = store.read_pandas("play_events")
+    by_artist = (plays.groupby("item_id").plays.sum().rename("plays").to_frame()
+                 .join(cat.artist_id).groupby("artist_id").plays.sum())
+    sims = store.read_pandas("similar_artists")
+    listed = by_artist[by_artist.index.isin(sims.artist_id)].sort_values(ascending=False)
+    assert listed.iloc[2] > listed.iloc[3]  # the top three are not a tie
+    want_artists = [sims[sims.artist_id == a].artist_name.iloc[0] for a in listed.index[:3]]
+    listeners = store.read_pandas("artist_radio", frame="artists").set_index("artist_id")
+    seed = listeners.artist_name[listeners.listeners.idxmax()]
+
+    text, peak = summary_and_peak(store)
+    lines = text.splitlines()
+    start = lines.index(want_users[0])
+    assert lines[start:start + 4] == want_users
+    head = next(i for i, x in enumerate(lines) if x.startswith("similar artists of the 3 most"))
+    assert [x.split(": ", 1)[0].strip() for x in lines[head + 1:head + 4]] == want_artists
+    assert any(x.startswith(f"radio station of {seed}, the most listened artist, first 10 of")
+               for x in lines), text
+
+    grown = copy_warehouse(store, tmp_path / "data")
+    for day in grown.partitions("play_events"):  # 19 more copies of each day's rows
+        path = grown.current_path("play_events", day)
+        rows = pq.read_table(path)
+        pq.write_table(pa.concat_tables([rows] * 19), os.path.join(path, "copies.parquet"))
+    whole_log = int(grown.read_pandas("play_events").memory_usage(deep=True).sum())
+    assert whole_log > 19 * plays.memory_usage(deep=True).sum()
+    del plays, recs, sims, cat
+    gc.collect()
+    grown_text, grown_peak = summary_and_peak(grown)
+    assert grown_text.replace(grown.base_dir, store.base_dir) == text
+    assert grown_peak < whole_log / 10 and grown_peak < 2 * peak, (peak, grown_peak, whole_log)
+
+
+def summary_and_peak(store) -> tuple[str, int]:
+    """cli run's summary of a warehouse, and the most memory Python held while making it."""
+    tracemalloc.start()
+    try:
+        return summary(store, show_users=3), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

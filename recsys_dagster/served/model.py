@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from ..ml.als.confidence import ConfidenceParams, confidence_values
 from ..tables import TableStore
+from .catalogue import newest_catalogue
 
 SERVED_TABLE = "user_recommendations"
 RECORD = "served_model"
@@ -103,12 +104,7 @@ class ServedModel:
     @cached_property
     def catalogue(self) -> pd.DataFrame:
         """item_id -> name, artist_name (the newest delivery of each), for every item."""
-        cat = (self.store.read_pandas("item_catalog").sort_values("day")
-               .drop_duplicates("item_id", keep="last").set_index("item_id"))
-        for column in ("name", "artist_name"):
-            if column not in cat:
-                cat[column] = None
-        return cat[["name", "artist_name"]]
+        return newest_catalogue(self.store, columns=("name", "artist_name")).set_index("item_id")
 
     def label(self, item_id: str) -> str:
         """A song's name ("Artist - Title" when the name does not say it), else its id."""
