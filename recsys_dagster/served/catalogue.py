@@ -1,7 +1,6 @@
-"""The item catalogue and the play counts as the command line reads them, without Spark and a
-day at a time: memory in proportion to what is asked (a few items, one day's rows, one total per
-item), never to the whole play log. At volume the whole `play_events` table in pandas is
-gigabytes; the catalogue grows by a delivery a day.
+"""The item catalogue and the play counts as the command line reads them, without Spark:
+memory in proportion to what is asked (the items asked for, a day of the catalogue at a time,
+one play total per item), never to the whole play log, which at volume is gigabytes in pandas.
 """
 
 from __future__ import annotations
@@ -9,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import pandas as pd
+import pyarrow.acero as ac
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
@@ -54,14 +54,16 @@ def newest_catalogue(store: TableStore, item_ids: Iterable | None = None,
 
 
 def plays_per_item(store: TableStore) -> pd.Series:
-    """item_id -> the sum of its plays over every stored day of play_events, summed a day at a
-    time (two columns of one day in memory, and one total per item)."""
-    total = pd.Series(dtype="int64")
-    for day in _days(store, "play_events"):
-        rows = ds.dataset(store.current_path("play_events", day), format="parquet").to_table(
-            columns=["item_id", "plays"])
-        if rows.num_rows == 0:
-            continue
-        day_sums = rows.group_by("item_id").aggregate([("plays", "sum")]).to_pandas()
-        total = total.add(day_sums.set_index("item_id").plays_sum, fill_value=0)
-    return total.astype("int64")
+    """item_id -> the sum of its plays over every stored day of play_events: one streaming
+    aggregation over the days' two columns (Arrow's Acero), holding one total per item."""
+    days = _days(store, "play_events")
+    if not days:
+        return pd.Series(dtype="int64")
+    data = ds.dataset([ds.dataset(store.current_path("play_events", day), format="parquet")
+                       for day in days])
+    sums = ac.Declaration.from_sequence([
+        ac.Declaration("scan", ac.ScanNodeOptions(data, columns=["item_id", "plays"])),
+        ac.Declaration("aggregate", ac.AggregateNodeOptions(
+            [("plays", "hash_sum", None, "plays")], keys=["item_id"])),
+    ]).to_table().to_pandas()
+    return sums.set_index("item_id").plays.astype("int64")

@@ -1,7 +1,7 @@
 """What `cli run` prints after a run, read from the warehouse without Spark: where each table
 is, the evaluation, and a few of each product by name. Each part reads the columns it needs and
 only the rows it prints (pyarrow filters), so the summary's memory does not grow with the play
-log: the first listeners' lists, not every list; plays per item summed a day at a time; the
+log: the first listeners' lists, not every list; one streaming sum of plays per item; the
 names of the items shown, not the catalogue.
 """
 
