@@ -4,13 +4,14 @@ synthetic play logs of 1 M, 5 M and 20 M rows, with wall time and peak memory pe
     python benchmarks/volume.py                      # 1, 5, 20 million rows
     python benchmarks/volume.py --millions 1 5       # a subset
 
-Users grow with the rows (50,000 users per million rows, about 20 rows each); the catalogue
-is 200,000 songs by 20,000 artists at every size, so 20 M rows is the 1 M users x 200 k songs
-workload. Each size runs in its own process (the CLI, with its own DAGSTER_HOME and data
-dir); this script samples the resident memory of that process tree (Python driver, Spark
-JVM, Python workers) every 0.2 s from /proc, and reads each step's start and end from the
-run's event log. Per asset it prints the wall time and the peak tree RSS during the step,
-and at the end the log-log slope of time against rows (1.0 = linear).
+Users grow with the rows (USERS_PER_MILLION: the default synthetic listener plays about 38
+rows in the calendar's 90 days); the catalogue is 200,000 songs by 20,000 artists at every
+size, of which the listeners reach more as they grow (about 110 k songs at 20 M rows). Each
+size runs in its own process (the CLI, with its own DAGSTER_HOME and data dir); this script
+samples the resident memory of that process tree (Python driver, Spark JVM, Python workers)
+every 0.2 s from /proc, and reads each step's start and end from the run's event log. Per
+asset it prints the wall time and the peak tree RSS during the step, and at the end the
+log-log slope of time against rows (1.0 = linear).
 
 The peer, in the same run: after each size's pipeline, the run's own confidence table (the
 pairs and confidences the served model was fitted on) goes to the `implicit` library (the
