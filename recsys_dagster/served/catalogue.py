@@ -26,9 +26,9 @@ def _days(store: TableStore, table: str) -> list[str | None]:
 
 def newest_catalogue(store: TableStore, item_ids: Iterable | None = None,
                      columns: Sequence[str] = NAME_COLUMNS) -> pd.DataFrame:
-    """The newest delivered row of each item (only those of `item_ids`, when given), with
-    `columns` (one the catalogue lacks is null), indexed by nothing, item_id first. Read from
-    the newest day back; with `item_ids`, only their rows, stopping once every one is found."""
+    """The newest delivered row of each item (only those of `item_ids`, when given): item_id
+    and `columns` (null where the catalogue lacks one). Read from the newest day back; with
+    `item_ids`, only their rows, stopping once every one is found."""
     wanted = None if item_ids is None else {str(i) for i in item_ids}
     found, seen = [], set()
     for day in reversed(_days(store, CATALOGUE)):
