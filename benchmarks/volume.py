@@ -18,7 +18,9 @@ pairs and confidences the served model was fitted on) goes to the `implicit` lib
 `bench` extra: `pip install -e .[bench]`), in a fresh process whose memory is sampled the
 same way: a fit at the same rank and iterations (conjugate gradient), the top-N for every
 user with played items filtered, and the top-N similar items for every item. Printed per
-product: our step, the peer's time and the ratio (ours / peer; below 1 is faster).
+product: our step, the peer's time and the ratio (ours / peer; below 1 is faster). Then the
+steps before the factors against pandas/pyarrow doing the same work on the same rows
+(`before_factors.py`, which checks that the peer's tables are the run's).
 """
 
 import argparse
@@ -31,6 +33,7 @@ import tempfile
 import threading
 import time
 
+import before_factors
 import yaml
 from _common import tree_processes
 
@@ -244,6 +247,7 @@ def main() -> None:
                 mine = ours.get(step, float("nan"))
                 print(f"{product:16s} {step:22s} {mine:7.1f} {theirs[product]:10.1f} "
                       f"{mine / theirs[product]:6.2f}")
+            before_factors.compare(workdir, ours)
 
     sizes = sorted(results)
     if len(sizes) < 2:

@@ -215,6 +215,10 @@ class TableStore:
         One Spark job writes every day (partitionBy into a staging folder); each day's folder
         is then moved into place as a new version and swapped in on its own. A day without
         rows gets an empty table, so a re-delivered day that lost its plays is emptied too.
+        The rows are shuffled by day first, so that each day is one file written by one task:
+        left as they came, every task writes a file into every day (16 generator tasks and 90
+        days: 1,440 small files), which costs more to write, and to read, than the shuffle
+        (benchmarks/README.md, "Before the factors").
         """
         tdir = self.table_dir(name)
         for day in days:
@@ -222,7 +226,7 @@ class TableStore:
         sweep_staging(tdir)
         staging = os.path.join(tdir, staging_name())
         part = "_partition_day"
-        (frame.withColumn(part, frame[column].cast("string"))
+        (frame.withColumn(part, frame[column].cast("string")).repartition(part)
          .write.partitionBy(part).parquet(staging))
         written = []
         try:

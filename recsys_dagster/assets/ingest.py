@@ -11,7 +11,7 @@ from .. import checks
 from ..config import PlaySourceConfig
 from ..ml.ingest.days import DAY, day_of_play, day_of_raw, in_days
 from ..ml.ingest.sources import read_source
-from ..ml.ingest.validation import validate_plays
+from ..ml.ingest.validation import split_tagged, tag_rows
 from ..partitions import PLAY_DAYS
 from ..progress import Heartbeat
 from ..resources import SparkResource
@@ -131,7 +131,8 @@ def plays_per_day(context, events: DataFrame):
 @dataclass(frozen=True)
 class Delivery:
     """The run's days of a source, validated: valid plays and quarantined rows of those days
-    (both cached), the raw rows (cached), the item names, and the counts."""
+    (both cached), the raw rows with the rule each breaks (cached), the item names, and the
+    counts."""
 
     raw: DataFrame
     events: DataFrame
@@ -148,11 +149,11 @@ def deliver(context, session, params, first: str, last: str) -> Delivery:
     """Read the source, validate every row and keep the rows of days first..last; the source's
     passes under one heartbeat, and one log line of the counts."""
     raw, names, has_plays, described = read_source(session, params, (first, last))
-    raw = raw.persist()
+    # The raw rows cached with the rule each breaks: the rules run once for both outputs.
+    raw = tag_rows(raw, params.max_plays, has_plays, params.max_id_length).persist()
     with Heartbeat(context.log.info, "ingest_play_logs", session):  # the source's passes
         n_input = raw.count()
-        events, quarantine = validate_plays(raw, params.max_plays, has_plays,
-                                            params.max_id_length)
+        events, quarantine = split_tagged(raw, has_plays)
         events = day_of_play(events, last).where(in_days(first, last)).persist()
         quarantine = day_of_raw(quarantine, last).where(in_days(first, last)).persist()
         n_delivered = day_of_raw(raw, last).where(in_days(first, last)).count()

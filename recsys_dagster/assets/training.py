@@ -20,7 +20,7 @@ from ..ml.als.artist_model import (
 from ..ml.als.confidence import ConfidenceParams
 from ..ml.evaluation.evaluate import has_timestamps
 from ..ml.evaluation.plots import history_plot, importance_plot
-from ..ml.evaluation.split import three_way_split
+from ..ml.evaluation.split import PARTS, parts_of, split_parts
 from ..ml.evaluation.study import importances
 from ..ml.evaluation.tuning import TRIALS_SCHEMA, planned_trials, settings_of, tune
 from ..partitions import LATEST_DAY, TRAINING_WINDOW_DAYS, as_of_day, describe_window, window_range
@@ -49,10 +49,12 @@ def evaluation_split(config: SplitConfig, interactions: DataFrame):
     params = config.params()
     temporal = params.split == "temporal" or (params.split == "auto"
                                               and has_timestamps(interactions))
-    parts = three_way_split(interactions, params.validation_fraction, params.test_fraction,
-                            params.seed, temporal)
-    frames = dict(zip(("train", "validation", "test"), (p.persist() for p in parts)))
-    counts = {name: df.count() for name, df in frames.items()}
+    # One cached pass of the per-user window; the three parts are filters of it.
+    labeled = split_parts(interactions, params.validation_fraction, params.test_fraction,
+                          params.seed, temporal).persist()
+    frames = dict(zip(("train", "validation", "test"), parts_of(labeled, interactions.columns)))
+    per_part = dict(labeled.groupBy("_part").count().collect())
+    counts = {name: int(per_part.get(PARTS.index(name), 0)) for name in frames}
     kind = "temporal" if temporal else "random"
     return dg.Output(
         TableSet(frames, {"split": kind, "validation_fraction": params.validation_fraction,

@@ -35,6 +35,9 @@ def holdout_split(interactions: DataFrame, fraction: float, seed: int,
     return train, test
 
 
+PARTS = ("test", "validation", "train")  # split_parts' `_part` codes: 0, 1, 2
+
+
 def three_way_split(interactions: DataFrame, validation_fraction: float, test_fraction: float,
                     seed: int, temporal: bool) -> tuple[DataFrame, DataFrame, DataFrame]:
     """(train, validation, test) per user: the first round(test_fraction * n) items in the
@@ -44,6 +47,14 @@ def three_way_split(interactions: DataFrame, validation_fraction: float, test_fr
     The order is most recently discovered first (temporal) or a seeded hash (random), so the
     split is deterministic for a given seed.
     """
+    return parts_of(split_parts(interactions, validation_fraction, test_fraction, seed,
+                                temporal), interactions.columns)
+
+
+def split_parts(interactions: DataFrame, validation_fraction: float, test_fraction: float,
+                seed: int, temporal: bool) -> DataFrame:
+    """The interactions with `_part`, the index in PARTS of the part each row falls in
+    (three_way_split's rule). One window pass: cache it before reading several parts."""
     if not 0 < test_fraction < 1 or not 0 <= validation_fraction < 1 \
             or validation_fraction + test_fraction >= 1:
         raise ValueError(f"need 0 < test < 1, 0 <= validation, validation + test < 1; got "
@@ -52,15 +63,16 @@ def three_way_split(interactions: DataFrame, validation_fraction: float, test_fr
         order = [F.col("first_ts").desc_nulls_last(), F.col("item_idx").desc()]
     else:
         order = [F.xxhash64(F.lit(int(seed)), "user_idx", "item_idx"), F.col("item_idx")]
-    w = Window.partitionBy("user_idx").orderBy(*order)
     n = F.count("*").over(Window.partitionBy("user_idx"))
     n_test = F.least(F.round(n * F.lit(test_fraction)), n - 1)
     n_val = F.least(F.round(n * F.lit(validation_fraction)), n - 1 - n_test)
-    ranked = (interactions.withColumn("_pos", F.row_number().over(w))
-              .withColumn("_ntest", n_test).withColumn("_nval", n_val))
-    cols = interactions.columns
-    test = ranked.where(F.col("_pos") <= F.col("_ntest")).select(*cols)
-    val = ranked.where((F.col("_pos") > F.col("_ntest"))
-                       & (F.col("_pos") <= F.col("_ntest") + F.col("_nval"))).select(*cols)
-    train = ranked.where(F.col("_pos") > F.col("_ntest") + F.col("_nval")).select(*cols)
-    return train, val, test
+    pos = F.row_number().over(Window.partitionBy("user_idx").orderBy(*order))
+    part = F.when(pos <= n_test, 0).when(pos <= n_test + n_val, 1).otherwise(2)
+    return interactions.withColumn("_part", part.cast("int"))
+
+
+def parts_of(labeled: DataFrame, columns: list[str]) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """(train, validation, test) of split_parts' rows, with `columns`."""
+    train, validation, test = (labeled.where(F.col("_part") == PARTS.index(name)).select(*columns)
+                               for name in ("train", "validation", "test"))
+    return train, validation, test

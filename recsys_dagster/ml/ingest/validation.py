@@ -52,17 +52,22 @@ def rejection_reason(max_plays: int, has_plays: bool,
     return reason
 
 
-def validate_plays(raw: DataFrame, max_plays: int = DEFAULT_MAX_PLAYS,
-                   has_plays: bool = True,
-                   max_id_length: int = DEFAULT_MAX_ID_LENGTH) -> tuple[DataFrame, DataFrame]:
-    """(play_events, quarantine) from a raw DataFrame (see sources.RAW_COLUMNS).
+def tag_rows(raw: DataFrame, max_plays: int = DEFAULT_MAX_PLAYS, has_plays: bool = True,
+             max_id_length: int = DEFAULT_MAX_ID_LENGTH) -> DataFrame:
+    """The raw rows with `_why`: the first rule each breaks (rejection_reason), null for a good
+    row. Cache it when both outputs of split_tagged are computed, so that the rules (regular
+    expressions over every id) run once, not once per output."""
+    if max_plays < 1 or max_id_length < 1:
+        raise ValueError("max_plays and max_id_length must be >= 1")
+    return raw.withColumn("_why", rejection_reason(max_plays, has_plays, max_id_length))
+
+
+def split_tagged(tagged: DataFrame, has_plays: bool = True) -> tuple[DataFrame, DataFrame]:
+    """(play_events, quarantine) from tag_rows' rows.
 
     has_plays=False means an event log: each row is one play, and rows are aggregated to one
     row per (user, item, day) with plays = number of events and ts = the last one that day.
     """
-    if max_plays < 1 or max_id_length < 1:
-        raise ValueError("max_plays and max_id_length must be >= 1")
-    tagged = raw.withColumn("_why", rejection_reason(max_plays, has_plays, max_id_length))
     quarantine = tagged.where(F.col("_why").isNotNull()).select(
         "user_id", "item_id", "plays", "ts",
         F.col("_raw").alias("raw_line"), F.col("_why").alias("reason"),
@@ -81,3 +86,11 @@ def validate_plays(raw: DataFrame, max_plays: int = DEFAULT_MAX_PLAYS,
                 .agg(F.sum("plays").alias("plays"), F.max("ts").alias("ts"))
                 .drop("_day"))
     return good, quarantine
+
+
+def validate_plays(raw: DataFrame, max_plays: int = DEFAULT_MAX_PLAYS,
+                   has_plays: bool = True,
+                   max_id_length: int = DEFAULT_MAX_ID_LENGTH) -> tuple[DataFrame, DataFrame]:
+    """(play_events, quarantine) from a raw DataFrame (see sources.RAW_COLUMNS): tag_rows,
+    then split_tagged."""
+    return split_tagged(tag_rows(raw, max_plays, has_plays, max_id_length), has_plays)
