@@ -4,15 +4,20 @@ that ships the other side's factors to the Python workers, streams every rating 
 through Arrow, solves its rows and writes the new block records back (a local checkpoint);
 then the gather of the new factors and Gram partials to the driver through Arrow. Beside it,
 in the same process: the same fit with a row solver that returns the rows' current factors
-(what moving the blocks and factors costs without solving), and the local engine's fit in
-the driver (the same solver on the same blocks' ratings, no Spark: the solve alone).
+(what moving the blocks and factors costs without solving), the local engine's fit in
+the driver (the same solver on the same blocks' ratings, no Spark: the solve alone), the
+plain broadcast fit (one job a half-step, as the pipeline runs it) with the data's blocks and
+with half the blocks a side (half the tasks per job); and a job over the
+item blocks that solves nothing, handed the whole block records or only the
+block numbers (what moving the ratings to the Python workers costs).
 
     .venv/bin/python benchmarks/broadcast_iteration.py --data DIR [--iterations 5] [--rank 32]
 
 DIR: a warehouse a pipeline run left, e.g. `benchmarks/volume.py --millions 5 --workdir W`
 leaves W/5M/data. Settings: the run's confidence table, the default engine's solver (cg),
-block counts from the data as a fit picks them. Prints seconds per half-step, medians over
-the iterations (the first iteration included).
+block counts from the data as a fit picks them; a one-iteration fit first, untimed, starts
+the Python workers (a pipeline's fit finds them started). Prints seconds per half-step,
+medians over the iterations (the first iteration included).
 """
 
 import argparse
@@ -25,7 +30,7 @@ from dataclasses import dataclass
 from _common import spark_session
 
 from recsys_dagster.ml.als import ALSParams
-from recsys_dagster.ml.als.blocks import collect_factors
+from recsys_dagster.ml.als.blocks import collect_factors, rating_blocks
 from recsys_dagster.ml.als.broadcast import BroadcastEngine, Collected, solve_blocks
 from recsys_dagster.ml.als.fit import ENGINES, train_als
 from recsys_dagster.ml.als.params import Side
@@ -91,6 +96,27 @@ class TimedLocal(ENGINES["local"]):
         return out
 
 
+def _block_numbers(batches):
+    for pdf in batches:
+        yield pdf[["blk"]]
+
+
+def empty_jobs(conf, params: ALSParams, repeats: int = 5) -> None:
+    """What a half-step's job costs with nothing solved: a job over the item blocks that
+    returns each block's number, handed the whole block records (ratings and factors) or
+    only the block numbers: the difference is what moving the ratings to the Python workers
+    costs, which blocks kept in the workers would save."""
+    _, by_item = rating_blocks(conf, params.num_user_blocks, params.num_item_blocks,
+                               params.rank, params.seed, routed=False)
+    for label, frame in (("whole block records", by_item),
+                         ("block numbers only", by_item.select("blk"))):
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            frame.mapInPandas(_block_numbers, "blk int").collect()
+            lap(f"job solving nothing: {label}", time.perf_counter() - t0)
+    by_item.unpersist()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True)
@@ -104,24 +130,32 @@ def main() -> None:
     params = ALSParams(rank=args.rank, max_iter=args.iterations)
     print(f"{n:,} ratings, rank {args.rank}, {args.iterations} iterations, solver "
           f"{params.solver}")
+    train_als(conf, dataclasses.replace(params, max_iter=1), n_ratings=n)  # starts the workers
+    blocked = params.blocked(n)
+    halved = dataclasses.replace(blocked, num_user_blocks=max(1, blocked.num_user_blocks // 2),
+                                 num_item_blocks=max(1, blocked.num_item_blocks // 2))
     walls = {}
-    for name, engine, cls in (("broadcast", "broadcast", SplitBroadcast),
-                              ("no solve", "broadcast", MovingOnly),
-                              ("local", "local", TimedLocal)):
+    for name, engine, cls, settings in (
+            ("broadcast", "broadcast", SplitBroadcast, params),
+            ("no solve", "broadcast", MovingOnly, params),
+            ("local", "local", TimedLocal, params),
+            ("plain", "broadcast", BroadcastEngine, params),
+            ("half the blocks", "broadcast", BroadcastEngine, halved)):
         saved = ENGINES[engine]
         ENGINES[engine] = cls
         try:
             t0 = time.perf_counter()
-            fit = train_als(conf, dataclasses.replace(params, engine=engine), n_ratings=n)
+            fit = train_als(conf, dataclasses.replace(settings, engine=engine), n_ratings=n)
             walls[name] = (time.perf_counter() - t0, fit.timings["fit_seconds"])
         finally:
             ENGINES[engine] = saved
+    empty_jobs(conf, params.blocked(n))
     for name, (wall, fit_s) in walls.items():
-        print(f"{name:10s} fit {fit_s:6.1f} s (blocking included), with the factor tables "
+        print(f"{name:15s} fit {fit_s:6.1f} s (blocking included), with the factor tables "
               f"{wall:6.1f} s")
-    print(f"\n{'half-step part':32s} {'median s':>9s} {'sum s':>7s}")
+    print(f"\n{'half-step part':42s} {'median s':>9s} {'sum s':>7s}")
     for key, values in TIMES.items():
-        print(f"{key:32s} {statistics.median(values):9.2f} {sum(values):7.1f}")
+        print(f"{key:42s} {statistics.median(values):9.2f} {sum(values):7.1f}")
 
 
 if __name__ == "__main__":

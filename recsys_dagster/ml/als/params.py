@@ -14,7 +14,10 @@ Engine = Literal["broadcast", "half_gridify", "full_gridify", "mllib", "local"]
 Solver = Literal["exact", "cg"]
 ENGINES = Engine.__args__
 SOLVERS = Solver.__args__
-RATINGS_PER_BLOCK = 500_000  # automatic block counts: one block per this many ratings
+# Automatic block counts: one block per this many ratings. Each block is a Spark task per
+# half-step with a fixed cost of its own, so fewer, larger blocks fit faster wherever the
+# cores are few (benchmarks/README.md, "Volume"); set the counts to spread a fit wider.
+RATINGS_PER_BLOCK = 1_000_000
 
 
 @dataclass(frozen=True)
