@@ -156,3 +156,38 @@ def test_ids_with_control_characters_or_too_long_are_quarantined(spark, tmp_path
     with pytest.raises(ValueError, match="max_id_length"):
         validate_plays(sources.read_delimited(spark, path, sources.ColumnMapping()),
                        max_id_length=0)
+
+
+def test_a_typed_source_is_checked_as_it_is_with_the_same_outcome_as_text(spark):
+    """The synthetic source's plays and times stay typed (no text round trip); its rows get the
+    same events, quarantine and reasons as the same rows written out as text."""
+    import datetime as dt
+
+    from recsys_dagster.ml.ingest.days import day_of_raw
+
+    t = dt.datetime(2024, 1, 5, 10, 0)
+    rows = [("alice", "song-1", 3, t), ("bob", "song-2", 1, None), ("", "song-3", 2, t),
+            ("carol", "a\tb", 2, t), ("erin", "song-1", 0, t), ("gina", "song-1", 10**7, t),
+            ("leo", "song-9", None, t)]
+    typed = sources.typed_to_raw(spark.createDataFrame(
+        rows, "user_id string, item_id string, plays long, ts timestamp"))
+    as_text = typed.select("user_id", "item_id", F.col("plays").cast("string").alias("plays"),
+                           F.date_format("ts", "yyyy-MM-dd'T'HH:mm:ss").alias("ts"),
+                           "_raw", "_reason")
+    assert dict(typed.dtypes)["plays"] == "bigint" and dict(typed.dtypes)["ts"] == "timestamp"
+    outcomes = []
+    for raw in (typed, as_text):
+        good, bad = validate_plays(raw, max_plays=1_000_000)
+        outcomes.append((sorted(tuple(r) for r in good.collect()),
+                         sorted(tuple(r) for r in bad.collect()),
+                         sorted(tuple(r) for r in day_of_raw(raw, "2024-01-31")
+                                .select("user_id", "day").collect())))
+    assert outcomes[0] == outcomes[1]
+    good, bad, days = outcomes[0]
+    assert good == [("alice", "song-1", 3, t), ("bob", "song-2", 1, None)]
+    reasons = {r[0]: r[5] for r in bad}
+    assert reasons == {"": "null or empty user_id", "carol": "control character in item_id",
+                       "erin": "zero or negative plays", "leo": "missing plays",
+                       "gina": "absurd plays (more than 1000000 in one row)"}
+    assert {r[0]: r[3] for r in bad}["erin"] == "2024-01-05T10:00:00"  # the time as text
+    assert dict(days)["bob"] == dt.date(2024, 1, 31)  # no time: the delivery day

@@ -12,7 +12,7 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from .validation import parse_timestamp
+from .validation import raw_timestamp
 
 DAY = "day"
 
@@ -27,8 +27,9 @@ def day_of_play(events: DataFrame, delivery_day: str) -> DataFrame:
 
 
 def day_of_raw(rows: DataFrame, delivery_day: str) -> DataFrame:
-    """Raw or rejected rows (`ts` still a string) with their `day`."""
-    return rows.withColumn(DAY, _day_of(parse_timestamp(F.col("ts")), delivery_day))
+    """Raw or rejected rows (`ts` as found: text, or a typed source's timestamp) with their
+    `day`."""
+    return rows.withColumn(DAY, _day_of(raw_timestamp(rows), delivery_day))
 
 
 def in_days(first: str, last: str) -> Column:

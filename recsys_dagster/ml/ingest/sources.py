@@ -1,6 +1,7 @@
 """Readers for play logs. Each returns a *raw* DataFrame for validation:
 
-    user_id, item_id, plays, ts : strings as found (plays/ts may be null when absent)
+    user_id, item_id, plays, ts : strings as found (plays/ts may be null when absent); a
+                                  typed source keeps plays integral and ts a timestamp
     _raw                        : the original line (or a rendering of the row)
     _reason                     : null, or why the reader already rejected the line
 
@@ -168,12 +169,13 @@ def read_lastfm_artists(spark, folder: str) -> DataFrame | None:
 
 
 def typed_to_raw(df: DataFrame) -> DataFrame:
-    """A typed play DataFrame (user_id, item_id, plays, ts) in the raw shape validation takes."""
+    """A typed play DataFrame (user_id, item_id, plays, ts) in the raw shape validation takes,
+    plays and ts left typed (validation checks them as they are)."""
     return df.select(
         F.col("user_id").cast("string").alias("user_id"),
         F.col("item_id").cast("string").alias("item_id"),
-        F.col("plays").cast("string").alias("plays"),
-        F.date_format("ts", "yyyy-MM-dd'T'HH:mm:ss").alias("ts"),
+        F.col("plays").cast("long").alias("plays"),
+        F.col("ts").cast("timestamp").alias("ts"),
         F.lit(None).cast("string").alias("_raw"),
         F.lit(None).cast("string").alias("_reason"),
     )
