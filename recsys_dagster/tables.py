@@ -215,10 +215,11 @@ class TableStore:
         One Spark job writes every day (partitionBy into a staging folder); each day's folder
         is then moved into place as a new version and swapped in on its own. A day without
         rows gets an empty table, so a re-delivered day that lost its plays is emptied too.
-        The rows are shuffled by day first, so that each day is one file written by one task:
-        left as they came, every task writes a file into every day (16 generator tasks and 90
-        days: 1,440 small files), which costs more to write, and to read, than the shuffle
-        (benchmarks/README.md, "Before the factors").
+        Several days' rows are shuffled by day first, so that each day is one file written by
+        one task: left as they came, every task writes a file into every day (16 generator
+        tasks and 90 days: 1,440 small files), which costs more to write, and to read, than
+        the shuffle (benchmarks/README.md, "Before the factors"). One day's rows are written
+        as they came, by every task at once (a daily delivery is not funnelled into one task).
         """
         tdir = self.table_dir(name)
         for day in days:
@@ -226,8 +227,10 @@ class TableStore:
         sweep_staging(tdir)
         staging = os.path.join(tdir, staging_name())
         part = "_partition_day"
-        (frame.withColumn(part, frame[column].cast("string")).repartition(part)
-         .write.partitionBy(part).parquet(staging))
+        tagged = frame.withColumn(part, frame[column].cast("string"))
+        if len(days) > 1:
+            tagged = tagged.repartition(part)
+        tagged.write.partitionBy(part).parquet(staging)
         written = []
         try:
             extra = sorted(d.split("=", 1)[1] for d in os.listdir(staging)
