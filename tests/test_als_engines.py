@@ -187,7 +187,7 @@ def test_our_fits_are_as_good_as_mllib(objective, engine, solver):
     assert ours <= mllib * 1.03, (ours, mllib)
 
 
-@pytest.mark.parametrize("engine", ["broadcast", "half_gridify"])
+@pytest.mark.parametrize("engine", ["broadcast", "half_gridify", "local"])
 def test_engine_checkerboard(spark, engine):
     # Users 0..4 each play items 0..4 except their own index; the rest of the block agrees.
     rows = [(u, i, 10) for u in range(10) for i in range(10) if (u < 5) == (i < 5) and u != i]
@@ -206,7 +206,7 @@ def test_full_gridify_refuses_cg():
         ALSParams(engine="full_gridify", solver="cg").validate()
 
 
-@pytest.mark.parametrize("engine", ["broadcast", "half_gridify", "full_gridify"])
+@pytest.mark.parametrize("engine", ["auto", "broadcast", "half_gridify", "full_gridify", "local"])
 def test_our_engines_refuse_nonnegative(engine):
     with pytest.raises(ValueError, match="nonnegative.*mllib"):
         ALSParams(engine=engine, nonnegative=True).validate()
@@ -369,7 +369,7 @@ def test_the_local_engine_is_the_broadcast_fit_in_the_driver(spark, solver, bloc
     partials in another order."""
     conf = small_confidence(spark)
     params = ALSParams(rank=6, max_iter=4, reg_param=0.05, solver=solver, reg_exponent=0.7,
-                       num_user_blocks=blocks, num_item_blocks=blocks)
+                       num_user_blocks=blocks, num_item_blocks=blocks, engine="broadcast")
     local = train_als(conf, replace(params, engine="local"))
     remote = train_als(conf, params)
     for side, n in (("user_factors", 120), ("item_factors", 80)):
@@ -380,6 +380,7 @@ def test_the_local_engine_is_the_broadcast_fit_in_the_driver(spark, solver, bloc
         else:
             np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
     assert local.timings["iterations"] == 4
+    assert (local.engine, remote.engine) == ("local", "broadcast")
 
 
 def test_the_local_engine_refuses_negative_ids(spark):

@@ -37,15 +37,20 @@ def test_a_run_config_reaches_the_dataclass():
 
 def test_the_pipeline_and_plain_calls_mean_the_same_engine():
     """ALSParams() in a benchmark or a test is what the pipeline trains by default, and the
-    tuning trials use it too unless told otherwise: on Spark, or on small data the same fit
-    in the driver (local: test_als_engines checks it equals broadcast)."""
-    from recsys_dagster.ml.evaluation.tuning import LOCAL_MAX_RATINGS
+    tuning trials use it too unless told otherwise: auto, on small data the broadcast fit in
+    the driver (local: test_als_engines checks it equals broadcast), on Spark above."""
+    from recsys_dagster.ml.als.params import LOCAL_MAX_RATINGS, resolve_engine
 
     assert config.ALSConfig().params() == ALSParams()
     assert TuningParams().solver == ALSParams().solver
-    assert TuningParams().trial_engine(LOCAL_MAX_RATINGS + 1) == ALSParams().engine
-    assert (TuningParams().trial_engine(LOCAL_MAX_RATINGS), ALSParams().engine) == (
-        "local", "broadcast")
+    assert TuningParams().engine == ALSParams().engine == "auto"
+    assert TuningParams().trial_engine(LOCAL_MAX_RATINGS + 1) == "broadcast"
+    assert TuningParams().trial_engine(LOCAL_MAX_RATINGS) == "local"
+    assert ALSParams().blocked(LOCAL_MAX_RATINGS).engine == "local"
+    assert ALSParams().blocked(LOCAL_MAX_RATINGS + 1).engine == "broadcast"
+    for engine in ("broadcast", "local", "mllib", "half_gridify"):  # only auto is resolved
+        assert resolve_engine(engine, 1) == resolve_engine(engine, 10**9) == engine
+        assert ALSParams(engine=engine).blocked(10).engine == engine
 
 
 def test_automatic_block_counts_come_from_the_number_of_ratings():

@@ -25,8 +25,8 @@ SEED_ORDER = {u: [i for i, _ in recs] for u, recs in SEED_RECS.items()}
 SEED_PLAYS = [(0, 10, 3), (0, 20, 1), (0, 30, 2), (1, 10, 4), (1, 30, 1), (2, 20, 5), (2, 30, 3)]
 TOLERANCE = 0.02
 SEED_YAML = RESOURCES_DIR / "config" / "seed.yaml"
-# Every engine and solver, the default (broadcast cg) first.
-ENGINES = [("broadcast", "cg"), ("broadcast", "exact"), ("half_gridify", "cg"),
+# Every engine and solver, the default (auto cg: seven plays are fitted in the driver) first.
+ENGINES = [("auto", "cg"), ("broadcast", "cg"), ("broadcast", "exact"), ("half_gridify", "cg"),
            ("half_gridify", "exact"), ("full_gridify", "exact"), ("mllib", "exact")]
 
 
@@ -67,7 +67,8 @@ def seed_cli_run(spark, tmp_path_factory):
 def test_seed_example_via_the_cli_prints_the_seeds_table(seed_cli_run):
     code, out, store = seed_cli_run
     assert code == 0, out
-    assert store.manifest("als_model")["params"]["als"]["engine"] == ENGINES[0][0]
+    params = store.manifest("als_model")["params"]
+    assert (params["als"]["engine"], params["fitted_by"]) == (ENGINES[0][0], "local")
     assert_seed_answer(stored_answer(store), "the default engine via the CLI")
     # Boxed as the seed's show() printed it: |user|[{item, score}, ...]|
     assert re.search(r"^\|user_id\|recommendations\s*\|$", out, re.M), out
@@ -105,7 +106,8 @@ def test_seed_answer_with_every_engine_through_the_asset_graph(seed_cli_run, spa
                                         warehouse=Warehouse(base_dir=store.base_dir)),
                          run_config)
     assert result.success
-    assert store.manifest("als_model")["params"]["als"]["engine"] == engine
+    params = store.manifest("als_model")["params"]
+    assert (params["als"]["engine"], params["fitted_by"]) == (engine, engine)
     assert_seed_answer(stored_answer(store), f"{engine} {solver}")
     assert all(v for v in checks_by_name(result).values())
 

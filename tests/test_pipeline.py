@@ -90,6 +90,9 @@ def test_confidence_and_model(first_run, spark):
     # A few thousand ratings: automatic block counts give one block a side (one task).
     assert meta["params"].value["als"]["num_user_blocks"] == 0
     assert meta["blocks"].value == "1 user x 1 item"
+    # ... and engine auto fits them in the driver.
+    assert (meta["engine"].value, meta["params"].value["als"]["engine"]) == ("auto (local)",
+                                                                            "auto")
     matrix = store.read(spark, "confidence_matrix")["matrix"]
     assert matrix.agg(F.min("confidence")).first()[0] >= 1.0
     model = store.read(spark, "als_model")

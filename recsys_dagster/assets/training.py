@@ -175,7 +175,7 @@ def current_settings(served: dict) -> tuple[dict, str]:
     return settings_of(ConfidenceParams(), ALSParams()), "the defaults"
 
 
-@dg.asset(group_name="training", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="3")
+@dg.asset(group_name="training", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="4")
 @fails_for_good
 def als_model(context: dg.AssetExecutionContext, config: ALSConfig, confidence_matrix: TableSet,
               als_tuning: TableSet):
@@ -193,17 +193,18 @@ def als_model(context: dg.AssetExecutionContext, config: ALSConfig, confidence_m
                             progress=lambda done, total: beat.update(done, total, "iterations"))
     users, items = factors.user_factors, factors.item_factors
     n_users, n_items = users.count(), items.count()
-    context.log.info(f"ALS {params.engine}: {factors.timings}")
+    context.log.info(f"ALS {fitted_by(params.engine, factors.engine)}: {factors.timings}")
     model_params = {"als": params.as_dict(), **confidence_matrix.params,
                     "tuned": tuned}
     return dg.Output(
         TableSet({"user_factors": users, "item_factors": items},
-                 {**model_params, "timings": factors.timings}),
+                 {**model_params, "timings": factors.timings, "fitted_by": factors.engine}),
         metadata={
             "dagster/row_count": n_users + n_items,
             "dagster/column_schema": column_schema(users),
             "users": n_users, "items": n_items, "rank": params.rank,
-            "engine": params.engine, "max_iter": params.max_iter, "reg_param": params.reg_param,
+            "engine": fitted_by(params.engine, factors.engine), "max_iter": params.max_iter,
+            "reg_param": params.reg_param,
             "blocks": "{} user x {} item".format(*factors.blocks),
             "tuned": tuned,
             **window,
@@ -213,6 +214,11 @@ def als_model(context: dg.AssetExecutionContext, config: ALSConfig, confidence_m
             "params": dg.MetadataValue.json(model_params),
         },
     )
+
+
+def fitted_by(configured: str, used: str) -> str:
+    """The engine as the UI shows it: "auto (local)" when auto chose."""
+    return used if configured == used else f"{configured} ({used})"
 
 
 @dg.asset(group_name="training", kinds=KINDS, owners=OWNERS, pool=POOL, code_version="1",

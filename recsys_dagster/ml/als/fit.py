@@ -34,13 +34,14 @@ ENGINES = {"broadcast": BroadcastEngine, "half_gridify": HalfGridifyEngine,
 def train_als(confidence: DataFrame, params: ALSParams, n_ratings: int | None = None,
               progress=None, after_iteration=None) -> Factors:
     """Factors of the confidence matrix (user_idx, item_idx, confidence) with params.engine;
-    automatic (0) block counts are resolved from the number of ratings first (`n_ratings`
-    when the caller has counted them already, else counted here). `progress(done, total)` is
-    called after each iteration; so is `after_iteration(done, current)`, where `current()`
-    returns that iteration's Factors, and whose False ends the fit there (early stopping,
-    pruning). Neither is called for MLlib, whose loop is its own."""
+    engine auto and automatic (0) block counts are resolved from the number of ratings first
+    (`n_ratings` when the caller has counted them already, else counted here).
+    `progress(done, total)` is called after each iteration; so is
+    `after_iteration(done, current)`, where `current()` returns that iteration's Factors, and
+    whose False ends the fit there (early stopping, pruning). Neither is called for MLlib,
+    whose loop is its own."""
     params.validate()
-    if not (params.num_user_blocks and params.num_item_blocks):
+    if params.engine == "auto" or not (params.num_user_blocks and params.num_item_blocks):
         params = params.blocked(confidence.count() if n_ratings is None else n_ratings)
     if params.engine == "mllib":
         return train_mllib(confidence, params)
@@ -57,7 +58,7 @@ def train_als(confidence: DataFrame, params: ALSParams, n_ratings: int | None = 
             progress(done, params.max_iter)
         if after_iteration is not None:
             def current(u=users, i=items):
-                return Factors(*engine.factors(u, i), blocks=blocks)
+                return Factors(*engine.factors(u, i), blocks=blocks, engine=params.engine)
             if after_iteration(done, current) is False:
                 break
     fit_s = time.perf_counter() - t0
@@ -65,7 +66,7 @@ def train_als(confidence: DataFrame, params: ALSParams, n_ratings: int | None = 
     engine.close(users, items)
     return Factors(user_factors, item_factors,
                    {"fit_seconds": fit_s, "seconds_per_iteration": fit_s / done,
-                    "iterations": done}, blocks)
+                    "iterations": done}, blocks, params.engine)
 
 
 def _superseding(old: Side, new: Side) -> Side:

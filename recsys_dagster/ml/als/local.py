@@ -1,7 +1,8 @@
 """The whole ALS fit in the driver process (NumPy, no Spark tasks), for data small enough that
 Spark's fixed cost per task and per job outweighs the work: on lastfm-2k a broadcast
-half-step is mostly that cost (benchmarks/README.md). Tuning's trials use it there
-(TuningParams.engine "auto"), so that a search can afford several times as many trials.
+half-step is mostly that cost (benchmarks/README.md). The default engine, auto, runs it up to
+params.LOCAL_MAX_RATINGS ratings: als_model, the evaluation's refit and tuning's trials, which
+can then afford several times as many trials.
 
 The ratings are collected once, through Arrow, into one CSR matrix per side; each half-step
 solves every row with the fit's row solver, from the broadcast engine's seeded initial

@@ -38,4 +38,4 @@ def train_mllib(confidence: DataFrame, params: ALSParams) -> Factors:
     items = model.itemFactors.select(F.col("id").alias("idx"), "features")
     return Factors(users, items, {"fit_seconds": fit_s,
                                   "seconds_per_iteration": fit_s / params.max_iter},
-                   (params.num_user_blocks, params.num_item_blocks))
+                   (params.num_user_blocks, params.num_item_blocks), "mllib")

@@ -10,7 +10,7 @@ from .. import setting
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-Engine = Literal["broadcast", "half_gridify", "full_gridify", "mllib", "local"]
+Engine = Literal["auto", "broadcast", "half_gridify", "full_gridify", "mllib", "local"]
 Solver = Literal["exact", "cg"]
 ENGINES = Engine.__args__
 SOLVERS = Solver.__args__
@@ -18,6 +18,19 @@ SOLVERS = Solver.__args__
 # half-step with a fixed cost of its own, so fewer, larger blocks fit faster wherever the
 # cores are few (benchmarks/README.md, "Volume"); set the counts to spread a fit wider.
 RATINGS_PER_BLOCK = 1_000_000
+# Engine auto: a fit of at most this many ratings runs in the driver (local), where Spark's
+# fixed cost per task and per job is most of a small fit's time (benchmarks/README.md, "Small
+# runs"); a larger one runs on Spark with the broadcast engine. At most one block a side is
+# cut below it, so the two give the same factors (tests/test_als_engines.py).
+LOCAL_MAX_RATINGS = RATINGS_PER_BLOCK
+SPARK_ENGINE = "broadcast"  # engine auto's choice above LOCAL_MAX_RATINGS
+
+
+def resolve_engine(engine: Engine, n_ratings: int) -> Engine:
+    """The engine that fits n_ratings ratings: `engine` itself unless it is auto."""
+    if engine != "auto":
+        return engine
+    return "local" if n_ratings <= LOCAL_MAX_RATINGS else SPARK_ENGINE
 
 
 @dataclass(frozen=True)
@@ -26,12 +39,13 @@ class ALSParams:
     Datasets", 2008) with MLlib's conventions: lambda scaled by each row's rating count."""
 
     engine: Engine = setting(
-        "broadcast", "ALS implementation: ours, after the talk's three strategies (broadcast: "
-        "every factor sent to every task, the default and fastest where factors fit an "
-        "executor; half_gridify: each block gets only the factors it needs; full_gridify: "
-        "partial normal equations per grid block, exact solver only), or Spark MLlib's "
-        "(mllib; the only one with nonnegative factors); local runs the broadcast fit in the "
-        "driver process, for small data. docs/architecture.md compares them.")
+        "auto", "ALS implementation: ours, after the talk's three strategies (broadcast: "
+        "every factor sent to every task, the fastest on Spark where factors fit an executor; "
+        "half_gridify: each block gets only the factors it needs; full_gridify: partial "
+        "normal equations per grid block, exact solver only), or Spark MLlib's (mllib; the "
+        "only one with nonnegative factors); local runs the broadcast fit in the driver "
+        f"process; auto (the default) is local up to {LOCAL_MAX_RATINGS:,} ratings and "
+        f"{SPARK_ENGINE} above. docs/architecture.md compares them.")
     solver: Solver = setting(
         "cg", "Row solver of our engines: exact (normal equations) or cg (a few conjugate-"
         "gradient steps from the previous factors).")
@@ -90,11 +104,13 @@ class ALSParams:
         return asdict(self)
 
     def blocked(self, n_ratings: int) -> ALSParams:
-        """These settings with every automatic (0) block count resolved for n_ratings ratings.
-        Each block is one Spark task per half-step, and on small data the tasks' fixed cost
-        (scheduling, Python worker, Arrow) outweighs their work: docs/testing.md."""
+        """These settings for n_ratings ratings: engine auto resolved (resolve_engine) and
+        every automatic (0) block count too. Each block is one Spark task per half-step, and on
+        small data the tasks' fixed cost (scheduling, Python worker, Arrow) outweighs their
+        work: docs/testing.md."""
         auto = max(1, -(-n_ratings // RATINGS_PER_BLOCK))
-        return replace(self, num_user_blocks=self.num_user_blocks or auto,
+        return replace(self, engine=resolve_engine(self.engine, n_ratings),
+                       num_user_blocks=self.num_user_blocks or auto,
                        num_item_blocks=self.num_item_blocks or auto)
 
 
@@ -106,6 +122,7 @@ class Factors:
     item_factors: object
     timings: dict = field(default_factory=dict)
     blocks: tuple[int, int] = ()  # (user blocks, item blocks) the fit used
+    engine: str = ""  # the engine that fitted them (engine auto resolved)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from pyspark.sql import DataFrame
 from .. import setting
 from ..als import ALSParams
 from ..als.confidence import ConfidenceParams
-from ..als.params import ENGINES, Engine, Solver
+from ..als.params import LOCAL_MAX_RATINGS, Engine, Solver, resolve_engine
 from ..ids import factor_matrix
 from . import study as studies
 from .evaluate import build_catalogue, factors_on_catalogue, fit_als
@@ -46,8 +46,6 @@ from .scoring import LocalRanker, user_lists
 from .stats import bootstrap_ci
 
 MAX_EXACT_RANK = 128  # ranks above this are searched only with the cg solver
-LOCAL_MAX_RATINGS = 1_000_000  # engine auto: trials fit in the driver up to this many ratings
-TrialEngine = Literal[("auto", *ENGINES)]  # one Literal: Dagster's config takes no union of them
 
 
 @dataclass(frozen=True)
@@ -108,17 +106,15 @@ class TuningParams(SearchSpace):
     prune_after: int = setting(4, "Completed trials before pruning starts.")
     parallelism: int = setting(2, "Trials run concurrently (threads; each a local fit or "
                                "Spark jobs).")
-    engine: TrialEngine = setting(
-        "auto", f"ALS engine of the trials: auto runs them in the driver (local) when the "
-        f"training split has at most {LOCAL_MAX_RATINGS:,} ratings, where Spark's fixed cost "
-        f"per task is most of a small fit's time, else with als_model's default engine.")
+    engine: Engine = setting(
+        ALSParams.engine, f"ALS engine of the trials, as als_model's: auto fits them in the "
+        f"driver (local) when the training split has at most {LOCAL_MAX_RATINGS:,} ratings, "
+        f"where Spark's fixed cost per task is most of a small fit's time, else on Spark.")
     solver: Solver = setting(ALSParams.solver, "Row solver of the trials.")
 
     def trial_engine(self, n_ratings: int) -> Engine:
         """The engine the trials use on a training split of n_ratings ratings."""
-        if self.engine != "auto":
-            return self.engine
-        return "local" if n_ratings <= LOCAL_MAX_RATINGS else ALSParams.engine
+        return resolve_engine(self.engine, n_ratings)
 
     def space(self) -> dict[str, list]:
         """The sampled settings' values (max_iter is early stopping's), deduplicated."""
