@@ -57,3 +57,28 @@ def test_the_small_data_profile_compiles_with_c1_and_collects_for_throughput():
     java = shutil.which("java")
     done = subprocess.run([java, *options, "-version"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_cli_starts_the_session_early_unless_the_run_config_sets_spark(spark, monkeypatch):
+    """`run` and `backfill` start the session in a thread while Dagster loads: the same
+    session the run's resource then joins. A run config that configures the Spark resource
+    gets no warm-up: its settings, not the environment's, must make the session."""
+    from types import SimpleNamespace
+
+    from recsys_dagster import cli
+
+    threads = []
+
+    def thread(target, name, daemon):  # started at once, in this thread
+        threads.append(name)
+        return SimpleNamespace(start=target)
+
+    from recsys_dagster import spark_session
+
+    monkeypatch.setattr(cli.threading, "Thread", thread)
+    built = len(spark_session._SESSIONS)
+    cli._warm_spark({"resources": {"spark": {"config": {"profile": "local"}}}})
+    assert threads == [] and len(spark_session._SESSIONS) == built
+    cli._warm_spark({"ops": {}})
+    assert threads == ["spark-warm-up"]
+    assert spark_session._SESSIONS[built:] == [spark]  # built once: this session, joined
