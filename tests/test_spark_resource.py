@@ -65,15 +65,13 @@ def test_the_cli_starts_the_session_early_unless_the_run_config_sets_spark(spark
     gets no warm-up: its settings, not the environment's, must make the session."""
     from types import SimpleNamespace
 
-    from recsys_dagster import cli
+    from recsys_dagster import cli, spark_session
 
     threads = []
 
     def thread(target, name, daemon):  # started at once, in this thread
         threads.append(name)
         return SimpleNamespace(start=target)
-
-    from recsys_dagster import spark_session
 
     monkeypatch.setattr(cli.threading, "Thread", thread)
     built = len(spark_session._SESSIONS)

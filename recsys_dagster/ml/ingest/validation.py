@@ -58,22 +58,17 @@ def rejection_reason(max_plays: int, has_plays: bool,
             .when(F.length(value) > max_id_length,
                   F.lit(f"{name} longer than {max_id_length} characters"))
         )
-    if has_plays and typed_plays:  # a whole number already: only its range to check
-        reason = (
-            reason.when(num.isNull(), F.lit("missing plays"))
-            .when(num <= 0, F.lit("zero or negative plays"))
-            .when(num > F.lit(max_plays),
-                  F.lit(f"absurd plays (more than {max_plays} in one row)"))
-        )
-    elif has_plays:
-        reason = (
-            reason.when(plays.isNull() | (plays == ""), F.lit("missing plays"))
-            .when(num.isNull() | F.isnan(num), F.concat(F.lit("non-numeric plays: "), plays))
-            .when(num <= 0, F.lit("zero or negative plays"))
-            .when(num > F.lit(max_plays),
-                  F.lit(f"absurd plays (more than {max_plays} in one row)"))
-            .when(num != F.floor(num), F.lit("non-integer plays"))
-        )
+    if has_plays:  # typed plays are a whole number already: only their range to check
+        missing = num.isNull() if typed_plays else plays.isNull() | (plays == "")
+        reason = reason.when(missing, F.lit("missing plays"))
+        if not typed_plays:
+            reason = reason.when(num.isNull() | F.isnan(num),
+                                 F.concat(F.lit("non-numeric plays: "), plays))
+        reason = (reason.when(num <= 0, F.lit("zero or negative plays"))
+                  .when(num > F.lit(max_plays),
+                        F.lit(f"absurd plays (more than {max_plays} in one row)")))
+        if not typed_plays:
+            reason = reason.when(num != F.floor(num), F.lit("non-integer plays"))
     if not typed_ts:  # a typed timestamp has nothing to parse (null: no time, as "")
         reason = reason.when(ts.isNotNull() & (ts != "") & parse_timestamp(ts).isNull(),
                              F.concat(F.lit("unparseable timestamp: "), ts))
