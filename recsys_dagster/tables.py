@@ -30,6 +30,10 @@ MANIFEST = "_manifest.json"
 CURRENT = "current"
 KEEP_VERSIONS = 2
 RUN_ID = "run_id"  # the manifest entry naming the run that wrote a version
+# The manifest entry with the Spark schema a version was written with (a TableSet's: one per
+# frame). A read passes it to Spark, which otherwise runs a job to read the schema from the
+# files' footers on every read; a version written without one is read by inference.
+SCHEMA = "spark_schema"
 PINS = "_pins.json"
 PINNED_TAGS = 2  # the served model and the one served before it
 _SAFE_PART = re.compile(r"^[A-Za-z0-9_.=-]+$")
@@ -83,6 +87,38 @@ def sweep_staging(tdir: str) -> list[str]:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(entry)
     return removed
+
+
+def _schema_of(frame) -> dict:
+    """A Spark DataFrame's schema as JSON (for the manifest)."""
+    return json.loads(frame.schema.json())
+
+
+def _read_parquet(spark, paths: list[str], schema: dict | None):
+    """Spark's reader of Parquet folders, given the schema they were written with when known.
+    Spark reads a file source's columns as nullable whatever was written, so the written schema
+    is made nullable: the frame is the one inference would give, without its job."""
+    if schema is None:
+        return spark.read.parquet(*paths)
+    from pyspark.sql.types import StructType
+
+    return spark.read.schema(StructType.fromJson(_nullable(schema))).parquet(*paths)
+
+
+def _nullable(schema: dict) -> dict:
+    """A schema's JSON with every field, at every depth, nullable."""
+    if isinstance(schema, dict):
+        out = {k: _nullable(v) for k, v in schema.items()}
+        if "nullable" in out:
+            out["nullable"] = True
+        if "containsNull" in out:
+            out["containsNull"] = True
+        if "valueContainsNull" in out:
+            out["valueContainsNull"] = True
+        return out
+    if isinstance(schema, list):
+        return [_nullable(v) for v in schema]
+    return schema
 
 
 class LazyFrames(Mapping):
@@ -190,8 +226,10 @@ class TableStore:
         os.makedirs(tdir, exist_ok=True)
         vdir = os.path.join(tdir, self._version_name())
         if isinstance(value, TableSet):
+            schemas = {}
             for frame_name, frame in value.frames.items():
                 frame.write.parquet(os.path.join(vdir, frame_name))
+                schemas[frame_name] = _schema_of(frame)
             os.makedirs(vdir, exist_ok=True)
             for file_name, data in value.files.items():
                 if not _SAFE_PART.match(file_name):
@@ -199,10 +237,10 @@ class TableStore:
                 with open(os.path.join(vdir, file_name), "wb") as fh:
                     fh.write(data)
             manifest = {"kind": "tableset", "frames": sorted(value.frames), "params": value.params,
-                        "files": sorted(value.files)}
+                        "files": sorted(value.files), SCHEMA: schemas}
         else:
             value.write.parquet(vdir)
-            manifest = {"kind": "dataframe"}
+            manifest = {"kind": "dataframe", SCHEMA: _schema_of(value)}
         manifest.update(extra or {})
         if pin is not None:  # pinned before the swap: pruning never sees it unpinned
             self.pin(name, os.path.basename(vdir), pin, partition)
@@ -231,7 +269,7 @@ class TableStore:
         if len(days) > 1:
             tagged = tagged.repartition(part)
         tagged.write.partitionBy(part).parquet(staging)
-        written = []
+        written, schema = [], _schema_of(frame)
         try:
             extra = sorted(d.split("=", 1)[1] for d in os.listdir(staging)
                            if d.startswith(f"{part}=") and d.split("=", 1)[1] not in set(days))
@@ -244,18 +282,18 @@ class TableStore:
                     if not os.path.isdir(empty):
                         frame.limit(0).write.parquet(empty)
                     shutil.copytree(empty, src)
-                written.append(self._adopt(name, day, src))
+                written.append(self._adopt(name, day, src, schema))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return written
 
-    def _adopt(self, name: str, partition: str, folder: str) -> str:
+    def _adopt(self, name: str, partition: str, folder: str, schema: dict) -> str:
         """Move a finished Parquet folder in as the new version of a partition."""
         tdir = self.table_dir(name, partition)
         os.makedirs(tdir, exist_ok=True)
         vdir = os.path.join(tdir, self._version_name())
         os.replace(folder, vdir)
-        self._finish(tdir, vdir, {"kind": "dataframe"})
+        self._finish(tdir, vdir, {"kind": "dataframe", SCHEMA: schema})
         return vdir
 
     @staticmethod
@@ -343,11 +381,12 @@ class TableStore:
         path = self.current_path(name, partition)
         manifest = self.manifest(name, partition)
         if manifest["kind"] == "tableset":
-            frames = LazyFrames(manifest["frames"],
-                                lambda frame: spark.read.parquet(os.path.join(path, frame)))
+            schemas = manifest.get(SCHEMA, {})
+            frames = LazyFrames(manifest["frames"], lambda frame: _read_parquet(
+                spark, [os.path.join(path, frame)], schemas.get(frame)))
             return TableSet(frames=frames, params=manifest.get("params", {}),
                             version=os.path.basename(path), run_id=manifest.get(RUN_ID))
-        return spark.read.parquet(path)
+        return _read_parquet(spark, [path], manifest.get(SCHEMA))
 
     def read_days(self, spark, name: str, days: list[str]):
         """The union of the given day partitions that have been written, and the days that
@@ -359,8 +398,9 @@ class TableStore:
                 f"table {name!r} has none of the {len(days)} requested day partitions "
                 f"({days[0]}..{days[-1]}) under {self.base_dir}; materialise those days first"
                 if days else f"no day partitions of {name!r} were requested")
-        frame = spark.read.parquet(*[self.current_path(name, d) for d in present])
-        return frame, missing
+        schemas = [self.manifest(name, d).get(SCHEMA) for d in present]
+        same = schemas[0] if all(s == schemas[0] for s in schemas) else None
+        return _read_parquet(spark, [self.current_path(name, d) for d in present], same), missing
 
     def partitions(self, name: str) -> list[str]:
         """The partitions of a table that have a current version, sorted."""

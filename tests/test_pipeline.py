@@ -67,6 +67,33 @@ def test_ingestion_outputs(first_run, spark):
     assert store.read(spark, "item_catalog").count() == N_ITEMS
 
 
+def test_every_table_reads_as_inference_would_without_its_job(first_run, spark):
+    """Every table the run wrote (day partitions and a model's frames too) carries the schema
+    it was written with, and the store's read gives exactly the schema Spark infers from the
+    files (tables.SCHEMA), so no step's read depends on which of the two made it."""
+    from recsys_dagster.tables import SCHEMA
+
+    _, store = first_run
+    read = 0
+    for name in sorted(os.listdir(store.base_dir)):
+        if name.startswith(("_", ".")):
+            continue
+        days = store.partitions(name)  # the first and the last day: one write made them all
+        for part in sorted({days[0], days[-1]}) if days else [None]:
+            manifest, path = store.manifest(name, part), store.current_path(name, part)
+            if manifest["kind"] == "tableset":
+                table = store.read(spark, name, part)
+                assert set(manifest[SCHEMA]) == set(manifest["frames"]), name
+                pairs = [(table[f], os.path.join(path, f)) for f in manifest["frames"]]
+            else:
+                assert SCHEMA in manifest, (name, part)
+                pairs = [(store.read(spark, name, part), path)]
+            for frame, folder in pairs:
+                assert frame.schema == spark.read.parquet(folder).schema, (name, part, folder)
+                read += 1
+    assert read > 25  # the ingested tables' days, every other asset, the models' frames
+
+
 def test_indexes_and_interactions(first_run, spark):
     _, store = first_run
     for name, col in (("user_index", "user_id"), ("item_index", "item_id")):

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from recsys_dagster.tables import CURRENT, RUN_ID, TableSet, TableStore
+from recsys_dagster.tables import CURRENT, RUN_ID, SCHEMA, TableSet, TableStore
 
 
 def test_write_read_and_swap(spark, tmp_path):
@@ -29,6 +29,27 @@ def test_tableset_round_trip_with_params(spark, tmp_path):
     assert back.version == store.version("m") and back.run_id == "run-1"
     assert list(back.frames) == ["a", "b"] and back.frames._loaded == {}
     assert back["a"].first().x == 1 and back["b"].first().y == 2
+
+
+def test_a_read_uses_the_written_schema_and_infers_without_one(spark, tmp_path):
+    """Every version records the Spark schema it was written with; a read hands it to Spark
+    (no schema-reading job) and gets what inference gives: nullable columns, nested types
+    too. A version without the entry (an older writer) is read by inference."""
+    store = TableStore(str(tmp_path))
+    df = spark.createDataFrame([(1, "a", [1.5], {"k": 2})],
+                               "x int not null, s string, v array<float>, m map<string,int>")
+    store.write("t", df)
+    assert store.manifest("t")[SCHEMA] == json.loads(df.schema.json())
+    inferred = spark.read.parquet(store.current_path("t")).schema
+    # What the store must reproduce: a file source's columns are nullable, as written or not.
+    assert not df.schema["x"].nullable and inferred["x"].nullable
+    back = store.read(spark, "t")
+    assert back.schema == inferred and back.first().asDict() == df.first().asDict()
+    with open(os.path.join(store.current_path("t"), "_manifest.json"), "r+") as fh:
+        manifest = json.load(fh)
+        del manifest[SCHEMA]
+        fh.seek(0), fh.truncate(), json.dump(manifest, fh)
+    assert store.read(spark, "t").schema == inferred
 
 
 def test_half_written_version_never_becomes_current(spark, tmp_path):
