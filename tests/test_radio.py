@@ -12,6 +12,7 @@ from recsys_dagster.ml.evaluation.station_metrics import (
 from recsys_dagster.ml.serving.stations import (
     RadioCatalogue,
     RadioParams,
+    best_first,
     candidate_artists,
     fill,
     flow,
@@ -91,6 +92,53 @@ def test_as_many_candidate_artists_as_fill_the_station_the_popular_first():
                                np.array([5.0, 1.0, 1.0, 50.0]), 4)
     order = candidate_artists(cat, 0, RadioParams(length=3, max_per_artist=1)).tolist()
     assert order[0] == 0 and order[1] == 3  # 2 and 3 are as close as 1: 3 is played most
+
+
+def sorted_candidates(cat, seed, params, allowed=None):
+    """candidate_artists by its definition: every artist scored and sorted, then cut."""
+    seed_dir = cat.artist_vecs[seed].astype(np.float64)
+    seed_dir = seed_dir / np.linalg.norm(seed_dir)
+    plays = np.bincount(cat.song_artist, weights=cat.plays, minlength=cat.n_artists)
+    scores = np.maximum(cat.artist_vecs.astype(np.float64) @ seed_dir, 0.0) * np.sqrt(plays)
+    scores[~np.any(cat.artist_vecs != 0, axis=1)] = -np.inf
+    scores[seed] = np.inf
+    order = [int(a) for a in sorted(range(scores.size), key=lambda a: (-scores[a], a))
+             if scores[a] > -np.inf]
+    if params.candidate_artists > 0:
+        return order[:params.candidate_artists]
+    songs = np.bincount(cat.song_artist[allowed] if allowed is not None else cat.song_artist,
+                        minlength=cat.n_artists)
+    total = 0
+    for n, a in enumerate(order):
+        total += min(songs[a], params.seed_cap if a == seed else params.artist_cap)
+        if total >= params.length:
+            return order[:n + 1]
+    return order
+
+
+def test_candidates_are_the_first_of_every_artist_sorted_without_sorting_them_all():
+    """candidate_artists sorts only the best artists it needs (best_first); on random
+    catalogues with tied scores, artists without a vector and songs left out, it gives what
+    scoring and sorting every artist gives."""
+    rng = np.random.default_rng(7)
+    scores = np.array([3.0, 1.0, 3.0, -np.inf, np.inf, 1.0, 2.0])
+    assert best_first(scores, 3).tolist() == [4, 0, 2]  # ties by position
+    assert best_first(scores, 5).tolist() == [4, 0, 2, 6, 1]
+    assert best_first(scores, 99).tolist() == [4, 0, 2, 6, 1, 5, 3]
+    for trial in range(40):
+        n_artists, n_songs = int(rng.integers(2, 300)), int(rng.integers(1, 1500))
+        vecs = np.round(rng.standard_normal((n_artists, 3)), 1).astype(np.float32)  # ties
+        vecs[rng.random(n_artists) < 0.2] = 0.0
+        song_artist = rng.integers(0, n_artists, n_songs)
+        cat = RadioCatalogue.build(np.arange(n_songs), rng.standard_normal((n_songs, 3)),
+                                   song_artist, rng.integers(1, 5, n_songs).astype(float),
+                                   n_artists, vecs)
+        allowed = rng.random(n_songs) < 0.5 if trial % 2 else None
+        seed = int(rng.choice(np.flatnonzero(vecs.any(axis=1))))
+        for k, length in ((0, 1), (0, 10), (0, 50), (0, 2000), (3, 50), (40, 50)):
+            params = RadioParams(candidate_artists=k, length=length)
+            assert candidate_artists(cat, seed, params, allowed).tolist() == \
+                sorted_candidates(cat, seed, params, allowed), (trial, k, length)
 
 
 def test_songs_left_out_do_not_count_towards_filling_the_station():

@@ -24,6 +24,7 @@ stations from the served tables alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -106,6 +107,21 @@ class RadioCatalogue:
     def n_artists(self) -> int:
         return self.artist_vecs.shape[0]
 
+    @cached_property
+    def artist_vecs64(self) -> np.ndarray:
+        """The artist vectors in float64 (every station scores all of them)."""
+        return self.artist_vecs.astype(np.float64)
+
+    @cached_property
+    def artist_has_vector(self) -> np.ndarray:
+        return np.any(self.artist_vecs != 0, axis=1)
+
+    @cached_property
+    def artist_weight(self) -> np.ndarray:
+        """The square root of each artist's plays (of its songs in the catalogue)."""
+        return np.sqrt(np.bincount(self.song_artist, weights=self.plays,
+                                   minlength=self.n_artists))
+
     def songs_of(self, artists: np.ndarray) -> np.ndarray:
         if len(artists) == 0:
             return np.zeros(0, dtype=np.int64)
@@ -134,21 +150,41 @@ def candidate_artists(cat: RadioCatalogue, seed: int, params: RadioParams,
     seed_dir = unit(cat.artist_vecs[seed].astype(np.float64))
     if not seed_dir.any():
         return np.zeros(0, dtype=np.int64)
-    plays = np.bincount(cat.song_artist, weights=cat.plays, minlength=cat.n_artists)
-    scores = np.maximum(cat.artist_vecs.astype(np.float64) @ seed_dir, 0.0) * np.sqrt(plays)
-    scores[~np.any(cat.artist_vecs != 0, axis=1)] = -np.inf
+    scores = np.maximum(cat.artist_vecs64 @ seed_dir, 0.0) * cat.artist_weight
+    scores[~cat.artist_has_vector] = -np.inf
     scores[seed] = np.inf
-    order = np.lexsort((np.arange(scores.size), -scores))
-    order = order[np.isfinite(scores[order]) | (order == seed)]
     if params.candidate_artists > 0:
-        return order[:params.candidate_artists]
+        return _finite(best_first(scores, params.candidate_artists), scores)
     if allowed is None:
-        sizes = np.diff(cat.starts)[order]
+        all_sizes = np.diff(cat.starts)
     else:
-        sizes = np.bincount(cat.song_artist[allowed], minlength=cat.n_artists)[order]
-    caps = np.where(order == seed, params.seed_cap, params.artist_cap)
-    enough = np.searchsorted(np.cumsum(np.minimum(sizes, caps)), params.length) + 1
+        all_sizes = np.bincount(cat.song_artist[allowed], minlength=cat.n_artists)
+    m = max(1, 2 * params.length)  # the best m artists usually fill it: else 4 times as many, ...
+    while True:
+        order = _finite(best_first(scores, m), scores)
+        caps = np.where(order == seed, params.seed_cap, params.artist_cap)
+        filled = np.cumsum(np.minimum(all_sizes[order], caps))
+        if m >= scores.size or (filled.size and filled[-1] >= params.length):
+            break
+        m *= 4
+    enough = np.searchsorted(filled, params.length) + 1
     return order[:enough]
+
+
+def best_first(scores: np.ndarray, m: int) -> np.ndarray:
+    """The positions of the m highest scores, highest first, ties by position: the first m of
+    a stable sort of -scores (all of it when m >= its size), without sorting the rest."""
+    n = scores.size
+    if m >= n:
+        return np.lexsort((np.arange(n), -scores))
+    kth = np.partition(scores, n - m)[n - m]  # the m-th highest
+    top = np.flatnonzero(scores >= kth)
+    return top[np.lexsort((top, -scores[top]))][:m]
+
+
+def _finite(order: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Without the artists that have no vector (scored -inf); the seed (+inf) stays."""
+    return order[scores[order] > -np.inf]
 
 
 def fill(artist: np.ndarray, less: np.ndarray, seed: int, params: RadioParams) -> np.ndarray:
