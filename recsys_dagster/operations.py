@@ -14,6 +14,7 @@ and appends a record of what was erased and when to _erasures/erasures.jsonl.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -117,8 +118,14 @@ def _without(path: str, column: str, value) -> int:
     hit = pc.equal(table[column], value)
     n = int(pc.sum(hit).as_py() or 0)
     if n:
-        tmp = os.path.join(os.path.dirname(path), f".erase-{uuid.uuid4().hex[:8]}.parquet")
-        pq.write_table(table.filter(pc.invert(hit)), tmp)
+        folder, name = os.path.split(path)
+        tmp = os.path.join(folder, f".erase-{uuid.uuid4().hex[:8]}.parquet")
+        # As Spark writes timestamps (INT96; pyarrow's own nanoseconds Spark cannot read), and
+        # without the checksum Spark's writer left beside the file, which no longer matches it
+        # (a reader with a stale one fails; without one it reads the file unchecked).
+        pq.write_table(table.filter(pc.invert(hit)), tmp, use_deprecated_int96_timestamps=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(folder, f".{name}.crc"))
         os.replace(tmp, path)
     return n
 

@@ -103,11 +103,22 @@ def total_rows(store: TableStore) -> dict[str, int]:
     return out
 
 
-def test_a_forgotten_listener_leaves_every_kept_version(standard_run, tmp_path):
+def spark_frames(spark, store: TableStore) -> dict:
+    """Every current table (and frame) that holds listeners, as Spark reads it."""
+    out = {}
+    for table, places in operations.LISTENER_COLUMNS.items():
+        for frame, _, _ in places:
+            read = store.read(spark, table)
+            out[(table, frame)] = read[frame] if frame else read
+    return out
+
+
+def test_a_forgotten_listener_leaves_every_kept_version(standard_run, spark, tmp_path):
     store = copy_warehouse(standard_run.store, tmp_path / "data")
     user = user_of(store)
     idx = operations.listener_indexes(store, user)
     before, theirs = total_rows(store), listener_rows(store, user, idx)
+    schemas = {k: f.schema for k, f in spark_frames(spark, store).items()}
     assert len(idx) == 1 and all(theirs[t] > 0 for t in
                                  ("play_events", "user_index", "interactions", "als_model",
                                   "user_recommendations", "confidence_matrix"))
@@ -120,5 +131,10 @@ def test_a_forgotten_listener_leaves_every_kept_version(standard_run, tmp_path):
     assert record["user_id"] == user and record["rows_removed"] == {
         t: n for t, n in theirs.items() if n} and record["at"]
     assert store.read_pandas("user_recommendations").user_id.ne(user).all()  # still readable
+    # And by Spark, as the next run reads them: the same schemas (timestamps as Spark wrote
+    # them), every row of the rewritten files (no stale checksum beside them).
+    for key, frame in spark_frames(spark, store).items():
+        assert frame.schema == schemas[key], key
+        assert frame.count() == (store.read_pandas(key[0], frame=key[1]).shape[0]), key
     code, _, err = run_cli("forget", "--user", "nobody-at-all", "--data-dir", store.base_dir)
     assert code == 2 and "no listener 'nobody-at-all'" in err
