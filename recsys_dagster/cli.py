@@ -149,11 +149,11 @@ def run(config_path: str | None, show_users: int, data: str | None = None) -> in
     are and what they say. 0 when both runs succeeded with no check failed."""
     from .pipeline import calendar
 
+    t0 = time.perf_counter()
     run_config = _load_config(config_path)
+    _warm_spark(run_config)  # the JVM starts while Dagster is imported and the instance opened
     instance = _instance()
     first, last = calendar()
-    t0 = time.perf_counter()
-    _warm_spark(run_config)
     ingest = _ingest(run_config, first, last, instance, data)
     if not _report(ingest, f"ingest {first}..{last}", time.perf_counter() - t0, instance):
         return 1
