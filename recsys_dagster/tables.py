@@ -95,30 +95,14 @@ def _schema_of(frame) -> dict:
 
 
 def _read_parquet(spark, paths: list[str], schema: dict | None):
-    """Spark's reader of Parquet folders, given the schema they were written with when known.
-    Spark reads a file source's columns as nullable whatever was written, so the written schema
-    is made nullable: the frame is the one inference would give, without its job."""
+    """Spark's reader of Parquet folders, given the schema they were written with when known
+    (Spark makes a file source's columns nullable, given or inferred: the frame is the one
+    inference would give, without its job)."""
     if schema is None:
         return spark.read.parquet(*paths)
     from pyspark.sql.types import StructType
 
-    return spark.read.schema(StructType.fromJson(_nullable(schema))).parquet(*paths)
-
-
-def _nullable(schema: dict) -> dict:
-    """A schema's JSON with every field, at every depth, nullable."""
-    if isinstance(schema, dict):
-        out = {k: _nullable(v) for k, v in schema.items()}
-        if "nullable" in out:
-            out["nullable"] = True
-        if "containsNull" in out:
-            out["containsNull"] = True
-        if "valueContainsNull" in out:
-            out["valueContainsNull"] = True
-        return out
-    if isinstance(schema, list):
-        return [_nullable(v) for v in schema]
-    return schema
+    return spark.read.schema(StructType.fromJson(schema)).parquet(*paths)
 
 
 class LazyFrames(Mapping):

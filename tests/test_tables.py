@@ -36,13 +36,18 @@ def test_a_read_uses_the_written_schema_and_infers_without_one(spark, tmp_path):
     (no schema-reading job) and gets what inference gives: nullable columns, nested types
     too. A version without the entry (an older writer) is read by inference."""
     store = TableStore(str(tmp_path))
-    df = spark.createDataFrame([(1, "a", [1.5], {"k": 2})],
-                               "x int not null, s string, v array<float>, m map<string,int>")
+    from pyspark.sql import types as T
+
+    df = spark.createDataFrame([(1, "a", [1.5], {"k": 2})], T.StructType([
+        T.StructField("x", T.IntegerType(), False), T.StructField("s", T.StringType()),
+        T.StructField("v", T.ArrayType(T.FloatType(), False), False),
+        T.StructField("m", T.MapType(T.StringType(), T.IntegerType(), False))]))
     store.write("t", df)
     assert store.manifest("t")[SCHEMA] == json.loads(df.schema.json())
     inferred = spark.read.parquet(store.current_path("t")).schema
     # What the store must reproduce: a file source's columns are nullable, as written or not.
     assert not df.schema["x"].nullable and inferred["x"].nullable
+    assert not df.schema["v"].dataType.containsNull and inferred["v"].dataType.containsNull
     back = store.read(spark, "t")
     assert back.schema == inferred and back.first().asDict() == df.first().asDict()
     with open(os.path.join(store.current_path("t"), "_manifest.json"), "r+") as fh:
