@@ -100,6 +100,13 @@ def _cron(value: str) -> str:
     return value
 
 
+OFF = "off"
+
+
+def _path_or_off(value: str) -> str:
+    return OFF if value.lower() == OFF else _path(value)
+
+
 def _spark_remote(value: str) -> str:
     if not value.startswith("sc://"):
         raise ValueError("must be a Spark Connect URL (sc://host:15002)")
@@ -151,6 +158,11 @@ SPARK_CHECKPOINT_DIR = Setting(
     "RECSYS_SPARK_CHECKPOINT_DIR", None, _path,
     "ALS checkpoints, on storage every executor reaches.", "spark",
     "`$RECSYS_DATA_DIR/_spark_checkpoints`")
+SPARK_CLASS_ARCHIVE = Setting(
+    "RECSYS_SPARK_CLASS_ARCHIVE", None, _path_or_off,
+    "The local Spark driver's class-data sharing archive (`make setup` builds it; "
+    "recsys_dagster/spark_classes.py); `off`: none.", "spark",
+    "`.venv/share/recsys-dagster/spark-driver.jsa`")
 RUN_CONFIG = Setting(
     "RECSYS_RUN_CONFIG", None, _path,
     "A run config YAML (as resources/config/*.yaml) for the runs the schedule and sensors "
@@ -210,8 +222,8 @@ PG_PASSWORD = Setting(
 PG_DB = Setting("DAGSTER_PG_DB", "dagster", _text, "PostgreSQL database.", "deployment")
 
 ALL = [DATA_DIR, CALENDAR_START, CALENDAR_END, TRAINING_WINDOW_DAYS, SPARK_PROFILE, SPARK_MASTER,
-       SPARK_REMOTE, SPARK_CHECKPOINT_DIR, PROGRESS_SECONDS, RUN_CONFIG, INGEST_CRON,
-       RETRAIN_AFTER_DAYS, AUTOMATION, SERVED_MAX_AGE_MINUTES, ALERT_WEBHOOK, PORT,
+       SPARK_REMOTE, SPARK_CHECKPOINT_DIR, SPARK_CLASS_ARCHIVE, PROGRESS_SECONDS, RUN_CONFIG,
+       INGEST_CRON, RETRAIN_AFTER_DAYS, AUTOMATION, SERVED_MAX_AGE_MINUTES, ALERT_WEBHOOK, PORT,
        CODE_SERVER_PORT, DEPLOY_DIR, DAGSTER_YAML, PG_HOST, PG_PORT, PG_USER, PG_PASSWORD, PG_DB]
 BY_NAME = {s.name: s for s in ALL}
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from . import settings
+from . import settings, spark_classes
 from .paths import SPARK_PROFILES_DIR
 
 MASTER_ENV = settings.SPARK_MASTER.name
@@ -72,6 +72,8 @@ def resolve_settings(
         )
     conf = {str(k): str(v) for k, v in (prof.get("conf") or {}).items()}
     conf.update({str(k): str(v) for k, v in (overrides or {}).items()})
+    if not remote:
+        conf = spark_classes.with_archive(conf, env)
     ckpt = (
         checkpoint_dir
         or settings.read(settings.SPARK_CHECKPOINT_DIR, env)

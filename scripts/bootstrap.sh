@@ -49,5 +49,10 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -e ".[dev]"
+# The local Spark driver's class-data sharing archive (recsys_dagster/spark_classes.py): a
+# short pipeline run, about a minute and a half. Spark runs as before without it.
+if ! "$VENV/bin/python" -m recsys_dagster.spark_classes build; then
+  echo "[bootstrap] warning: no class archive for the Spark driver; Spark starts without it" >&2
+fi
 touch "$VENV/.installed"
 echo "[bootstrap] ready: $VENV ($("$VENV/bin/python" --version), java $(java_major))" >&2
