@@ -7,16 +7,15 @@ process each), each session of the test suite. Java's class-data sharing (JEP 35
 CDS archives, Java 13+) keeps them parsed and verified in a file the JVM maps at start.
 
 - `make setup` builds the archive once (`python -m recsys_dagster.spark_classes build`): a
-  short pipeline run on generated data with `-XX:ArchiveClassesAtExit`, the JVM writing the
-  classes it loaded when it exits, code generation on and then off (the `small` and `test`
-  profiles), so both kinds of query have their classes in it;
+  JVM started with `-XX:ArchiveClassesAtExit` runs a query of each kind the pipeline runs, on
+  generated plays, compiled (the `small` profile) and then interpreted (the `test` profile),
+  and writes the classes it loaded when it exits;
 - `resolve_settings` hands it to every classic (not Spark Connect) driver it configures
   (`-XX:SharedArchiveFile`), when the file exists.
 
 Nothing depends on it: the JVM checks the archive against itself and the jars on its class
 path (their sizes and times), and without a word starts as before when they differ (another
-Java, Spark reinstalled, a missing file). No Dagster import here (the build's workload imports
-the CLI when it runs).
+Java, Spark reinstalled, a missing file). No Dagster import here (nor in the build's workload).
 """
 
 from __future__ import annotations
@@ -30,19 +29,15 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-import yaml
-
 from . import settings
 
 DEFAULT_ARCHIVE = Path(sys.prefix) / "share" / "recsys-dagster" / "spark-driver.jsa"
 OPTION = "-XX:SharedArchiveFile="
 DUMP_OPTION = "-XX:ArchiveClassesAtExit="
 JAVA_OPTIONS = "spark.driver.extraJavaOptions"
-# The workload: the demo's config on a week of its calendar and a sixth of its listeners, with
-# the `small` profile (the classes a run loads do not depend on its data's size); so little data
-# is too little to judge a model, so the gates only report.
+# The workload: queries of the kinds the pipeline runs, on generated plays, in the session of
+# the `small` profile, compiled and then interpreted (the `test` profile's mode).
 WORKLOAD_PROFILE = "small"
-WORKLOAD_CALENDAR = {"RECSYS_CALENDAR_START": "2024-03-24", "RECSYS_CALENDAR_END": "2024-03-31"}
 NO_CODEGEN = {"spark.sql.codegen.wholeStage": "false",
               "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 
@@ -72,12 +67,10 @@ def build(path: Path, log=sys.stderr) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="recsys-class-archive-"))
     dumped = work / "spark-driver.jsa"
-    env = {**os.environ, **WORKLOAD_CALENDAR,
-           "RECSYS_SPARK_PROFILE": WORKLOAD_PROFILE, settings.SPARK_CLASS_ARCHIVE.name: "off",
-           "DAGSTER_HOME": str(work / "dagster_home"),
-           "RECSYS_SPARK_CHECKPOINT_DIR": str(work / "checkpoints")}
+    env = {**os.environ, settings.SPARK_PROFILE.name: WORKLOAD_PROFILE,
+           settings.SPARK_CLASS_ARCHIVE.name: "off",
+           settings.SPARK_CHECKPOINT_DIR.name: str(work / "checkpoints")}
     env.pop("JDK_JAVA_OPTIONS", None)  # the archive is the driver's; JIT options don't matter
-    (work / "dagster_home").mkdir()
     try:
         with open(work / "workload.log", "w") as out:
             done = subprocess.run([sys.executable, "-m", "recsys_dagster.spark_classes", "workload",
@@ -97,37 +90,67 @@ def build(path: Path, log=sys.stderr) -> Path:
 
 
 def workload(dumped: str, work: str) -> None:
-    """The archive's workload, in its own process: the pipeline through the CLI, with code
-    generation and then without, in one JVM; then wait for that JVM to exit (it writes the
-    archive as it does)."""
+    """The archive's workload, in its own process; then wait for its JVM to exit (it writes
+    the archive as it does)."""
     from pyspark import SparkContext
 
-    from . import cli
-    from .paths import RESOURCES_DIR
     from .spark_session import build_session, resolve_settings
 
     resolved = resolve_settings()
     options = f"{resolved.conf.get(JAVA_OPTIONS, '')} {DUMP_OPTION}{dumped}".strip()
     session = build_session(resolve_settings(overrides={JAVA_OPTIONS: options}))
-    with open(RESOURCES_DIR / "config" / "demo.yaml", encoding="utf-8") as fh:
-        config = yaml.safe_load(fh)
-    config["ops"]["ingest_play_logs"]["config"]["synthetic"].update(n_users=300, n_items=500)
-    for step in ("evaluation_metrics", "artist_evaluation"):
-        config["ops"].setdefault(step, {}).setdefault("config", {})["gate"] = False
-    path = os.path.join(work, "workload.yaml")
-    with open(path, "w", encoding="utf-8") as fh:
-        yaml.safe_dump(config, fh)
+    plays = generated_plays()
     for n, conf in enumerate(({}, NO_CODEGEN)):
         for key, value in conf.items():
             session.conf.set(key, value)
-        code = cli.main(["run", "--config", path, "--data-dir", os.path.join(work, str(n))])
-        if code != 0:
-            raise SystemExit(f"the workload's run {n} ended with {code}")
+        queries(session, plays, os.path.join(work, str(n)))
     gateway = SparkContext._gateway
     session.stop()
     gateway.shutdown()
     gateway.proc.stdin.close()  # the JVM exits when its stdin closes, writing the archive
     gateway.proc.wait(timeout=600)
+
+
+def generated_plays(rows: int = 5000):
+    """Random plays with the pipeline's column types: ids, counts, scores, times, names."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    seconds = rng.integers(0, 7 * 86400, rows)
+    return pd.DataFrame({
+        "user_id": rng.integers(0, 300, rows), "item_id": rng.integers(0, 500, rows),
+        "plays": rng.integers(1, 50, rows).astype("int32"),
+        "score": rng.random(rows).astype("float32"),
+        "ts": pd.Timestamp("2024-03-24") + pd.to_timedelta(seconds, unit="s"),
+        "name": [f"song {i}" for i in rng.integers(0, 500, rows)]})
+
+
+def queries(session, plays, folder: str) -> None:
+    """A query of each kind the pipeline runs: Arrow both ways, day-partitioned Parquet
+    written and read with its schema, aggregations, joins (broadcast too), windows, pandas
+    functions in Python workers, explode, distinct, sort, sampling. On a pipeline run's
+    classes: benchmarks/README.md, "Small runs"."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    frame = session.createDataFrame(plays).withColumn("day", F.to_date("ts"))
+    frame.write.partitionBy("day").parquet(folder)
+    read = session.read.schema(frame.schema).parquet(folder)
+    per_user = read.groupBy("user_id").agg(
+        F.count("*").alias("n"), F.sum("plays"), F.avg("score"), F.max("ts"),
+        F.collect_list("item_id"))
+    names = F.broadcast(read.select("item_id", "name").distinct())
+    joined = read.join(per_user, "user_id").join(names, "item_id", "left")
+    ranked = joined.withColumn("rank", F.row_number().over(
+        Window.partitionBy("user_id").orderBy(F.desc("score"))))
+    ranked.filter("rank <= 5").toPandas()
+    read.groupBy("item_id").applyInPandas(lambda g: g.head(2), read.schema).count()
+    read.mapInPandas(lambda batches: (b[b.plays > 3] for b in batches), read.schema).count()
+    read.select(F.explode(F.array("user_id", "item_id")).alias("id")).distinct().count()
+    read.unionByName(read).dropDuplicates(["user_id", "item_id"]).orderBy("user_id") \
+        .limit(10).collect()
+    read.sample(0.5, seed=1).randomSplit([0.8, 0.2], seed=1)[0].count()
 
 
 def main(argv=None) -> int:
