@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pyspark
 
+from recsys_dagster import spark_classes
+
 SPARK_HOME = Path(pyspark.__file__).parent
 
 
@@ -25,10 +27,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def class_archive() -> str:
+    """The JVM option that maps the driver's class archive (`make setup` builds it; its
+    classes are every Spark JVM's, the cluster's too), or nothing when there is none."""
+    conf = spark_classes.with_archive({})
+    return conf.get(spark_classes.JAVA_OPTIONS, "")
+
+
 def _env(logs: Path) -> dict:
+    daemons = f"{os.environ.get('SPARK_DAEMON_JAVA_OPTS', '')} {class_archive()}".strip()
     return {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": "127.0.0.1",
             "SPARK_LOG_DIR": str(logs), "SPARK_PID_DIR": str(logs),
-            "SPARK_NO_DAEMONIZE": "1", "PYSPARK_PYTHON": sys.executable}
+            "SPARK_NO_DAEMONIZE": "1", "PYSPARK_PYTHON": sys.executable,
+            "SPARK_DAEMON_JAVA_OPTS": daemons}
 
 
 def _start(cmd, env, log: Path) -> subprocess.Popen:
@@ -110,6 +121,9 @@ def connect_server(workdir: Path, master: str, conf: dict):
             "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
             "--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.driver.bindAddress=127.0.0.1",
             "--conf", "spark.ui.enabled=false"]
+    if class_archive():  # the server is a driver; its executors load the same classes
+        conf = {"spark.driver.extraJavaOptions": class_archive(),
+                "spark.executor.extraJavaOptions": class_archive(), **conf}
     for key, value in conf.items():
         args += ["--conf", f"{key}={value}"]
     log = logs / "connect.out"
