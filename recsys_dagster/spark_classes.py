@@ -68,7 +68,7 @@ def build(path: Path, log=sys.stderr) -> Path:
     work = Path(tempfile.mkdtemp(prefix="recsys-class-archive-"))
     dumped = work / "spark-driver.jsa"
     env = {**os.environ, settings.SPARK_PROFILE.name: WORKLOAD_PROFILE,
-           settings.SPARK_CLASS_ARCHIVE.name: "off",
+           settings.SPARK_CLASS_ARCHIVE.name: settings.OFF,
            settings.SPARK_CHECKPOINT_DIR.name: str(work / "checkpoints")}
     env.pop("JDK_JAVA_OPTIONS", None)  # the archive is the driver's; JIT options don't matter
     try:

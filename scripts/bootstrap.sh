@@ -49,8 +49,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -e ".[dev]"
-# The local Spark driver's class-data sharing archive (recsys_dagster/spark_classes.py): a
-# short pipeline run, about a minute and a half. Spark runs as before without it.
+# The Spark driver's class-data sharing archive (recsys_dagster/spark_classes.py): a JVM runs a
+# query of each kind the pipeline runs, under a minute. Spark runs as before without it.
 if ! "$VENV/bin/python" -m recsys_dagster.spark_classes build; then
   echo "[bootstrap] warning: no class archive for the Spark driver; Spark starts without it" >&2
 fi

@@ -53,7 +53,7 @@ def test_a_broken_archive_is_ignored_by_the_jvm(tmp_path):
     junk = tmp_path / "junk.jsa"
     junk.write_bytes(bytes(range(256)) * 4000)
     java = ["java", f"-XX:SharedArchiveFile={junk}", "-version"]
-    # Required, it stops the JVM: the file is read and refused...
+    # With sharing required (-Xshare:on), the JVM reads the file, refuses it and stops...
     strict = subprocess.run(java[:1] + ["-Xshare:on"] + java[1:], capture_output=True,
                             text=True, timeout=60)
     assert strict.returncode != 0 and "shared archive" in strict.stdout + strict.stderr
