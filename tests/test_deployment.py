@@ -11,11 +11,14 @@ One deployment for the module; its tests run in order and build on each other:
    ends); the first one's worker is killed with SIGKILL: it is failed and retried, and both
    retrains complete; never two runs at once, no served table ever half-written;
 3. a re-delivered day that was retrained is not retrained again;
-4. the schedule (switched on as a person would, after the backfill) ingests yesterday and the
-   sensor retrains as of yesterday, read back from PostgreSQL; the served tables, older than
-   the minute allowed meanwhile, failed their freshness (an alert was posted) and pass again;
-5. stop and start again: history, schedule state and cursors are kept;
+4. once the served tables are older than the minute allowed, each fails its freshness and is
+   alerted; the schedule is switched on (as a person would, after the backfill) while the
+   daemon is down; stop and start again: history, schedule state and cursors are kept, and
+   no staleness is alerted twice;
+5. the schedule ingests yesterday and the sensor retrains as of yesterday, read back from
+   PostgreSQL; the served tables, stale until then, pass their freshness again;
 6. the UI in Chromium: daemons, automation, the scheduled run, the lineage and the products.
+(4 comes before 5 so that the restart fills the minute the tables take to go stale.)
 Only the monitoring intervals of deploy/dagster.yaml are shortened for the test.
 """
 
@@ -396,17 +399,89 @@ START_SCHEDULE = """mutation($s: ScheduleSelector!) { startSchedule(scheduleSele
     __typename ... on ScheduleStateResult { scheduleState { status } } } }"""
 
 
-def test_the_schedule_ingests_yesterday_and_the_sensor_retrains(live):
-    yesterday = live.days[-1]
+def stale_alerts_and_fails(live: Live) -> tuple[list[str], list[str]]:
+    """The served tables alerted as stale, and those whose freshness failed, once per time."""
+    stale = sorted(a["asset"] for a in live.alerts if a["kind"] == "stale_table")
+    fails = sorted(t for t in SERVED for _, state in freshness_changes(live, t)
+                   if state == "FAIL")
+    return stale, fails
+
+
+def test_stop_and_start_again_keep_history_state_and_cursors(live):
+    from recsys_dagster.deployment import processes
+
     # The served tables go stale a minute after their last publication
-    # (RECSYS_SERVED_MAX_AGE_MINUTES=1): wait for the daemon to see it before the retrain,
-    # however fast the tests before this one ran.
+    # (RECSYS_SERVED_MAX_AGE_MINUTES=1), however fast the tests before this one ran: each
+    # fails its freshness, and the alert sensor (every 15 s) posts it once.
     deadline = time.time() + 120
     while time.time() < deadline and not all(
             any(state == "FAIL" for _, state in freshness_changes(live, t)) for t in SERVED):
         time.sleep(2)
+    deadline = time.time() + 40
+    while True:
+        stale, fails = stale_alerts_and_fails(live)
+        if stale == fails or time.time() > deadline:
+            break
+        time.sleep(2)
+    assert fails == sorted(SERVED) and stale == fails, (stale, fails)
+
+    def state():
+        with live.instance() as inst:
+            return ({r.run_id: (r.status, r.tags.get("dagster/schedule_name")) for r in
+                     inst.get_runs()},
+                    {s.name: (s.status, s.instigator_data) for s in inst.all_instigator_state()})
+
+    # The schedule is switched on while the daemon is down (so it cannot tick before the
+    # restart): its RUNNING state is the instance's, in PostgreSQL, not the daemon's.
+    assert processes.stop(live.folder / "run", "daemon")
     started = live.gql(START_SCHEDULE, {"s": {**REPO, "scheduleName": "daily_ingest"}})
     assert started["startSchedule"]["scheduleState"]["status"] == "RUNNING", started
+    assert processes.stop(live.folder / "run", "webserver")  # PostgreSQL keeps running
+    status = live.deployment("status")
+    assert "daemon       stopped" in status and "webserver    stopped" in status, status
+    runs, instigators = state()
+    assert instigators["daily_ingest"][0].value == "RUNNING"
+    t0 = time.time()
+    live.deployment("serve")
+    print(f"\nrestart (every process, PostgreSQL too): serve took {time.time() - t0:.1f} s")
+    restarted = time.time()
+    time.sleep(5)  # the daemon's first evaluations after the start
+    runs_after, instigators_after = state()
+    # Every run is there with its status; a new one can only be the schedule's, ticking now.
+    assert {r: s for r, s in runs_after.items() if r in runs} == runs
+    assert all(s[1] == "daily_ingest" for r, s in runs_after.items() if r not in runs)
+    for name, (status, _data) in instigators.items():
+        assert instigators_after[name][0] == status, name
+    # The cursors went on from where they were (a lost one starts again from nothing or from
+    # now): the run-status sensor's last record, the stale-table sensor's last event.
+    before, after = (json.loads(i["retrain_after_ingest"][1].cursor)["record_id"]
+                     for i in (instigators, instigators_after))
+    assert after >= before > 0
+    before, after = (int(i["alert_on_stale_tables"][1].cursor)
+                     for i in (instigators, instigators_after))
+    assert after >= before > 0
+    # Once the stale-table sensor has looked again after the restart, each staleness is
+    # still alerted once (its cursor kept it from posting them again).
+    deadline = time.time() + 40
+    while time.time() < deadline and not sensor_ticked_since(live, "alert_on_stale_tables",
+                                                             restarted):
+        time.sleep(1)
+    assert sensor_ticked_since(live, "alert_on_stale_tables", restarted)
+    assert stale_alerts_and_fails(live) == (fails, fails)
+
+
+def sensor_ticked_since(live: Live, name: str, when: float) -> bool:
+    with live.instance() as inst:
+        state = next(s for s in inst.all_instigator_state() if s.name == name)
+        ticks = inst.get_ticks(state.instigator_origin_id, state.selector_id, limit=3)
+    return any(t.timestamp > when for t in ticks)
+
+
+def test_the_schedule_ingests_yesterday_and_the_sensor_retrains(live):
+    yesterday = live.days[-1]
+    # The served tables are stale, and the schedule, switched on before the restart, ticks
+    # at the start of a minute (the test before).
+    assert all(freshness_changes(live, t)[-1][1] == "FAIL" for t in SERVED)
     ingest = live.wait_run(lambda rs: next((r for r in rs if r["tags"].get(
         "dagster/schedule_name") == "daily_ingest"), None), 150, "the schedule's ingest")
     assert ingest["tags"]["dagster/partition"] == yesterday
@@ -449,7 +524,7 @@ def test_the_schedule_ingests_yesterday_and_the_sensor_retrains(live):
         assert cur.fetchone()[0] >= len(made)
     conn.close()
     # Freshness: the served tables failed their freshness (and an alert was posted) before
-    # this retrain, waited for above, and pass after it.
+    # this retrain (the test before waited for it), and pass after it.
     deadline = time.time() + 60
     while time.time() < deadline and not all(
             freshness_changes(live, t)[-1:] and freshness_changes(live, t)[-1][1] == "PASS"
@@ -466,48 +541,6 @@ def test_the_schedule_ingests_yesterday_and_the_sensor_retrains(live):
     stale_alerts = {a["asset"] for a in live.alerts if a["kind"] == "stale_table"}
     assert "user_recommendations" in stale_alerts, live.alerts
     assert live.most_running == 1 and not live.unreadable
-
-
-def test_stop_and_start_again_keep_history_state_and_cursors(live):
-    def state():
-        with live.instance() as inst:
-            return ({r.run_id: r.status for r in inst.get_runs()},
-                    {s.name: (s.status, s.instigator_data) for s in inst.all_instigator_state()})
-
-    from recsys_dagster.deployment import processes
-
-    for name in ("daemon", "webserver"):  # PostgreSQL keeps running: read it meanwhile
-        assert processes.stop(live.folder / "run", name)
-    status = live.deployment("status")
-    assert "daemon       stopped" in status and "webserver    stopped" in status, status
-    runs, instigators = state()
-    t0 = time.time()
-    live.deployment("serve")
-    print(f"\nrestart (every process, PostgreSQL too): serve took {time.time() - t0:.1f} s")
-    time.sleep(5)  # the daemon's first evaluations after the start
-    runs_after, instigators_after = state()
-    assert runs_after == runs
-    for name, (status, _data) in instigators.items():
-        assert instigators_after[name][0] == status, name
-    # The cursors went on from where they were (a lost one starts again from nothing or from
-    # now): the run-status sensor's last record, the stale-table sensor's last event.
-    before, after = (json.loads(i["retrain_after_ingest"][1].cursor)["record_id"]
-                     for i in (instigators, instigators_after))
-    assert after >= before > 0
-    before, after = (int(i["alert_on_stale_tables"][1].cursor)
-                     for i in (instigators, instigators_after))
-    assert after >= before > 0
-    # Each staleness is alerted once, restart or not. A table may go stale again meanwhile
-    # (a minute after the last publication): its alert follows within the sensor's 15 s.
-    deadline = time.time() + 40
-    while True:
-        stale = sorted(a["asset"] for a in live.alerts if a["kind"] == "stale_table")
-        fails = sorted(t for t in SERVED for _, state in freshness_changes(live, t)
-                       if state == "FAIL")
-        if stale == fails or time.time() > deadline:
-            break
-        time.sleep(2)
-    assert stale == fails
 
 
 def wait_loaded(page) -> None:
