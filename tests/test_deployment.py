@@ -423,7 +423,9 @@ def test_stop_and_start_again_keep_history_state_and_cursors(live):
         if stale == fails or time.time() > deadline:
             break
         time.sleep(2)
-    assert fails == sorted(SERVED) and stale == fails, (stale, fails)
+    # (A table may have gone stale once before, between two publications of the retrains
+    # above.)
+    assert set(fails) == set(SERVED) and stale == fails, (stale, fails)
 
     def state():
         with live.instance() as inst:
