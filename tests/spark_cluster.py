@@ -121,9 +121,10 @@ def connect_server(workdir: Path, master: str, conf: dict):
             "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
             "--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.driver.bindAddress=127.0.0.1",
             "--conf", "spark.ui.enabled=false"]
-    if class_archive():  # the server is a driver; its executors load the same classes
-        conf = {"spark.driver.extraJavaOptions": class_archive(),
-                "spark.executor.extraJavaOptions": class_archive(), **conf}
+    archive = class_archive()
+    if archive:  # the server is a driver; its executors load the same classes
+        conf = {"spark.driver.extraJavaOptions": archive,
+                "spark.executor.extraJavaOptions": archive, **conf}
     for key, value in conf.items():
         args += ["--conf", f"{key}={value}"]
     log = logs / "connect.out"
