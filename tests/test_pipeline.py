@@ -170,6 +170,7 @@ def test_evaluation_metrics_table_and_metadata(first_run):
                      "seconds/score_popularity", "seconds/score_item_knn", "seconds/ease",
                      "seconds/metrics_and_intervals"}
     assert all(meta[k].value >= 0 for k in parts) and meta["seconds/fit"].value > 0
+    assert meta["scored_in"].value == "the driver"  # 300 listeners x 400 songs: few scores
     png = os.path.join(store.current_path("evaluation_metrics"), "segments.png")
     assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 

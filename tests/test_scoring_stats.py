@@ -3,11 +3,13 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from pyspark.ml.evaluation import RankingEvaluator
 from scipy import sparse
 
 from recsys_dagster.ml.evaluation.scoring import (
+    PER_USER_COLUMNS,
     Catalogue,
     DotScorer,
     KnnScorer,
@@ -186,3 +188,34 @@ def test_held_out_counts_name_cold_users_and_items(spark):
                                           "held_out_rows_with_cold_items": 3}
     cat = build_catalogue(fit)
     assert cat.fit_rows == 3 and cat.n_users == 2 and list(cat.listeners) == [1.0, 2.0]
+
+
+def test_every_model_scored_in_the_driver_as_on_spark(spark, monkeypatch):
+    """Below LOCAL_SCORING_CELLS the lists are collected once and every model is scored in
+    this process; above it each model is a Spark job. Both give each model the same users
+    and metrics (the scores are float32 products from other BLAS shapes in each: 1e-6), so
+    the same table; a user without plays in the fit part is scored (as zeros), not dropped."""
+    from recsys_dagster.ml.als import ALSParams
+    from recsys_dagster.ml.als.confidence import ConfidenceParams
+    from recsys_dagster.ml.evaluation import evaluate as ev
+
+    rng = np.random.default_rng(11)
+    fit = [(u, int(i), float(rng.integers(1, 9))) for u in range(60)
+           for i in rng.choice(40, 8, replace=False)]
+    held = [(u, int(i), 1.0) for u in range(62) for i in rng.choice(40, 3, replace=False)]
+    schema = "user_idx int, item_idx int, plays double"
+    fit, held = spark.createDataFrame(fit, schema), spark.createDataFrame(held, schema)
+    params = ev.EvaluationParams(n_bootstrap=50)
+    args = (fit, held, ConfidenceParams(), ALSParams(rank=4, max_iter=3), params)
+    local = ev.evaluate(*args)
+    monkeypatch.setattr(ev, "LOCAL_SCORING_CELLS", 0)
+    on_spark = ev.evaluate(*args)
+    assert (local.counts["scored_in"], on_spark.counts["scored_in"]) == ("the driver", "Spark")
+    a, b = (r.per_user.drop(columns="segment") for r in (local, on_spark))
+    assert set(a.model) == {"als", "popularity", "item_knn"} and len(a) == 3 * 62
+    assert a[["model", "user_idx", "n_train"]].values.tolist() == b[
+        ["model", "user_idx", "n_train"]].values.tolist()  # the same rows, users ascending
+    assert a.loc[a.user_idx >= 60, "n_train"].eq(0).all()  # no fit plays: scored all the same
+    for column in PER_USER_COLUMNS:
+        assert np.allclose(a[column], b[column], atol=1e-6, equal_nan=True), column
+    pd.testing.assert_frame_equal(local.table, on_spark.table, atol=1e-6)

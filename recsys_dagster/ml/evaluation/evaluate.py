@@ -28,7 +28,16 @@ from ..serving.topk import normalize_rows
 from .baselines import item_cosine_neighbours, similarity_matrix
 from .ease import EaseScorer, choose_lambda, ease_weights, gram_of
 from .metrics import RANKING_METRICS, SELECTION_K, SELECTION_METRIC
-from .scoring import Catalogue, DotScorer, KnnScorer, score_local, score_users, user_lists
+from .scoring import (
+    LOCAL_SCORING_CELLS,
+    Catalogue,
+    DotScorer,
+    KnnScorer,
+    feature_rows,
+    score_local,
+    score_users,
+    user_lists,
+)
 from .stats import bootstrap_ci, coverage, entropy, gini
 
 MODELS = ("als", "popularity", "item_knn", "ease")  # ease: when the catalogue is small enough
@@ -135,11 +144,17 @@ def sample_users(df: DataFrame, max_users: int, seed: int) -> DataFrame | None:
     """A seeded sample of at most max_users of df's users (user_idx), the same for the same
     data and seed whatever the partitioning; None when df has no more users than that (or
     max_users is 0: no sampling)."""
+    return user_sample(df, max_users, seed)[0]
+
+
+def user_sample(df: DataFrame, max_users: int, seed: int) -> tuple[DataFrame | None, int]:
+    """sample_users, and how many users it keeps (every user's count when it keeps all)."""
     users = df.select("user_idx").distinct()
-    if max_users <= 0 or users.count() <= max_users:
-        return None
+    n = users.count()
+    if max_users <= 0 or n <= max_users:
+        return None, n
     return (users.orderBy(F.xxhash64("user_idx", F.lit(seed)), "user_idx").limit(max_users)
-            .persist())
+            .persist()), max_users
 
 
 def restrict(df: DataFrame, users: DataFrame | None) -> DataFrame:
@@ -178,12 +193,12 @@ class EvaluationParams:
         "(an items x items float32 inverse, one per lambda tried on validation); 0 = never.")
 
 
-def ease_per_user(select: tuple[DataFrame, DataFrame] | None, scored: DataFrame,
+def ease_per_user(select: tuple[DataFrame, DataFrame] | None, scored,
                   cat: Catalogue, params: EvaluationParams) -> tuple[pd.DataFrame | None, dict]:
     """EASE's per-user test metrics, its lambda chosen on validation (fitted on train, scored
     on a sample of validation users by the selection metric), then refitted on `fit` and
-    scored on `scored` (user_lists of the scored users); or None and the reason it was
-    skipped."""
+    scored on `scored()` (user_lists of the scored users, collected); or None and the reason
+    it was skipped."""
     n = cat.item_ids.size
     if params.ease_max_items <= 0 or n > params.ease_max_items:
         return None, {"ease/skipped": f"the catalogue has {n} items; ease_max_items is "
@@ -207,7 +222,7 @@ def ease_per_user(select: tuple[DataFrame, DataFrame] | None, scored: DataFrame,
     lam, seen = choose_lambda(validation_score)
     g = None  # noqa: F841 (the train Gram matrix is not needed for the refit: free it first)
     weights = ease_weights(gram_of(pd.concat(pairs, ignore_index=True), cat.item_ids), lam)
-    per_user = score_local(scored.toPandas(), cat, EaseScorer(weights), params.k)
+    per_user = score_local(scored(), cat, EaseScorer(weights), params.k)
     tried = ", ".join(f"{v:g}: {seen[v]:.4f}" for v in sorted(seen))
     return per_user, {"ease/lambda": lam, "ease/lambdas_tried": len(seen),
                       f"ease/validation {SELECTION_METRIC}@{SELECTION_K} by lambda": tried}
@@ -233,14 +248,16 @@ def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als:
         item_cosine_neighbours(restrict(fit, knn_users), params.knn_neighbours,
                                params.knn_max_items_per_user, seed), cat.item_ids))
     laps.lap("item_knn_neighbours")
-    scored = sample_users(held, params.max_users, seed)
+    scored, n_scored = user_sample(held, params.max_users, seed)
     # Every model scores the same users: their plays are restricted and listed once.
     fit_s, held_s = restrict(fit, scored), restrict(held, scored)
     lists = user_lists(fit_s, held_s).persist()
-    scorers = {"popularity": DotScorer(cat.listeners.astype(np.float32)[:, None]),
+    scorers = {"als": DotScorer(item_matrix),
+               "popularity": DotScorer(cat.listeners.astype(np.float32)[:, None]),
                "item_knn": knn}
-    per_user, ease_info = per_user_metrics(factors, item_matrix, scorers, (fit_s, held_s, lists),
-                                           cat, params, select, laps)
+    local = n_scored * cat.item_ids.size <= LOCAL_SCORING_CELLS
+    per_user, ease_info = per_user_metrics(factors, scorers, (fit_s, held_s, lists), cat,
+                                           params, select, laps, local)
     models = [m for m in MODELS if m in set(per_user.model)]
     table = pd.DataFrame(metric_rows(per_user, models, cat, params), columns=TABLE_COLUMNS)
     held_counts = held_out_counts(fit, held)
@@ -249,6 +266,7 @@ def evaluate(fit: DataFrame, held: DataFrame, confidence: ConfidenceParams, als:
         "fit_rows": int(cat.fit_rows), **held_counts,
         "evaluated_users": int((per_user.model == "als").sum()),
         "evaluated_users_sampled": int(scored is not None),
+        "scored_in": "the driver" if local else "Spark",
         "knn_users_sampled": int(knn_users is not None),
         "catalogue_items": int(cat.item_ids.size),
         "als_fit_seconds": float(factors.timings["fit_seconds"]),
@@ -273,29 +291,43 @@ class Laps:
         self.seconds[part], self._clock = now - self._clock, now
 
 
-def per_user_metrics(factors, item_matrix: np.ndarray, scorers: dict, parts: tuple,
-                     cat: Catalogue, params: EvaluationParams,
-                     select: tuple[DataFrame, DataFrame] | None,
-                     laps: Laps) -> tuple[pd.DataFrame, dict]:
-    """One row of metrics per (model, scored user): ALS, each of `scorers` (name -> scorer
-    of the baselines), and EASE when the catalogue allows; each user's segment by its
-    training plays; and what EASE reported. `parts` = (fit plays, held-out plays, user lists)
-    of the scored users."""
+def per_user_metrics(factors, scorers: dict, parts: tuple, cat: Catalogue,
+                     params: EvaluationParams, select: tuple[DataFrame, DataFrame] | None,
+                     laps: Laps, local: bool = False) -> tuple[pd.DataFrame, dict]:
+    """One row of metrics per (model, scored user), users ascending: each of `scorers` (name
+    -> scorer: ALS's vectors, then the baselines'), and EASE when the catalogue allows; each
+    user's segment by its training plays; and what EASE reported. `parts` = (fit plays,
+    held-out plays, user lists) of the scored users. `local`: the lists are collected once
+    and every model scored in this process (score_local), not as a Spark job each."""
     fit_s, held_s, lists = parts
+    users = factors.user_factors.withColumnRenamed("idx", "user_idx")
+    collected = None
+
+    def collect() -> pd.DataFrame:  # the lists with ALS's user vectors, collected once
+        nonlocal collected
+        if collected is None:
+            collected = lists.join(users.select("user_idx", "features"), "user_idx",
+                                   "left").toPandas()
+        return collected
+
     ones = lists.select("user_idx").withColumn("features", F.array(F.lit(1.0).cast("float")))
-    frames = {"als": score_als(factors, fit_s, held_s, cat, params.k, item_matrix, lists)}
-    frames.update({name: score_users(ones, fit_s, held_s, cat, scorer, params.k, lists)
-                   for name, scorer in scorers.items()})
     per_user = []
-    for name, df in frames.items():
-        pdf = df.toPandas()  # one row of metrics per evaluated user: small by construction
+    for name, scorer in scorers.items():
+        if local:
+            dim = scorer.item_matrix.shape[1] if scorer.needs_features() else 0
+            features = (feature_rows(collect()["features"], dim) if name == "als"
+                        else np.ones((len(collect()), dim), dtype=np.float32))
+            pdf = score_local(collect(), cat, scorer, params.k, features)
+        else:  # one row of metrics per evaluated user: small by construction
+            pdf = score_users(users if name == "als" else ones, fit_s, held_s, cat, scorer,
+                              params.k, lists).toPandas()
         pdf.insert(0, "model", name)
-        per_user.append(pdf)
+        per_user.append(pdf.sort_values("user_idx", kind="stable"))
         laps.lap(f"score_{name}")
-    ease, ease_info = ease_per_user(select, lists, cat, params)
+    ease, ease_info = ease_per_user(select, collect, cat, params)
     if ease is not None:
         ease.insert(0, "model", "ease")
-        per_user.append(ease)
+        per_user.append(ease.sort_values("user_idx", kind="stable"))
         laps.lap("ease")
     per_user = pd.concat(per_user, ignore_index=True)
     segments = _segments(per_user[per_user.model == "als"].set_index("user_idx").n_train)

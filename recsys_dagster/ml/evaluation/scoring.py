@@ -29,6 +29,10 @@ from .metrics import RANKING_METRICS, ranking_metrics_at_k
 
 PER_USER_COLUMNS = (*RANKING_METRICS, "auc", "ild", "novelty")
 BATCH = 256
+# Score in this process, not on the executors, when (users scored) x (catalogue items) is at
+# most this: below it, a Spark job per model (its Python workers, the scorer shipped to them)
+# costs more than the scores, and the lists are collected once for every model.
+LOCAL_SCORING_CELLS = 50_000_000
 
 
 @dataclass
@@ -169,15 +173,31 @@ def user_lists(train: DataFrame, test: DataFrame) -> DataFrame:
     return te.join(tr, "user_idx", "left")
 
 
-def score_local(lists: pd.DataFrame, cat: Catalogue, scorer, k: int) -> pd.DataFrame:
-    """score_users in this process, for a scorer too large to ship to the executors (EASE's
-    dense items x items weights): `lists` is user_lists collected, for a bounded user sample."""
+def score_local(lists: pd.DataFrame, cat: Catalogue, scorer, k: int,
+                features: np.ndarray | None = None) -> pd.DataFrame:
+    """score_users in this process: `lists` is user_lists collected (a bounded number of
+    users), `features` the users' vectors as rows aligned with it (for a dot scorer). For a
+    scorer too large to ship to the executors (EASE's dense items x items weights), and for
+    every model when the scores are few (LOCAL_SCORING_CELLS)."""
     step = batch_size(cat.item_ids.size, BATCH)
-    parts = [score_batch(cat, scorer, part["user_idx"].to_numpy(), [None] * len(part),
-                         list(part["train"]), list(part["test"]), k)
-             for part in (lists.iloc[s:s + step] for s in range(0, len(lists), step))]
+    if features is None:
+        features = [None] * len(lists)
+    parts = [score_batch(cat, scorer, lists["user_idx"].to_numpy()[s:s + step],
+                         features[s:s + step], list(lists["train"].iloc[s:s + step]),
+                         list(lists["test"].iloc[s:s + step]), k)
+             for s in range(0, len(lists), step)]
     return (pd.concat(parts, ignore_index=True) if parts else
             pd.DataFrame(columns=["user_idx", "n_train", *PER_USER_COLUMNS, "recs"]))
+
+
+def feature_rows(vectors, dim: int) -> np.ndarray:
+    """Users' vectors (arrays, None for a user without one) as float32 rows: zeros for None,
+    so a test user without a vector is scored, not dropped."""
+    rows = np.zeros((len(vectors), dim), dtype=np.float32)
+    for r, v in enumerate(vectors):
+        if v is not None:
+            rows[r] = v
+    return rows
 
 
 def score_users(users: DataFrame, train: DataFrame, test: DataFrame, cat: Catalogue, scorer,
@@ -203,8 +223,7 @@ def score_users(users: DataFrame, train: DataFrame, test: DataFrame, cat: Catalo
         for pdf in batches:
             for start in range(0, len(pdf), step):
                 part = pdf.iloc[start:start + step]
-                feats = [np.zeros(dim, dtype=np.float32) if f is None else np.asarray(f)
-                         for f in part["features"]]
+                feats = feature_rows(part["features"], dim)
                 yield score_batch(cat, scorer, part["user_idx"].to_numpy(), feats,
                                   list(part["train"]), list(part["test"]), k)
 
