@@ -351,3 +351,28 @@ def test_rows_from_two_paths_agree_within_rounding_and_ties_only():
                 [("a", 1, 10, 0.9), ("a", 2, 13, 0.5), *want[2:]]):  # 13 does not tie 0.5
         with pytest.raises(AssertionError):
             assert_same_top_k(bad, want, 1e-6)
+
+
+def test_vector_tables_go_to_spark_and_back_through_arrow(spark):
+    """vectors_frame and factor_matrix: the rows keep their ids and exact float32 values
+    whatever the order they are stored in; an empty table is an empty matrix; rows without a
+    vector, or of other lengths, are an error, not a silently shifted matrix."""
+    from recsys_dagster.ml.ids import factor_matrix, vectors_frame
+
+    rng = np.random.default_rng(3)
+    ids = rng.permutation(50)[:20]
+    mat = rng.normal(size=(20, 6)).astype(np.float32)
+    frame = vectors_frame(spark, ids, mat, "long")
+    assert frame.schema.simpleString() == "struct<idx:bigint,features:array<float>>"
+    back_ids, back = factor_matrix(frame.repartition(3))
+    order = np.argsort(ids)
+    assert back_ids.tolist() == sorted(ids.tolist())
+    assert np.array_equal(back, mat[order])  # float32 in and out: bit for bit
+    empty_ids, empty = factor_matrix(vectors_frame(spark, ids[:0], mat[:0]))
+    assert empty_ids.size == 0 and empty.shape == (0, 0)
+    ragged = spark.createDataFrame([(0, [1.0, 2.0]), (1, [3.0])], "idx int, features array<float>")
+    with pytest.raises(ValueError, match="different lengths"):
+        factor_matrix(ragged)
+    missing = spark.createDataFrame([(0, [1.0]), (1, None)], "idx int, features array<float>")
+    with pytest.raises(ValueError, match="1 of 2 rows have no vector"):
+        factor_matrix(missing)

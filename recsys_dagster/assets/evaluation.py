@@ -4,7 +4,6 @@ plays, and the publication gates."""
 import dataclasses
 
 import dagster as dg
-import pandas as pd
 from pyspark.sql import DataFrame
 
 from .. import checks
@@ -20,6 +19,7 @@ from ..ml.evaluation.artist_evaluation import (
 )
 from ..ml.evaluation.evaluate import TABLE_COLUMNS, beats_popularity, evaluate
 from ..ml.evaluation.plots import segment_plot
+from ..ml.ids import vectors_frame
 from ..progress import Heartbeat
 from ..resources import SparkResource, Warehouse
 from ..tables import TableSet
@@ -82,9 +82,7 @@ def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConf
     df = spark.spark_session.createDataFrame(table[TABLE_COLUMNS], TABLE_SCHEMA)
     metadata["dagster/column_schema"] = column_schema(df)
     per_user = spark.spark_session.createDataFrame(result.per_user)
-    fitted = spark.spark_session.createDataFrame(
-        pd.DataFrame({"idx": result.item_ids, "features": list(result.item_factors)}),
-        "idx long, features array<float>")
+    fitted = vectors_frame(spark.spark_session, result.item_ids, result.item_factors, "long")
     # The fit's item factors and the sampling settings, for artist_evaluation to reuse.
     shared = {name: getattr(params, name) for name in
               ("n_bootstrap", "seed", "max_users", "knn_max_items_per_user")}

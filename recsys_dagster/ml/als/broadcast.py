@@ -22,6 +22,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from ..ids import vectors_frame
 from .blocks import (
     BLOCK_SCHEMA,
     block_factors,
@@ -33,8 +34,6 @@ from .blocks import (
 from .checkpoints import drop
 from .kernels import RowSolver
 from .params import ALSParams, Side
-
-_ROWS = "idx int, features array<float>"
 
 
 @dataclass(frozen=True)
@@ -66,8 +65,7 @@ def solve_blocks(blocks: DataFrame, other: np.ndarray, other_gram: np.ndarray, r
 
 def factor_table(spark, ids: np.ndarray, dense: np.ndarray) -> DataFrame:
     """The (idx, features) table of the rows `ids` of a driver-side factor matrix."""
-    return spark.createDataFrame(
-        pd.DataFrame({"idx": ids.astype(np.int32), "features": list(dense[ids])}), _ROWS)
+    return vectors_frame(spark, ids, dense[ids])
 
 
 class BroadcastEngine:

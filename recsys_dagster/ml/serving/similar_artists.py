@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 
 from .. import setting
 from ..als.artist_model import artist_songs
+from ..ids import vectors_frame
 from .topk import normalize_rows, top_k
 
 
@@ -44,9 +45,7 @@ def similar_artists_by_factors(item_factors: DataFrame, song_artists: DataFrame,
 def similar_artists_of(spark, artists: np.ndarray, vecs: np.ndarray, n: int) -> DataFrame:
     """similar_artists_by_factors on given artist vectors (row a: artists[a]'s)."""
     keep = np.flatnonzero(np.linalg.norm(vecs, axis=1) > 0) if artists.size else np.zeros(0, int)
-    queries = spark.createDataFrame(
-        pd.DataFrame({"idx": keep.astype(np.int64), "features": list(normalize_rows(vecs[keep]))}),
-        "idx long, features array<float>")
+    queries = vectors_frame(spark, keep, normalize_rows(vecs[keep]), "long")
     sims = top_k(queries, keep.astype(np.int64), vecs[keep], n, "artist_idx",
                  "similar_artist_idx", exclude_self=True)
     ids = spark.createDataFrame(
