@@ -181,13 +181,14 @@ def test_held_out_counts_name_cold_users_and_items(spark):
     from recsys_dagster.ml.evaluation.evaluate import build_catalogue, held_out_counts
 
     schema = "user_idx int, item_idx int"
-    fit = spark.createDataFrame([(0, 0), (0, 1), (1, 1)], schema)
+    fit = spark.createDataFrame([(0, 0), (0, 1), (1, 1), (1, 1), (3, 5)], schema)
     # user 2 never played in the fit part; items 2 and 7 were never played there (3 rows)
     held = spark.createDataFrame([(0, 2), (1, 7), (2, 0), (2, 7)], schema)
     assert held_out_counts(fit, held) == {"held_out_rows": 4, "cold_users": 1,
                                           "held_out_rows_with_cold_items": 3}
-    cat = build_catalogue(fit)
-    assert cat.fit_rows == 3 and cat.n_users == 2 and list(cat.listeners) == [1.0, 2.0]
+    cat = build_catalogue(fit)  # a pair twice is one listener; ids need not be contiguous
+    assert cat.fit_rows == 5 and cat.n_users == 3
+    assert list(cat.item_ids) == [0, 1, 5] and list(cat.listeners) == [1.0, 2.0, 1.0]
 
 
 def test_every_model_scored_in_the_driver_as_on_spark(spark, monkeypatch):

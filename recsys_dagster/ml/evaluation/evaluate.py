@@ -86,9 +86,10 @@ def build_catalogue(fit: DataFrame, item_factors: DataFrame | None = None) -> Ca
     users = pairs.column("user_idx").to_numpy().astype(np.int64)
     items = pairs.column("item_idx").to_numpy().astype(np.int64)
     distinct = np.unique((users << 32) | items)  # ids are non-negative int32
-    item_ids, listeners = np.unique(distinct & 0xFFFFFFFF, return_counts=True)
-    cat = Catalogue(item_ids, None, listeners.astype(np.float64),
-                    int(np.unique(distinct >> 32).size), int(users.size))
+    listeners = np.bincount(distinct & 0xFFFFFFFF)  # dense ids: counted, not sorted again
+    item_ids = np.flatnonzero(listeners)
+    cat = Catalogue(item_ids, None, listeners[item_ids].astype(np.float64),
+                    int(np.count_nonzero(np.bincount(distinct >> 32))), int(users.size))
     if item_factors is not None:
         cat.unit_factors = normalize_rows(factors_on_catalogue(cat, item_factors))
     return cat
