@@ -2,11 +2,11 @@
 
 The model is fitted on the fit part (train, or train + validation for the final test), and
 ALS, popularity, item-kNN and EASE (ease.py, for a catalogue within ease_max_items) are all
-scored by the same code (scoring.score_batch, on the executors or, for EASE's dense weights,
-in this process) on the held-out part: items the user played in the fit part are never
-recommended, metrics count only held-out items. Users are evaluated when they have held-out
-items; held-out items missing from the fit part can be recommended by no model and are
-counted.
+scored by the same code (scoring.score_batch: on the executors, or in this process for
+EASE's dense weights and for every model when the scores are few, LOCAL_SCORING_CELLS) on the
+held-out part: items the user played in the fit part are never recommended, metrics count
+only held-out items. Users are evaluated when they have held-out items; held-out items missing
+from the fit part can be recommended by no model and are counted.
 """
 
 from __future__ import annotations

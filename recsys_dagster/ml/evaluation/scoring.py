@@ -4,10 +4,11 @@ A *scorer* turns a batch of users into a dense (users x catalogue) score matrix:
   - DotScorer: user vectors . item matrix (ALS factors; popularity as a 1-d factor)
   - KnnScorer: the user's training items (a binary row) times a sparse item-item similarity
 
-Inside one Spark task per batch of users we mask training items, take the top K, and compute
-the ranking metrics (metrics.ranking_metrics_at_k), AUC, intra-list diversity and novelty.
-Catalogue-sized arrays travel to the executors as broadcast closures; no users x items cross
-join is ever materialised.
+Per batch of users (in a Spark task, or in the driver when the scores are few: score_local)
+we mask training items, take the top K, and compute the ranking metrics
+(metrics.ranking_metrics_at_k), AUC, intra-list diversity and novelty. Catalogue-sized arrays
+travel to the executors as broadcast closures; no users x items cross join is ever
+materialised.
 
 AUC here: over held-out items that are in the catalogue (positives) against every catalogue
 item the user neither trained on nor held out (negatives), ties counted as one half.
