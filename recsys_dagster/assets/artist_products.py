@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from .. import checks
 from ..config import SimilarArtistsConfig
 from ..ml.als.artist_model import VECTOR_KINDS, artist_songs, songs_with_plays
+from ..ml.ids import with_vectors
 from ..ml.serving.similar_artists import similar_artists_of
 from ..ml.serving.stations import RadioCatalogue, RadioParams, seed_artists, stations
 from ..partitions import LATEST_DAY
@@ -156,8 +157,10 @@ def artist_radio(context: dg.AssetExecutionContext, als_model: TableSet,
         item_index.select("idx", "id").toPandas().set_index("idx")["id"])
     spark = interactions.sparkSession
     frames = {"stations": spark.createDataFrame(table, STATIONS_SCHEMA),
-              "songs": spark.createDataFrame(song_frame, SONGS_SCHEMA),
-              "artists": spark.createDataFrame(artist_frame, ARTISTS_SCHEMA)}
+              "songs": spark.createDataFrame(with_vectors(song_frame, cat.song_vecs),
+                                             SONGS_SCHEMA),
+              "artists": spark.createDataFrame(with_vectors(artist_frame, cat.artist_vecs),
+                                               ARTISTS_SCHEMA)}
     if songs.artist_ids.size == 0:
         context.log.warning("the source names no artist for its items: artist_radio is empty")
     rules = station_rules(table, params)
@@ -191,8 +194,9 @@ def artist_radio(context: dg.AssetExecutionContext, als_model: TableSet,
 def radio_frames(built: tuple, cat: RadioCatalogue, artist_ids: np.ndarray,
                  n_listeners: np.ndarray, catalogue: pd.DataFrame, index: pd.Series):
     """(stations, songs, artists) tables of the served radio, with ids and names: the built
-    stations (seed, position, song, score arrays), the catalogue's songs and artists with
-    their vectors. `index`: item idx -> item id."""
+    stations (seed, position, song, score arrays), the catalogue's songs and artists (their
+    vectors, the catalogue's song_vecs and artist_vecs, go beside: ids.with_vectors). `index`:
+    item idx -> item id."""
     seed, position, song, score = built
     names = catalogue.set_index("item_id")["name"]
     artist_names = (catalogue.dropna(subset=["artist_id"]).groupby("artist_id")["artist_name"]
@@ -209,10 +213,10 @@ def radio_frames(built: tuple, cat: RadioCatalogue, artist_ids: np.ndarray,
     song_frame = pd.DataFrame({
         "item_idx": cat.song_ids, "item_id": song_ids, "name": names.reindex(song_ids).values,
         "artist_id": artist_ids[cat.song_artist], "plays": cat.plays,
-        "less_played": cat.less_played, "features": list(cat.song_vecs)})
+        "less_played": cat.less_played})
     artist_frame = pd.DataFrame({
         "artist_id": artist_ids, "artist_name": artist_names.values,
-        "listeners": n_listeners.astype(np.int64), "features": list(cat.artist_vecs)})
+        "listeners": n_listeners.astype(np.int64)})
     return table, song_frame, artist_frame
 
 

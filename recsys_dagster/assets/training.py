@@ -23,6 +23,7 @@ from ..ml.evaluation.plots import history_plot, importance_plot
 from ..ml.evaluation.split import PARTS, parts_of, split_parts
 from ..ml.evaluation.study import importances
 from ..ml.evaluation.tuning import TRIALS_SCHEMA, planned_trials, settings_of, tune
+from ..ml.ids import with_vectors
 from ..partitions import LATEST_DAY, TRAINING_WINDOW_DAYS, as_of_day, describe_window, window_range
 from ..progress import Heartbeat
 from ..resources import SparkResource, Warehouse
@@ -240,7 +241,7 @@ def artist_model(context: dg.AssetExecutionContext, config: ArtistModelConfig,
                                    ALSParams(**settings["als"]))
     artist_of.unpersist()
     frame = interactions.sparkSession.createDataFrame(
-        pd.DataFrame({"artist_id": songs.artist_ids.astype(object), "features": list(vectors)}),
+        with_vectors(pd.DataFrame({"artist_id": songs.artist_ids.astype(object)}), vectors),
         "artist_id string, features array<float>")
     with_vector = int((np.linalg.norm(vectors, axis=1) > 0).sum()) if len(vectors) else 0
     if songs.artist_ids.size == 0:

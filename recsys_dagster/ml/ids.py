@@ -48,16 +48,22 @@ def vector_rows(column, n: int) -> np.ndarray:
     return values.astype(np.float32, copy=False).reshape(n, values.size // n)
 
 
-def vectors_frame(spark, ids: np.ndarray, matrix: np.ndarray, id_type: str = "int"):
-    """The (idx, features) Spark DataFrame of the rows of `matrix` (row r: ids[r]), through one
-    Arrow table whose vectors are a single float32 buffer: no Python object per row, which
-    costs seconds for hundreds of thousands of rows."""
+def with_vectors(columns, vectors: np.ndarray):
+    """An Arrow table of the pandas DataFrame `columns` and a last column `features`: the rows
+    of `vectors` as float32 lists in a single buffer, for spark.createDataFrame. A Python
+    object per row (a list of arrays in pandas) costs seconds at hundreds of thousands."""
     import pyarrow as pa
 
-    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    matrix = np.ascontiguousarray(vectors, dtype=np.float32)
     width = matrix.shape[1] if matrix.ndim == 2 else 0  # no rows: maybe no columns either
-    offsets = pa.array(np.arange(len(ids) + 1, dtype=np.int32) * width)
-    features = pa.ListArray.from_arrays(offsets, pa.array(matrix.ravel()))
-    arrow_ids = pa.array(np.asarray(ids, dtype=np.int32 if id_type == "int" else np.int64))
-    return spark.createDataFrame(pa.table({"idx": arrow_ids, "features": features}),
-                                 f"idx {id_type}, features array<float>")
+    offsets = pa.array(np.arange(len(columns) + 1, dtype=np.int32) * width)
+    return pa.Table.from_pandas(columns, preserve_index=False).append_column(
+        "features", pa.ListArray.from_arrays(offsets, pa.array(matrix.ravel())))
+
+
+def vectors_frame(spark, ids: np.ndarray, matrix: np.ndarray, id_type: str = "int"):
+    """The (idx, features) Spark DataFrame of the rows of `matrix` (row r: ids[r])."""
+    import pandas as pd
+
+    idx = pd.DataFrame({"idx": np.asarray(ids, dtype=np.int32 if id_type == "int" else np.int64)})
+    return spark.createDataFrame(with_vectors(idx, matrix), f"idx {id_type}, features array<float>")
