@@ -36,10 +36,11 @@ def factor_matrix(factors) -> tuple[np.ndarray, np.ndarray]:
 
 
 def vector_rows(column, n: int) -> np.ndarray:
-    """An Arrow column of n equal-length float lists as an (n x length) float32 matrix."""
+    """An Arrow chunked column of n equal-length float lists as an (n x length) float32
+    matrix."""
     if n == 0:
         return np.zeros((0, 0), dtype=np.float32)
-    lists = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    lists = column.combine_chunks()
     if lists.null_count:
         raise ValueError(f"{lists.null_count} of {n} rows have no vector")
     values = lists.flatten().to_numpy(zero_copy_only=False)

@@ -127,12 +127,11 @@ def fit_als(fit: DataFrame, confidence: ConfidenceParams, als: ALSParams,
                      after_iteration=after_iteration)
 
 
-def score_als(factors, fit: DataFrame, held: DataFrame, cat: Catalogue, k: int,
-              item_matrix: np.ndarray | None = None, lists: DataFrame | None = None) -> DataFrame:
+def score_als(factors, fit: DataFrame, held: DataFrame, cat: Catalogue, k: int) -> DataFrame:
+    """One model's per-user metrics as a Spark job (score_users) with ALS's vectors."""
     users = factors.user_factors.withColumnRenamed("idx", "user_idx")
-    if item_matrix is None:
-        item_matrix = factors_on_catalogue(cat, factors.item_factors)
-    return score_users(users, fit, held, cat, DotScorer(item_matrix), k, lists)
+    return score_users(users, fit, held, cat, DotScorer(factors_on_catalogue(
+        cat, factors.item_factors)), k)
 
 
 def _segments(n_train: pd.Series) -> pd.Series:
@@ -302,16 +301,17 @@ def per_user_metrics(factors, scorers: dict, parts: tuple, cat: Catalogue,
     and every model scored in this process (score_local), not as a Spark job each."""
     fit_s, held_s, lists = parts
     users = factors.user_factors.withColumnRenamed("idx", "user_idx")
+    ones = lists.select("user_idx").withColumn("features", F.array(F.lit(1.0).cast("float")))
     collected = None
 
-    def collect() -> pd.DataFrame:  # the lists with ALS's user vectors, collected once
+    def collect() -> pd.DataFrame:  # the lists (with ALS's user vectors to score here), once
         nonlocal collected
         if collected is None:
-            collected = lists.join(users.select("user_idx", "features"), "user_idx",
-                                   "left").toPandas()
+            frame = (lists.join(users.select("user_idx", "features"), "user_idx", "left")
+                     if local else lists)
+            collected = frame.toPandas()
         return collected
 
-    ones = lists.select("user_idx").withColumn("features", F.array(F.lit(1.0).cast("float")))
     per_user = []
     for name, scorer in scorers.items():
         if local:
