@@ -13,8 +13,9 @@ One deployment for the module; its tests run in order and build on each other:
 3. a re-delivered day that was retrained is not retrained again;
 4. once the served tables are older than the minute allowed, each fails its freshness and is
    alerted; the schedule is switched on (as a person would, after the backfill) while the
-   daemon is down; stop and start again: history, schedule state and cursors are kept, and
-   no staleness is alerted twice;
+   daemon is down; stop (with an ingest in progress) and start again: history, schedule
+   state and cursors are kept, the ingest is failed and retried, and no staleness is alerted
+   twice;
 5. the schedule ingests yesterday and the sensor retrains as of yesterday, read back from
    PostgreSQL; the served tables, stale until then, pass their freshness again;
 6. the UI in Chromium: daemons, automation, the scheduled run, the lineage and the products.
@@ -54,7 +55,7 @@ from ui_helpers import (
     metadata_text,
 )
 
-from recsys_dagster.deployment.instance import PRODUCTION_YAML
+from recsys_dagster.deployment.instance import PRODUCTION_YAML, open_instance
 from recsys_dagster.deployment.launcher import reported_worker
 from recsys_dagster.tables import TableStore
 
@@ -125,24 +126,13 @@ class Live:
         assert out.returncode == 0, out.stdout + out.stderr
         return out.stdout
 
-    @contextlib.contextmanager
     def instance(self):
         """The deployment's instance (PostgreSQL), opened from this process."""
-        pg = {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": self.env["DAGSTER_PG_PORT"],
-              "DAGSTER_PG_USER": "recsys", "DAGSTER_PG_DB": "dagster",
-              "DAGSTER_PG_PASSWORD": (self.folder / "postgres.password").read_text().strip(),
-              "RECSYS_COMPUTE_LOG_DIR": str(self.folder / "logs" / "compute")}
-        saved = {k: os.environ.get(k) for k in pg}
-        os.environ.update(pg)
-        try:
-            with dg.DagsterInstance.from_config(self.env["DAGSTER_HOME"]) as instance:
-                yield instance
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+        return open_instance({
+            **self.env, "DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_USER": "recsys",
+            "DAGSTER_PG_DB": "dagster",
+            "DAGSTER_PG_PASSWORD": (self.folder / "postgres.password").read_text().strip(),
+            "RECSYS_COMPUTE_LOG_DIR": str(self.folder / "logs" / "compute")})
 
     def launch(self, job: str, day: str, config: dict) -> str:
         params = {"selector": {**REPO, "jobName": job}, "runConfigData": config,
@@ -429,10 +419,22 @@ def test_stop_and_start_again_keep_history_state_and_cursors(live):
 
     def state():
         with live.instance() as inst:
-            return ({r.run_id: (r.status, r.tags.get("dagster/schedule_name")) for r in
-                     inst.get_runs()},
+            return ({r.run_id: (r.status, r.tags.get("dagster/schedule_name"),
+                                r.tags.get("dagster/parent_run_id")) for r in inst.get_runs()},
                     {s.name: (s.status, s.instigator_data) for s in inst.all_instigator_state()})
 
+    # A day delivered again is being ingested: its worker is paused (SIGSTOP) once its step
+    # has started, so that the run is still in progress at the stop below however fast it is.
+    in_flight = live.launch("ingest_play_logs_job", live.days[-2],
+                            ingest_part(run_config(live.days[0])))
+    deadline = time.time() + 120
+    with live.instance() as inst:
+        while time.time() < deadline and not inst.get_records_for_run(
+                in_flight, of_type=dg.DagsterEventType.STEP_START).records:
+            time.sleep(0.2)
+        worker = reported_worker(inst, in_flight)
+        assert worker, failures(inst, in_flight)
+    os.kill(worker[0], signal.SIGSTOP)
     # The schedule is switched on while the daemon is down (so it cannot tick before the
     # restart): its RUNNING state is the instance's, in PostgreSQL, not the daemon's.
     assert processes.stop(live.folder / "run", "daemon")
@@ -443,15 +445,24 @@ def test_stop_and_start_again_keep_history_state_and_cursors(live):
     assert "daemon       stopped" in status and "webserver    stopped" in status, status
     runs, instigators = state()
     assert instigators["daily_ingest"][0].value == "RUNNING"
+    assert runs[in_flight][0] == dg.DagsterRunStatus.STARTED
+    # `stop` kills the run's worker outright, then stops the code server and PostgreSQL.
+    t0 = time.time()
+    stopped = live.deployment("stop")
+    print(f"\nstop with a run in progress took {time.time() - t0:.1f} s")
+    assert f"of run {in_flight}" in stopped and "stopped code_server" in stopped, stopped
     t0 = time.time()
     live.deployment("serve")
-    print(f"\nrestart (every process, PostgreSQL too): serve took {time.time() - t0:.1f} s")
+    print(f"restart (every process, PostgreSQL too): serve took {time.time() - t0:.1f} s")
     restarted = time.time()
     time.sleep(5)  # the daemon's first evaluations after the start
     runs_after, instigators_after = state()
-    # Every run is there with its status; a new one can only be the schedule's, ticking now.
-    assert {r: s for r, s in runs_after.items() if r in runs} == runs
-    assert all(s[1] == "daily_ingest" for r, s in runs_after.items() if r not in runs)
+    # Every run is there with its status, but the one whose worker was killed; a new one can
+    # only be the schedule's, ticking now, or that run's retry.
+    assert {r: s for r, s in runs_after.items() if r in runs and r != in_flight} == {
+        r: s for r, s in runs.items() if r != in_flight}
+    assert all(s[1] == "daily_ingest" or s[2] == in_flight
+               for r, s in runs_after.items() if r not in runs)
     for name, (status, _data) in instigators.items():
         assert instigators_after[name][0] == status, name
     # The cursors went on from where they were (a lost one starts again from nothing or from
@@ -470,6 +481,14 @@ def test_stop_and_start_again_keep_history_state_and_cursors(live):
         time.sleep(1)
     assert sensor_ticked_since(live, "alert_on_stale_tables", restarted)
     assert stale_alerts_and_fails(live) == (fails, fails)
+    # The killed run failed as a crashed worker's (no step failed), and its retry succeeds.
+    assert live.wait_done(in_flight, 60)["status"] == "FAILURE"
+    with live.instance() as inst:
+        assert not inst.get_records_for_run(
+            in_flight, of_type=dg.DagsterEventType.STEP_FAILURE).records, failures(inst, in_flight)
+    retry = live.wait_run(lambda rs: next((r for r in rs if r["tags"].get(
+        "dagster/parent_run_id") == in_flight), None), 60, "the killed run's retry")
+    assert live.wait_done(retry["runId"])["status"] == "SUCCESS"
 
 
 def sensor_ticked_since(live: Live, name: str, when: float) -> bool:

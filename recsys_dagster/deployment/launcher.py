@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 
 import dagster as dg
@@ -76,6 +77,27 @@ def reported_worker(instance: dg.DagsterInstance, run_id: str) -> tuple[int, flo
         if message and message.startswith(STARTED_PREFIX):
             return int(message[len(STARTED_PREFIX):].split(")")[0]), entry.timestamp
     return None
+
+
+def kill_workers(instance: dg.DagsterInstance, group: int) -> list[tuple[str, int]]:
+    """SIGKILL the live workers of the runs in progress whose process is in process group
+    `group`; (run id, pid) of each. Their runs stay STARTED until run monitoring fails them."""
+    killed = []
+    in_progress = dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTING,
+                                          dg.DagsterRunStatus.STARTED,
+                                          dg.DagsterRunStatus.CANCELING])
+    for run in instance.get_runs(filters=in_progress):
+        worker = reported_worker(instance, run.run_id)
+        if worker is None or worker_status(*worker)[0] != WorkerStatus.RUNNING:
+            continue
+        try:
+            if os.getpgid(worker[0]) != group:
+                continue
+            os.kill(worker[0], signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+        killed.append((run.run_id, worker[0]))
+    return killed
 
 
 def runs_on_this_machine(run: dg.DagsterRun) -> bool:

@@ -26,10 +26,12 @@ from pathlib import Path
 from .. import settings
 from ..paths import REPO_ROOT
 from . import processes
-from .instance import INSTANCE_FILE, PRODUCTION_YAML, WORKSPACE_YAML, read_env_file
+from .instance import INSTANCE_FILE, PRODUCTION_YAML, WORKSPACE_YAML, open_instance, read_env_file
+from .launcher import kill_workers
 from .postgres import LocalPostgres
 
-# Stopped in this order: the daemon first (no new runs), the code server (its run workers) last.
+# Stopped in this order: the daemon first (no new runs), then the workers of the runs in progress
+# are killed (Deployment.kill_run_workers), the code server last.
 PROCESSES = ("daemon", "webserver", "code_server")
 START_TIMEOUT_S = 180
 
@@ -96,14 +98,11 @@ class Deployment:
             say(f"already running: {self.url}")
             return
         self.stop(say=lambda *_: None)  # leftovers of a half-started deployment
-        env = dict(self.env)
         pg = self.postgres()
         if pg is not None:
             say(f"PostgreSQL: {pg.folder} on 127.0.0.1:{pg.port}")
             pg.start()
-            env.update({settings.PG_HOST.name: "127.0.0.1", settings.PG_PASSWORD.name:
-                        pg.password(), settings.PG_PORT.name: str(pg.port),
-                        settings.PG_USER.name: pg.user, settings.PG_DB.name: pg.database})
+        env = self.process_env()
         home = Path(env["DAGSTER_HOME"])
         home.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.instance_yaml(), home / INSTANCE_FILE)
@@ -120,14 +119,51 @@ class Deployment:
         say(f"logs: {self.log_dir} (processes), {env['RECSYS_COMPUTE_LOG_DIR']} (steps); "
             f"warehouse: {env[settings.DATA_DIR.name]}; stop with `make stop`")
 
+    def process_env(self) -> dict[str, str]:
+        """The environment of every process: the deployment's, and its own PostgreSQL's
+        address and password when it runs one."""
+        env = dict(self.env)
+        pg = self.postgres()
+        if pg is not None:
+            env.update({settings.PG_HOST.name: "127.0.0.1", settings.PG_PASSWORD.name:
+                        pg.password(), settings.PG_PORT.name: str(pg.port),
+                        settings.PG_USER.name: pg.user, settings.PG_DB.name: pg.database})
+        return env
+
     def stop(self, say=print) -> None:
         for name in PROCESSES:
             if processes.stop(self.run_dir, name):
                 say(f"stopped {name}")
+            if name == "daemon":  # no new run is launched now
+                for run_id, pid in self.kill_run_workers():
+                    say(f"killed the worker (process {pid}) of run {run_id}: the run is failed "
+                        "and retried after the next start")
         pg = self.postgres()
         if pg is not None and pg.running():
             pg.stop()
             say("stopped PostgreSQL")
+
+    def kill_run_workers(self) -> list[tuple[str, int]]:
+        """SIGKILL the workers of the runs in progress, before the code server (their parent)
+        is stopped; (run id, pid) of each.
+
+        A worker sent TERM with the rest of the code server's group outlives its Spark JVM,
+        which TERM ends at once: its step then fails against the dead JVM, the step retry
+        policy retries it for 20 s, and the run ends in a step failure, which run retries never
+        re-execute. A worker killed outright leaves its run STARTED; after the next start, run
+        monitoring finds the worker gone, fails the run and run retries re-executes it from the
+        step it was in (as for a crashed worker: docs/operations.md, "Deploying")."""
+        code_server = processes.recorded(self.run_dir, "code_server")
+        pg = self.postgres()
+        if not processes.alive(code_server) or (pg is not None and not pg.running()):
+            return []
+        try:
+            with open_instance(self.process_env()) as instance:
+                return kill_workers(instance, code_server["pid"])
+        except Exception as err:  # noqa: BLE001 - the stop goes on without it
+            print(f"could not read the runs in progress ({err}): their workers are stopped "
+                  "with the code server", file=sys.stderr)
+            return []
 
     def status(self) -> dict[str, bool]:
         state = {n: processes.alive(processes.recorded(self.run_dir, n)) for n in PROCESSES}
