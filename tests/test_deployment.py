@@ -55,8 +55,9 @@ from ui_helpers import (
     metadata_text,
 )
 
-from recsys_dagster.deployment.instance import PRODUCTION_YAML, open_instance
+from recsys_dagster.deployment.instance import PRODUCTION_YAML
 from recsys_dagster.deployment.launcher import reported_worker
+from recsys_dagster.deployment.serve import open_instance
 from recsys_dagster.tables import TableStore
 
 pytestmark = pytest.mark.slow
@@ -245,7 +246,11 @@ def live():
     finally:
         stop.set()
         with contextlib.suppress(Exception):
-            live.deployment("stop")
+            t0 = time.time()
+            stopped = live.deployment("stop")
+            ARTIFACTS.mkdir(exist_ok=True)  # what the stop did, and how long each part took
+            (ARTIFACTS / "deployment-stop.txt").write_text(
+                f"{stopped}whole stop {time.time() - t0:.1f} s\n")
         hook.shutdown()
         left = subprocess.run(["pgrep", "-f", str(folder)], capture_output=True, text=True)
         if not os.environ.get("RECSYS_KEEP_TEST_DEPLOYMENT"):  # set it to read the logs

@@ -4,7 +4,6 @@ CLI, with deploy/dagster.dev.yaml)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 
@@ -44,23 +43,3 @@ def read_env_file(path=SETTINGS_ENV) -> dict[str, str]:
             values[key.strip()] = value.strip()
     return values
 
-
-@contextlib.contextmanager
-def open_instance(env: dict[str, str]):
-    """The Dagster instance of $DAGSTER_HOME in `env`, opened from this process: its
-    dagster.yaml reads the PostgreSQL address and the log folder from `env`, which is this
-    process's environment until the instance is closed."""
-    import dagster as dg
-
-    keys = [k for k in env if k.startswith("DAGSTER_PG_")] + ["RECSYS_COMPUTE_LOG_DIR"]
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ.update({k: env[k] for k in keys if k in env})
-    try:
-        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-            yield instance
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

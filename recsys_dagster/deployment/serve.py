@@ -16,9 +16,11 @@ restart keeps every run, event, schedule state and sensor cursor.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,7 @@ from pathlib import Path
 from .. import settings
 from ..paths import REPO_ROOT
 from . import processes
-from .instance import INSTANCE_FILE, PRODUCTION_YAML, WORKSPACE_YAML, open_instance, read_env_file
+from .instance import INSTANCE_FILE, PRODUCTION_YAML, WORKSPACE_YAML, read_env_file
 from .launcher import kill_workers
 from .postgres import LocalPostgres
 
@@ -132,8 +134,9 @@ class Deployment:
 
     def stop(self, say=print) -> None:
         for name in PROCESSES:
+            t0 = time.time()
             if processes.stop(self.run_dir, name):
-                say(f"stopped {name}")
+                say(f"stopped {name} ({time.time() - t0:.1f} s)")
             if name == "daemon":  # no new run is launched now
                 for run_id, pid in self.kill_run_workers():
                     say(f"killed the worker (process {pid}) of run {run_id}: the run is failed "
@@ -171,6 +174,27 @@ class Deployment:
         if pg is not None:
             state["postgres"] = pg.running()
         return state
+
+
+@contextlib.contextmanager
+def open_instance(env: dict[str, str]):
+    """The Dagster instance of $DAGSTER_HOME in `env`, opened from this process: its
+    dagster.yaml reads the PostgreSQL address and the log folder from `env`, which is this
+    process's environment until the instance is closed."""
+    import dagster as dg
+
+    keys = [k for k in env if k.startswith("DAGSTER_PG_")] + ["RECSYS_COMPUTE_LOG_DIR"]
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: env[k] for k in keys if k in env})
+    try:
+        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+            yield instance
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def code_server_answers(port: int) -> bool:
