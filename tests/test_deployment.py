@@ -405,6 +405,18 @@ def stale_alerts_and_fails(live: Live) -> tuple[list[str], list[str]]:
 def test_stop_and_start_again_keep_history_state_and_cursors(live):
     from recsys_dagster.deployment import processes
 
+    # A day delivered again is being ingested: its worker is paused (SIGSTOP) once its step
+    # has started, so that the run is still in progress at the stop below however fast it is.
+    in_flight = live.launch("ingest_play_logs_job", live.days[-2],
+                            ingest_part(run_config(live.days[0])))
+    deadline = time.time() + 120
+    with live.instance() as inst:
+        while time.time() < deadline and not inst.get_records_for_run(
+                in_flight, of_type=dg.DagsterEventType.STEP_START).records:
+            time.sleep(0.2)
+        worker = reported_worker(inst, in_flight)
+        assert worker, failures(inst, in_flight)
+    os.kill(worker[0], signal.SIGSTOP)
     # The served tables go stale a minute after their last publication
     # (RECSYS_SERVED_MAX_AGE_MINUTES=1), however fast the tests before this one ran: each
     # fails its freshness, and the alert sensor (every 15 s) posts it once.
@@ -428,18 +440,6 @@ def test_stop_and_start_again_keep_history_state_and_cursors(live):
                                 r.tags.get("dagster/parent_run_id")) for r in inst.get_runs()},
                     {s.name: (s.status, s.instigator_data) for s in inst.all_instigator_state()})
 
-    # A day delivered again is being ingested: its worker is paused (SIGSTOP) once its step
-    # has started, so that the run is still in progress at the stop below however fast it is.
-    in_flight = live.launch("ingest_play_logs_job", live.days[-2],
-                            ingest_part(run_config(live.days[0])))
-    deadline = time.time() + 120
-    with live.instance() as inst:
-        while time.time() < deadline and not inst.get_records_for_run(
-                in_flight, of_type=dg.DagsterEventType.STEP_START).records:
-            time.sleep(0.2)
-        worker = reported_worker(inst, in_flight)
-        assert worker, failures(inst, in_flight)
-    os.kill(worker[0], signal.SIGSTOP)
     # The schedule is switched on while the daemon is down (so it cannot tick before the
     # restart): its RUNNING state is the instance's, in PostgreSQL, not the daemon's.
     assert processes.stop(live.folder / "run", "daemon")
