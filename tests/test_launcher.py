@@ -1,9 +1,12 @@
 """The run launcher's worker health check (deployment/launcher.py): what run monitoring asks
 every poll. The deployment test kills a real worker; here each answer is checked directly,
 including when the code server that spawned the worker is gone (the case the check exists
-for: nobody else would notice)."""
+for: nobody else would notice). Also what `make stop` kills: the workers of the runs in
+progress, and a process group that outlives the grace period."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,7 +15,8 @@ import dagster as dg
 from dagster._core.launcher import WorkerStatus
 from dagster._core.storage.tags import GRPC_INFO_TAG
 
-from recsys_dagster.deployment.launcher import LocalWorkerRunLauncher, worker_status
+from recsys_dagster.deployment import processes
+from recsys_dagster.deployment.launcher import LocalWorkerRunLauncher, kill_workers, worker_status
 
 LAUNCHER = {"module": "recsys_dagster.deployment.launcher", "class": "LocalWorkerRunLauncher"}
 
@@ -63,3 +67,54 @@ def test_a_recycled_pid_is_not_the_worker():
     finally:
         me.kill()
         me.wait()
+
+
+def sleeper(**kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], **kwargs)
+
+
+def test_the_stop_kills_the_workers_of_runs_in_progress_in_its_group(tmp_path):
+    group = sleeper(process_group=0)  # the code server: a group of its own
+    mine = sleeper(process_group=group.pid)
+    other = sleeper(process_group=0)  # someone else's worker
+    finished = sleeper(process_group=group.pid)  # a worker whose run has ended
+    everyone = (group, mine, other, finished)
+    try:
+        with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+            started_run(instance, "mine", mine.pid)
+            started_run(instance, "other", other.pid)
+            done = started_run(instance, "done", finished.pid)
+            instance.handle_new_event(dg.EventLogEntry(
+                error_info=None, level="INFO", user_message="", run_id=done.run_id,
+                timestamp=time.time(), dagster_event=dg.DagsterEvent(
+                    dg.DagsterEventType.RUN_SUCCESS.value, job_name=done.job_name)))
+            assert instance.get_run_by_id("done").status == dg.DagsterRunStatus.SUCCESS
+            started_run(instance, "gone", 2**22 - 1)  # above this machine's pid range
+            assert kill_workers(instance, group.pid) == [("mine", mine.pid)]
+            assert mine.wait(5) == -signal.SIGKILL
+            assert all(p.poll() is None for p in (group, other, finished))
+            # Its run stays STARTED: run monitoring fails it once the worker is found gone.
+            assert instance.get_run_by_id("mine").status == dg.DagsterRunStatus.STARTED
+    finally:
+        for p in everyone:
+            p.kill()
+            p.wait()
+
+
+def test_a_group_that_outlives_the_grace_period_is_killed_and_named(tmp_path):
+    deaf = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "open(__import__('sys').argv[1], 'w').close(); time.sleep(60)")
+    ready = tmp_path / "ready"
+    pid = processes.start("deaf", [sys.executable, "-c", deaf, str(ready)], dict(os.environ),
+                          tmp_path / "run", tmp_path / "logs")
+    deadline = time.time() + 20
+    while not ready.exists() and time.time() < deadline:  # its handler is in place
+        time.sleep(0.05)
+    said = []
+    t0 = time.time()
+    assert processes.stop(tmp_path / "run", "deaf", grace_s=1.0, say=said.append)
+    assert 1.0 <= time.time() - t0 < 10
+    assert len(said) == 1 and said[0].startswith("deaf: still running 1 s after SIGTERM, "
+                                                 f"killed: {pid} ")
+    assert processes.recorded(tmp_path / "run", "deaf") is None
+    assert not processes.alive({"pid": pid, "started": None})

@@ -53,8 +53,9 @@ def alive(record: dict | None) -> bool:
     return record.get("started") is None or abs(found[0] - record["started"]) < 2.0
 
 
-def stop(run_dir: Path, name: str, grace_s: float = 20.0) -> bool:
-    """Stop the recorded process group; True if something was running."""
+def stop(run_dir: Path, name: str, grace_s: float = 20.0, say=None) -> bool:
+    """Stop the recorded process group; True if something was running. `say` is told which
+    processes outlived the grace period and were killed."""
     record = recorded(run_dir, name)
     was_running = alive(record)
     if was_running:
@@ -64,6 +65,9 @@ def stop(run_dir: Path, name: str, grace_s: float = 20.0) -> bool:
         while time.time() < deadline and _group_alive(pgid):
             time.sleep(0.2)
         if _group_alive(pgid):
+            if say is not None:
+                say(f"{name}: still running {grace_s:.0f} s after SIGTERM, killed: " + "; ".join(
+                    f"{pid} {cmd[:160]}" for pid, cmd in _group_members(pgid)))
             _signal_group(pgid, signal.SIGKILL)
             deadline = time.time() + 10
             while time.time() < deadline and _group_alive(pgid):
@@ -79,19 +83,26 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
-def _group_alive(pgid: int) -> bool:
-    """Whether any process of the group is left (zombies count as gone)."""
+def _group_members(pgid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the group's processes (zombies count as gone)."""
+    members = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             stat = Path(f"/proc/{entry}/stat").read_text()
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+                errors="replace").strip()
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2:].split()
         if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            return True
-    return False
+            members.append((int(entry), cmd))
+    return members
+
+
+def _group_alive(pgid: int) -> bool:
+    return bool(_group_members(pgid))
 
 
 def wait_until(check, timeout_s: float, what: str, every_s: float = 0.5) -> None:

@@ -135,7 +135,7 @@ class Deployment:
     def stop(self, say=print) -> None:
         for name in PROCESSES:
             t0 = time.time()
-            if processes.stop(self.run_dir, name):
+            if processes.stop(self.run_dir, name, say=say):
                 say(f"stopped {name} ({time.time() - t0:.1f} s)")
             if name == "daemon":  # no new run is launched now
                 for run_id, pid in self.kill_run_workers():
