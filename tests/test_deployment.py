@@ -249,8 +249,10 @@ def live():
             t0 = time.time()
             stopped = live.deployment("stop")
             ARTIFACTS.mkdir(exist_ok=True)  # what the stop did, and how long each part took
+            log = (folder / "logs" / "code_server.log").read_text(errors="replace")
             (ARTIFACTS / "deployment-stop.txt").write_text(
-                f"{stopped}whole stop {time.time() - t0:.1f} s\n")
+                f"{stopped}whole stop {time.time() - t0:.1f} s\n\nthe code server's log, its "
+                "end:\n" + "\n".join(log.splitlines()[-40:]) + "\n")
         hook.shutdown()
         left = subprocess.run(["pgrep", "-f", str(folder)], capture_output=True, text=True)
         if not os.environ.get("RECSYS_KEEP_TEST_DEPLOYMENT"):  # set it to read the logs

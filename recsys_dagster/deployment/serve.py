@@ -36,6 +36,7 @@ from .postgres import LocalPostgres
 # are killed (Deployment.kill_run_workers), the code server last.
 PROCESSES = ("daemon", "webserver", "code_server")
 START_TIMEOUT_S = 180
+RPC_GRACE_S = 3
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,11 @@ class Deployment:
         home.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.instance_yaml(), home / INSTANCE_FILE)
         commands = self.commands()
-        processes.start("code_server", commands["code_server"], env, self.run_dir, self.log_dir,
-                        cwd=str(REPO_ROOT))
+        # When the code server is stopped, its clients (the daemon, the webserver) are stopped
+        # already: it need not wait Dagster's default 60 s for their calls still in progress.
+        processes.start("code_server", commands["code_server"],
+                        {**env, "DAGSTER_GRPC_SHUTDOWN_GRACE_PERIOD": str(RPC_GRACE_S)},
+                        self.run_dir, self.log_dir, cwd=str(REPO_ROOT))
         processes.wait_until(lambda: code_server_answers(int(env[settings.CODE_SERVER_PORT.name])),
                              START_TIMEOUT_S, "the code server")
         for name in ("webserver", "daemon"):
