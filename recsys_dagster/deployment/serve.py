@@ -35,6 +35,10 @@ from .postgres import LocalPostgres
 # Stopped in this order: the daemon first (no new runs), then the workers of the runs in progress
 # are killed (Deployment.kill_run_workers), the code server last.
 PROCESSES = ("daemon", "webserver", "code_server")
+# Seconds each gets to exit after SIGTERM before SIGKILL: Dagster's daemon and webserver can take
+# over 20 s to finish what they are doing; once they are gone and the run workers are killed,
+# the code server has nothing left to finish.
+GRACE_S = {"daemon": 20.0, "webserver": 20.0, "code_server": 5.0}
 START_TIMEOUT_S = 180
 RPC_GRACE_S = 3
 
@@ -139,7 +143,7 @@ class Deployment:
     def stop(self, say=print) -> None:
         for name in PROCESSES:
             t0 = time.time()
-            if processes.stop(self.run_dir, name, say=say):
+            if processes.stop(self.run_dir, name, GRACE_S[name], say=say):
                 say(f"stopped {name} ({time.time() - t0:.1f} s)")
             if name == "daemon":  # no new run is launched now
                 for run_id, pid in self.kill_run_workers():
