@@ -58,15 +58,32 @@ def test_a_dead_worker_fails_its_run_and_a_live_one_does_not(tmp_path):
 
 
 def test_a_recycled_pid_is_not_the_worker():
-    """A process that started after the worker reported itself holds the pid now."""
+    """A process that started after the worker reported itself holds the pid now; a step of
+    the wall clock between the report and the check (tens of seconds) is not mistaken for it."""
     me = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         assert worker_status(me.pid, time.time())[0] == WorkerStatus.RUNNING
+        assert worker_status(me.pid, time.time() - 30)[0] == WorkerStatus.RUNNING
         status, message = worker_status(me.pid, time.time() - 3600)
         assert status == WorkerStatus.FAILED and "started after" in message
     finally:
         me.kill()
         me.wait()
+
+
+def test_a_recorded_process_is_known_by_its_start_in_ticks_not_by_the_clock(tmp_path):
+    pid = processes.start("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"],
+                          dict(os.environ), tmp_path / "run", tmp_path / "logs")
+    try:
+        record = processes.recorded(tmp_path / "run", "sleeper")
+        assert record["pid"] == pid and processes.alive(record)
+        # The wall clock stepped since the start: the same process still.
+        assert processes.alive({**record, "started": record["started"] - 30})
+        # Another process under the same pid (started at another tick): not ours.
+        assert not processes.alive({**record, "ticks": record["ticks"] - 100})
+    finally:
+        assert processes.stop(tmp_path / "run", "sleeper", grace_s=5)
+    assert not processes.alive(record)
 
 
 def sleeper(**kwargs) -> subprocess.Popen:

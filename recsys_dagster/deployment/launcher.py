@@ -8,8 +8,8 @@ workers, and the run would stay STARTED for ever). This launcher launches exactl
 default one and adds the check: the worker reports its process id in the run's first engine
 event ("Started process for run (pid: N)"); the daemon's run monitoring asks, every
 poll_interval_seconds, whether that process still exists on this machine and is the same
-process (started no later than that event: a recycled pid is someone else's). A worker that
-is gone fails its run, which run_retries then re-executes.
+process (started no later than that event, give or take CLOCK_SLACK_S: a recycled pid is
+someone else's). A worker that is gone fails its run, which run_retries then re-executes.
 
 This fits a deployment whose code server runs on the daemon's machine (`make serve`). With
 workers elsewhere the check answers RUNNING and says it cannot tell: use Dagster's Docker or
@@ -29,7 +29,12 @@ from dagster._core.storage.tags import GRPC_INFO_TAG
 
 STARTED_PREFIX = "Started process for run (pid: "
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
-CLOCK_SLACK_S = 2.0  # /proc start times are in clock ticks; events in seconds
+# How much later than its report a live process may seem to have started and still be the
+# worker. Both times are on the wall clock, which a step (NTP, a virtual machine's clock) can move
+# by seconds between the report and the check: a tight slack would fail live workers then. A
+# recycled pid belongs to a process started long after the worker reported itself (the kernel
+# hands a pid out again only after cycling through the others).
+CLOCK_SLACK_S = 60.0
 
 
 def boot_time() -> float:
@@ -40,8 +45,9 @@ def boot_time() -> float:
     raise OSError("no btime in /proc/stat")
 
 
-def process_start(pid: int) -> tuple[float, str] | None:
-    """(start time as a Unix timestamp, state letter) of a process, or None if there is none."""
+def process_ticks(pid: int) -> tuple[int, str] | None:
+    """(start in clock ticks since boot, state letter) of a process, or None if there is none.
+    The ticks name a process for good: no clock step moves them."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
             stat = fh.read()
@@ -49,8 +55,15 @@ def process_start(pid: int) -> tuple[float, str] | None:
         return None
     # The command name (field 2) may hold spaces and parentheses: fields after its last ')'.
     fields = stat[stat.rindex(")") + 2:].split()
-    state, ticks = fields[0], int(fields[19])
-    return boot_time() + ticks / os.sysconf("SC_CLK_TCK"), state
+    return int(fields[19]), fields[0]
+
+
+def process_start(pid: int) -> tuple[float, str] | None:
+    """(start time as a Unix timestamp, state letter) of a process, or None if there is none."""
+    found = process_ticks(pid)
+    if found is None:
+        return None
+    return boot_time() + found[0] / os.sysconf("SC_CLK_TCK"), found[1]
 
 
 def worker_status(pid: int, reported_at: float) -> tuple[WorkerStatus, str]:

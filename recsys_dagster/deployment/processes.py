@@ -1,8 +1,9 @@
 """Background processes that `make serve` starts and `make stop` stops: each in a process group
 of its own (its children, such as a code server's run workers and their Spark JVMs, are in it
-too), its output in a log file, its id and start time in a pid file. Stopping kills exactly
-the groups whose pid files it finds, and only if the process is still the one that was
-started (a recycled pid is someone else's): TERM, then KILL after a grace period (dagster's
+too), its output in a log file, its id and start in a pid file. Stopping kills exactly the
+groups whose pid files it finds, and only if the process is still the one that was started (a
+recycled pid is someone else's; the start is compared in clock ticks since boot, which no step
+of the wall clock moves): TERM, then KILL after a grace period (dagster's
 processes can take over 20 s to honour TERM).
 """
 
@@ -15,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .launcher import process_start
+from .launcher import process_start, process_ticks
 
 
 def pid_file(run_dir: Path, name: str) -> Path:
@@ -30,9 +31,10 @@ def start(name: str, cmd: list[str], env: dict, run_dir: Path, log_dir: Path,
     with open(log_dir / f"{name}.log", "ab") as log:
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
-    started = process_start(proc.pid)
+    started, ticks = process_start(proc.pid), process_ticks(proc.pid)
     pid_file(run_dir, name).write_text(json.dumps(
-        {"pid": proc.pid, "started": started[0] if started else None, "cmd": cmd}))
+        {"pid": proc.pid, "started": started[0] if started else None,
+         "ticks": ticks[0] if ticks else None, "cmd": cmd}))
     return proc.pid
 
 
@@ -47,10 +49,10 @@ def alive(record: dict | None) -> bool:
     """Whether the recorded process still runs and is the one we started."""
     if not record:
         return False
-    found = process_start(record["pid"])
+    found = process_ticks(record["pid"])
     if found is None or found[1] in ("Z", "X"):
         return False
-    return record.get("started") is None or abs(found[0] - record["started"]) < 2.0
+    return record.get("ticks") is None or found[0] == record["ticks"]
 
 
 def stop(run_dir: Path, name: str, grace_s: float = 20.0, say=None) -> bool:
