@@ -42,4 +42,3 @@ def read_env_file(path=SETTINGS_ENV) -> dict[str, str]:
             key, value = line.split("=", 1)
             values[key.strip()] = value.strip()
     return values
-

@@ -162,7 +162,7 @@ class Deployment:
         which TERM ends at once: its step then fails against the dead JVM, the step retry
         policy retries it for 20 s, and the run ends in a step failure, which run retries never
         re-execute. A worker killed outright leaves its run STARTED; after the next start, run
-        monitoring finds the worker gone, fails the run and run retries re-executes it from the
+        monitoring finds the worker gone, fails the run and run retries re-execute it from the
         step it was in (as for a crashed worker: docs/operations.md, "Deploying")."""
         code_server = processes.recorded(self.run_dir, "code_server")
         pg = self.postgres()
