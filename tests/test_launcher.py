@@ -81,6 +81,9 @@ def test_a_recorded_process_is_known_by_its_start_in_ticks_not_by_the_clock(tmp_
         assert processes.alive({**record, "started": record["started"] - 30})
         # Another process under the same pid (started at another tick): not ours.
         assert not processes.alive({**record, "ticks": record["ticks"] - 100})
+        # A pid file of an earlier version has only the start time.
+        old = {"pid": pid, "started": record["started"]}
+        assert processes.alive(old) and not processes.alive({**old, "started": 0.0})
     finally:
         assert processes.stop(tmp_path / "run", "sleeper", grace_s=5)
     assert not processes.alive(record)

@@ -52,7 +52,11 @@ def alive(record: dict | None) -> bool:
     found = process_ticks(record["pid"])
     if found is None or found[1] in ("Z", "X"):
         return False
-    return record.get("ticks") is None or found[0] == record["ticks"]
+    if record.get("ticks") is not None:
+        return found[0] == record["ticks"]
+    started = process_start(record["pid"])  # a pid file of an earlier version: its start time
+    return record.get("started") is None or (started is not None
+                                             and abs(started[0] - record["started"]) < 2.0)
 
 
 def stop(run_dir: Path, name: str, grace_s: float = 20.0, say=None) -> bool:
