@@ -40,7 +40,6 @@ PROCESSES = ("daemon", "webserver", "code_server")
 # the code server has nothing left to finish.
 GRACE_S = {"daemon": 20.0, "webserver": 20.0, "code_server": 5.0}
 START_TIMEOUT_S = 180
-RPC_GRACE_S = 3
 
 
 @dataclass(frozen=True)
@@ -114,11 +113,8 @@ class Deployment:
         home.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.instance_yaml(), home / INSTANCE_FILE)
         commands = self.commands()
-        # When the code server is stopped, its clients (the daemon, the webserver) are stopped
-        # already: it need not wait Dagster's default 60 s for their calls still in progress.
-        processes.start("code_server", commands["code_server"],
-                        {**env, "DAGSTER_GRPC_SHUTDOWN_GRACE_PERIOD": str(RPC_GRACE_S)},
-                        self.run_dir, self.log_dir, cwd=str(REPO_ROOT))
+        processes.start("code_server", commands["code_server"], env, self.run_dir, self.log_dir,
+                        cwd=str(REPO_ROOT))
         processes.wait_until(lambda: code_server_answers(int(env[settings.CODE_SERVER_PORT.name])),
                              START_TIMEOUT_S, "the code server")
         for name in ("webserver", "daemon"):
