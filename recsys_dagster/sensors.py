@@ -12,6 +12,7 @@ sensors start running.
 """
 
 import datetime as dt
+import json
 
 import dagster as dg
 
@@ -115,29 +116,63 @@ def alert_on_run_failure(context: dg.RunFailureSensorContext):
     context.log.error(record["text"])
 
 
-def stale_alerts(instance: dg.DagsterInstance, after: int) -> tuple[list[dict], int]:
-    """Alerts for the served tables whose freshness failed since event `after`, and the cursor."""
+def stale_cursor(text: str | None) -> dict:
+    """The stale-table sensor's cursor: the last freshness change read (`after`) and, per
+    table, the publication (its materialisation's storage id) already alerted as stale. An
+    older cursor, a bare event id, reads as no table alerted yet."""
+    if not text:
+        return {"after": 0, "alerted": {}}
+    value = json.loads(text)
+    return value if isinstance(value, dict) else {"after": int(value), "alerted": {}}
+
+
+def publication_before(instance: dg.DagsterInstance, key: dg.AssetKey, storage_id: int):
+    """The newest materialisation record of `key` before event `storage_id`, or None."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, before_storage_id=storage_id), limit=1).records
+    return records[0] if records else None
+
+
+def stale_alerts(instance: dg.DagsterInstance, cursor: dict) -> tuple[list[dict], dict]:
+    """Alerts for the served tables whose freshness failed since the cursor, and the new cursor.
+
+    Each stale publication is alerted once: a table that fails again without having been
+    published since (a daemon restart, a step of the wall clock can take its state through
+    UNKNOWN or PASS and back) is not alerted again; one published since and stale again is."""
     records = instance.get_event_records(
         dg.EventRecordsFilter(event_type=dg.DagsterEventType.FRESHNESS_STATE_CHANGE,
-                              after_cursor=after), limit=200, ascending=True)
+                              after_cursor=cursor["after"]), limit=200, ascending=True)
+    alerted = dict(cursor["alerted"])
     sent = []
     for record in records:
         change = record.event_log_entry.dagster_event.event_specific_data
-        if change.new_state.value == "FAIL":
-            age = settings.read(settings.SERVED_MAX_AGE_MINUTES)
-            sent.append(alerts.send(
-                "stale_table", f"{change.key.to_user_string()} has not been published for more "
-                f"than {age} minutes", {"asset": change.key.to_user_string(),
-                                        "previous_state": change.previous_state.value}))
-    return sent, (records[-1].storage_id if records else after)
+        if change.new_state.value != "FAIL":
+            continue
+        asset = change.key.to_user_string()
+        published = publication_before(instance, change.key, record.storage_id)
+        publication = published.storage_id if published else None
+        if asset in alerted and alerted[asset] == publication:
+            continue
+        alerted[asset] = publication
+        age = settings.read(settings.SERVED_MAX_AGE_MINUTES)
+        when = (dt.datetime.fromtimestamp(published.timestamp, dt.UTC).isoformat(
+            timespec="seconds") if published else None)
+        sent.append(alerts.send(
+            "stale_table", f"{asset} has not been published for more than {age} minutes"
+            + (f" (last published {when})" if when else ""),
+            {"asset": asset, "previous_state": change.previous_state.value,
+             "published_at": when, "publication": publication}))
+    after = records[-1].storage_id if records else cursor["after"]
+    return sent, {"after": after, "alerted": alerted}
 
 
 @dg.sensor(name=ALERT_ON_STALE_TABLES, minimum_interval_seconds=15,
            default_status=dg.DefaultSensorStatus.RUNNING,
-           description="A served table whose freshness policy fails becomes a stale_table alert.")
+           description="A served table whose freshness policy fails becomes a stale_table alert, "
+           "once per publication that went stale.")
 def alert_on_stale_tables(context: dg.SensorEvaluationContext):
-    sent, cursor = stale_alerts(context.instance, int(context.cursor or 0))
-    context.update_cursor(str(cursor))
+    sent, cursor = stale_alerts(context.instance, stale_cursor(context.cursor))
+    context.update_cursor(json.dumps(cursor))
     return dg.SkipReason(f"{len(sent)} stale-table alerts sent" if sent
                          else "no served table turned stale")
 

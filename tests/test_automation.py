@@ -167,19 +167,50 @@ def test_a_webhook_that_is_down_leaves_the_alert_in_the_file(tmp_path, monkeypat
     assert json.loads((tmp_path / alerts.ALERT_LOG).read_text())["kind"] == "run_failed"
 
 
-def test_a_stale_served_table_is_an_alert(tmp_path, monkeypatch, webhook):
+def test_each_stale_publication_of_a_served_table_is_alerted_once(tmp_path, monkeypatch,
+                                                                 webhook):
     from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
 
     monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
     instance = dg.DagsterInstance.ephemeral()
-    for state in (FreshnessState.PASS, FreshnessState.FAIL):
-        instance._report_runless_asset_event(FreshnessStateChange(  # noqa: SLF001
-            key=dg.AssetKey("user_recommendations"), new_state=state,
-            previous_state=FreshnessState.UNKNOWN, state_change_timestamp=0.0))
-    sent, cursor = sensors.stale_alerts(instance, 0)
-    assert [a["asset"] for a in sent] == ["user_recommendations"] and cursor > 0
+    table = dg.AssetKey("user_recommendations")
+
+    def change(*states):
+        for state in states:
+            instance._report_runless_asset_event(FreshnessStateChange(  # noqa: SLF001
+                key=table, new_state=state, previous_state=FreshnessState.UNKNOWN,
+                state_change_timestamp=0.0))
+
+    def publish():
+        instance.report_runless_asset_event(dg.AssetMaterialization(table))
+        return instance.fetch_materializations(table, limit=1).records[0].storage_id
+
+    first = publish()
+    change(FreshnessState.PASS, FreshnessState.FAIL)
+    sent, cursor = sensors.stale_alerts(instance, sensors.stale_cursor(None))
+    assert [(a["asset"], a["publication"]) for a in sent] == [("user_recommendations", first)]
+    assert a_time(sent[0]["published_at"]) and cursor["after"] > 0
     assert webhook[0][1]["kind"] == "stale_table"
     assert sensors.stale_alerts(instance, cursor) == ([], cursor)  # each change once
+    # The same publication failing again (its state went through UNKNOWN or PASS without a
+    # publication: a daemon restart, a step of the clock) is not a new staleness.
+    change(FreshnessState.UNKNOWN, FreshnessState.FAIL, FreshnessState.PASS, FreshnessState.FAIL)
+    sent, cursor = sensors.stale_alerts(instance, sensors.stale_cursor(json.dumps(cursor)))
+    assert sent == [] and len(webhook) == 1
+    # Published again and stale again: alerted; a publication after the change read is not
+    # the one that went stale.
+    second = publish()
+    change(FreshnessState.PASS, FreshnessState.FAIL)
+    publish()
+    sent, cursor = sensors.stale_alerts(instance, cursor)
+    assert [a["publication"] for a in sent] == [second]
+    assert cursor["alerted"] == {"user_recommendations": second}
+    # A cursor of the former format (the last event id) reads as nothing alerted yet.
+    assert sensors.stale_cursor("42") == {"after": 42, "alerted": {}}
+
+
+def a_time(text: str) -> bool:
+    return dt.datetime.fromisoformat(text).tzinfo is not None
 
 
 def test_transient_errors_are_retried_and_deterministic_ones_are_not(tmp_path):
