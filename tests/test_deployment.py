@@ -69,6 +69,7 @@ RUNNING = ("STARTING", "STARTED")
 # The test's only changes to deploy/dagster.yaml: monitoring every 2 s instead of 30 s.
 MONITORING = {"poll_interval_seconds": 2, "start_timeout_seconds": 180}
 DEQUEUE_SECONDS = 1
+READ_FOR_S = 3  # the watcher reads a served table's new version for its first 3 s
 RUNS = """{ runsOrError { ... on Runs { results { runId jobName status creationTime startTime
              endTime tags { key value } } } } }"""
 REPO = {"repositoryLocationName": "recsys_dagster", "repositoryName": "__repository__"}
@@ -135,6 +136,16 @@ class Live:
             "DAGSTER_PG_PASSWORD": (self.folder / "postgres.password").read_text().strip(),
             "RECSYS_COMPUTE_LOG_DIR": str(self.folder / "logs" / "compute")})
 
+    def connect(self):
+        """A connection to the deployment's PostgreSQL database, in autocommit."""
+        import psycopg2
+
+        conn = psycopg2.connect(
+            host="127.0.0.1", port=self.env["DAGSTER_PG_PORT"], user="recsys", dbname="dagster",
+            password=(self.folder / "postgres.password").read_text().strip(), connect_timeout=5)
+        conn.autocommit = True
+        return conn
+
     def launch(self, job: str, day: str, config: dict) -> str:
         params = {"selector": {**REPO, "jobName": job}, "runConfigData": config,
                   "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day}]}}
@@ -177,30 +188,39 @@ def retrain_part(cfg):
 
 
 def watch(live: Live, stop: threading.Event) -> None:
-    """Every 0.3 s: the runs' statuses (how many run at once), and every served table read
-    through its `current` link (never half-written)."""
+    """Every 0.3 s: the runs' statuses, read from PostgreSQL (how many run at once), and each
+    version of each served table read through its `current` link during its first seconds
+    there (never half-written)."""
+    conn, since = None, {}  # (table, version) -> when first seen
     while not stop.is_set():
         try:
-            runs = live.runs()
-        except Exception:  # the webserver is being restarted
-            runs = []
-        live.most_running = max(live.most_running,
-                                sum(r["status"] in RUNNING for r in runs))
-        for run in runs:
-            seen = live.seen.setdefault(run["runId"], [])
-            if not seen or seen[-1] != run["status"]:
-                seen.append(run["status"])
+            conn = conn or live.connect()
+            with conn.cursor() as cur:
+                cur.execute("SELECT run_id, status FROM runs")
+                runs = cur.fetchall()
+        except Exception:  # noqa: BLE001 - PostgreSQL is being restarted
+            conn, runs = None, []
+        live.most_running = max(live.most_running, sum(s in RUNNING for _, s in runs))
+        for run_id, status in runs:
+            seen = live.seen.setdefault(run_id, [])
+            if not seen or seen[-1] != status:
+                seen.append(status)
         for table in SERVED:
             path = live.store.current_path(table)
             if path is None:
                 continue
-            live.versions_seen.setdefault(table, set()).add(os.path.basename(path))
+            version = os.path.basename(path)
+            live.versions_seen.setdefault(table, set()).add(version)
+            if time.time() - since.setdefault((table, version), time.time()) > READ_FOR_S:
+                continue
             try:
                 frame = "stations" if table == "artist_radio" else ""
                 pq.read_table(os.path.join(path, frame) if frame else path)
             except Exception as exc:  # noqa: BLE001
                 live.unreadable.append((table, path, repr(exc)))
         stop.wait(0.3)
+    if conn:
+        conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -545,12 +565,8 @@ def test_the_schedule_ingests_yesterday_and_the_sensor_retrains(live):
                 inst.get_records_for_run(retrain["runId"], of_type=dg.DagsterEventType.
                                          ASSET_MATERIALIZATION).records}
         assert set(SERVED) <= made and "als_model" in made
-    import psycopg2
-
-    conn = psycopg2.connect(host="127.0.0.1", port=live.env["DAGSTER_PG_PORT"], user="recsys",
-                            dbname="dagster",
-                            password=(live.folder / "postgres.password").read_text().strip())
-    with conn, conn.cursor() as cur:
+    conn = live.connect()
+    with conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM event_logs WHERE run_id = %s AND dagster_event_type "
                     "= 'ASSET_MATERIALIZATION'", (retrain["runId"],))
         assert cur.fetchone()[0] >= len(made)
