@@ -57,13 +57,17 @@ _BEFORE = snapshot(USER_PLACES)
 # fixtures are made once, except that every file that reads `standard_run` is one unit, so that
 # the standard run is materialised once. (xdist's own `loadgroup` cannot do this here: with
 # pytest 9.2 it silently ignores `xdist_group` marks and hands out single tests, which splits a
-# file's module fixture, e.g. the one deployment, across both workers.) The deployment file goes
-# first and the standard-run unit next, the two longest, so neither is left for the end.
+# file's module fixture, e.g. the one deployment, across both workers.) The longest units go
+# first (the deployment file, the standard-run unit, then the next longest), so none is left for
+# the end, and a worker asks for its next unit only when the last test of its current one waits
+# to run (xdist's own threshold, two tests, handed the deployment's worker its next unit while
+# the schedule's test, about 100 s, still ran, and could leave the other worker idle at the end).
 _TESTS = os.path.dirname(os.path.abspath(__file__))
 _STANDARD_RUN_FILES = {name for name in os.listdir(_TESTS) if name.startswith("test_")
                        and name.endswith(".py")
                        and "standard_run" in open(os.path.join(_TESTS, name)).read()}
-_FIRST = ["test_deployment.py", "standard_run"]
+_FIRST = ["test_deployment.py", "standard_run", "test_lastfm.py", "test_als_engines.py",
+          "test_known_answers.py", "test_als_lastfm_quality.py", "test_bad_input_volume.py"]
 
 
 def work_unit(nodeid: str) -> str:
@@ -82,6 +86,17 @@ def pytest_xdist_make_scheduler(config, log):
     class ByWorkUnit(LoadScopeScheduling):
         def _split_scope(self, nodeid):
             return work_unit(nodeid)
+
+        def _reschedule(self, node):
+            # A worker runs a test only once it holds the next one (or is told to stop), so
+            # one pending test is the last moment to hand it more without it waiting.
+            if node.shutting_down:
+                return
+            if not self.workqueue:
+                node.shutdown()
+                return
+            if self._pending_of(self.assigned_work[node]) <= 1:
+                self._assign_work_unit(node)
 
     return ByWorkUnit(config, log)
 
