@@ -58,12 +58,15 @@ def process_ticks(pid: int) -> tuple[int, str] | None:
     return int(fields[19]), fields[0]
 
 
+def ticks_to_time(ticks: int) -> float:
+    """A start in clock ticks since boot as a Unix timestamp (on today's wall clock)."""
+    return boot_time() + ticks / os.sysconf("SC_CLK_TCK")
+
+
 def process_start(pid: int) -> tuple[float, str] | None:
     """(start time as a Unix timestamp, state letter) of a process, or None if there is none."""
     found = process_ticks(pid)
-    if found is None:
-        return None
-    return boot_time() + found[0] / os.sysconf("SC_CLK_TCK"), found[1]
+    return None if found is None else (ticks_to_time(found[0]), found[1])
 
 
 def worker_status(pid: int, reported_at: float) -> tuple[WorkerStatus, str]:

@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .launcher import process_start, process_ticks
+from .launcher import process_start, process_ticks, ticks_to_time
 
 
 def pid_file(run_dir: Path, name: str) -> Path:
@@ -31,10 +31,10 @@ def start(name: str, cmd: list[str], env: dict, run_dir: Path, log_dir: Path,
     with open(log_dir / f"{name}.log", "ab") as log:
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
-    started, ticks = process_start(proc.pid), process_ticks(proc.pid)
+    found = process_ticks(proc.pid)  # one read of /proc: its start in ticks and in time
     pid_file(run_dir, name).write_text(json.dumps(
-        {"pid": proc.pid, "started": started[0] if started else None,
-         "ticks": ticks[0] if ticks else None, "cmd": cmd}))
+        {"pid": proc.pid, "started": ticks_to_time(found[0]) if found else None,
+         "ticks": found[0] if found else None, "cmd": cmd}))
     return proc.pid
 
 
