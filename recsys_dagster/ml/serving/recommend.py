@@ -108,11 +108,14 @@ def similar_by_factors(item_factors: DataFrame, n: int,
     """(item_idx, rank, similar_item_idx, score) top-n by cosine of item factors, no self."""
     item_ids, item_mat = factor_matrix(item_factors)
     unit = normalize_rows(item_mat)
-    norm = F.sqrt(F.aggregate("features", F.lit(0.0), lambda acc, x: acc + x * x))
-    queries = item_factors.select(
-        "idx",
-        F.when(norm > 0, F.transform("features", lambda x: (x / norm).cast("float")))
-        .otherwise(F.col("features")).alias("features"),
-    )
+    # The norm is a column of its own, computed once a row: inside the transform's lambda it
+    # would be computed again for every element (rank^2 work a row).
+    norm = F.col("_norm")
+    queries = (item_factors
+               .select("idx", "features", F.sqrt(F.aggregate(
+                   "features", F.lit(0.0), lambda acc, x: acc + x * x)).alias("_norm"))
+               .select("idx", F.when(norm > 0, F.transform(
+                   "features", lambda x: (x / norm).cast("float")))
+                   .otherwise(F.col("features")).alias("features")))
     return ranked(queries, item_ids, unit, n, "item_idx", "similar_item_idx",
                   params or TopKParams(), exclude_self=True)
