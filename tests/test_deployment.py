@@ -303,6 +303,10 @@ def test_serve_brings_up_postgres_the_code_server_the_webserver_and_the_daemon(l
     assert all(d["healthy"] for d in daemons if d["required"]), daemons
     assert {"SCHEDULER", "SENSOR", "QUEUED_RUN_COORDINATOR", "MONITORING",
             "FRESHNESS_DAEMON"} <= {d["daemonType"] for d in daemons}
+    # The processes keep their PostgreSQL connections (deployment/pg_storage.py): the daemon,
+    # querying every second, opens a few in 5 s, where one per query was about 150.
+    opened = new_sessions(live, seconds=5)
+    assert opened < 15, opened
     # Automation started by the environment (RECSYS_AUTOMATION names the retrain sensor; the
     # alert sensors start running by default), no click needed.
     selector = """repositorySelector: {repositoryLocationName: "recsys_dagster",
@@ -324,6 +328,21 @@ def test_serve_brings_up_postgres_the_code_server_the_webserver_and_the_daemon(l
     used["run_coordinator"]["config"].pop("dequeue_interval_seconds")
     shipped["run_coordinator"]["config"].pop("dequeue_interval_seconds")
     assert used == shipped
+
+
+def new_sessions(live: Live, seconds: float) -> int:
+    """Connections opened to the instance's database in the next `seconds` (not this one)."""
+    conn = live.connect()
+    try:
+        with conn.cursor() as cur:
+            query = "SELECT sessions FROM pg_stat_database WHERE datname = 'dagster'"
+            cur.execute(query)
+            before = cur.fetchone()[0]
+            time.sleep(seconds)
+            cur.execute(query)
+            return cur.fetchone()[0] - before
+    finally:
+        conn.close()
 
 
 def test_a_first_backfill_a_killed_worker_and_two_retrains_asked_at_once(live):
