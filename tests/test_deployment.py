@@ -306,6 +306,7 @@ def test_serve_brings_up_postgres_the_code_server_the_webserver_and_the_daemon(l
     # The processes keep their PostgreSQL connections (deployment/pg_storage.py): the daemon,
     # querying every second, opens a few in 5 s, where one per query was about 150.
     opened = new_sessions(live, seconds=5)
+    print(f"PostgreSQL connections opened in 5 s with nothing running: {opened}")
     assert opened < 15, opened
     # Automation started by the environment (RECSYS_AUTOMATION names the retrain sensor; the
     # alert sensors start running by default), no click needed.
