@@ -37,33 +37,27 @@ print(len(runs), len(done), len({r.partition_key for r in done}))
 """
 
 
-def test_a_development_home_is_written_through_kept_connections_and_read_by_others(tmp_path):
+def test_a_development_home_is_written_through_kept_connections_and_read_by_others(
+        tmp_path, monkeypatch):
     home = ensure_home(str(tmp_path / "dagster_home"))
+    monkeypatch.setenv("DAGSTER_HOME", home)
     runs = KEPT_ENGINES + 4
-    os.environ["DAGSTER_HOME"], before = home, os.environ.get("DAGSTER_HOME")
-    try:
-        with dg.DagsterInstance.get() as instance:
-            storage = instance.event_log_storage
-            assert isinstance(storage, KeptConnectionSqliteEventLogStorage)
-            for n in range(runs):
-                day = DAYS.get_partition_keys()[n % 10]
-                assert dg.materialize([plays], instance=instance, partition_key=day).success
-            # Its engines are bounded (the index and the runs it used last), and it still
-            # holds connections while another process reads everything it committed.
-            assert len(storage._engines) == KEPT_ENGINES
-            events = os.path.join(home, "history", "runs")
-            read = subprocess.run([sys.executable, "-c", READER, events], capture_output=True,
-                                  text=True, env={**os.environ, "DAGSTER_HOME": home},
-                                  timeout=120)
-            assert read.returncode == 0, read.stderr[-3000:]
-            assert read.stdout.split() == [str(runs), str(runs), "10"]
-            logs = instance.all_logs(instance.get_runs(limit=1)[0].run_id)
-            assert any(e.user_message.startswith("day 2024-01-") for e in logs)
-    finally:
-        if before is None:
-            os.environ.pop("DAGSTER_HOME")
-        else:
-            os.environ["DAGSTER_HOME"] = before
+    with dg.DagsterInstance.get() as instance:
+        storage = instance.event_log_storage
+        assert isinstance(storage, KeptConnectionSqliteEventLogStorage)
+        for n in range(runs):
+            day = DAYS.get_partition_keys()[n % 10]
+            assert dg.materialize([plays], instance=instance, partition_key=day).success
+        # Its engines are bounded (the index and the runs it used last), and it still holds
+        # connections while another process reads everything it committed.
+        assert len(storage._engines) == KEPT_ENGINES
+        read = subprocess.run([sys.executable, "-c", READER,
+                               os.path.join(home, "history", "runs")],
+                              capture_output=True, text=True, timeout=120)
+        assert read.returncode == 0, read.stderr[-3000:]
+        assert read.stdout.split() == [str(runs), str(runs), "10"]
+        logs = instance.all_logs(instance.get_runs(limit=1)[0].run_id)
+        assert any(e.user_message.startswith("day 2024-01-") for e in logs)
     # Dagster's files, in write-ahead-log mode.
     index = sqlite3.connect(os.path.join(home, "history", "runs", "index.db"))
     assert index.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

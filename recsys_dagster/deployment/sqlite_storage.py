@@ -1,20 +1,22 @@
 """The development instance's storage (deploy/dagster.dev.yaml): Dagster's SQLite storage, the
 same files in $DAGSTER_HOME, with an event log that keeps its connections open.
 
-Dagster's SqliteEventLogStorage builds a new engine and opens a new connection for every
-connection it needs, and needs one or two for every event it stores (the run's database, and
-the index for asset and run events); each commit then waits for the disk (SQLite's rollback
-journal syncs the file at every commit) and each new engine compiles every statement again.
-A run reports hundreds of events (an ingest of 90 days, 540 asset events): in a small run
-through the CLI, that was most of the Python process's time outside Spark.
+Dagster's SqliteEventLogStorage makes a new engine and a new connection, and closes both, for
+each of the one to three transactions of every event it stores (the run's database; the index
+for asset, check and run events). Each new engine compiles every statement again (the
+compiled-statement cache is the engine's), each commit waits for the disk (`synchronous=FULL`)
+and each close of a database's last connection checkpoints its write-ahead log. A run reports
+hundreds of events (an ingest of 90 days, 540 asset events): in a small run through the CLI,
+that was most of the Python process's time outside Spark.
 
-Here each database has one engine, kept, whose connection stays open, and the databases are in
-write-ahead-log mode with `synchronous=NORMAL` (SQLite's documented pairing): a commit appends
-to the log without waiting for the disk, and readers in other processes (`dagster dev`, its
-daemon) read while a run writes. A crash of the process loses nothing committed; a power cut
-may lose the last commits, never the database's consistency: what a development instance can
-afford (the deployment stores its runs in PostgreSQL). The storage keeps the engines of the
-databases it used last (the index, and the runs it wrote or read).
+Here each database has one engine, kept, whose connection stays open, with
+`synchronous=NORMAL` (SQLite's documented pairing with write-ahead logging, which Dagster
+already turns on): a commit appends to the log without waiting for the disk, and readers in
+other processes (`dagster dev`, its daemon) read while a run writes. A crash of the process
+loses nothing committed; a power cut may lose the last commits, never the database's
+consistency: what a development instance can afford (the deployment stores its runs in
+PostgreSQL). The storage keeps the engines of the databases it used last (the index, and the
+runs it wrote or read).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ KEPT_ENGINES = 16
 
 
 def _write_ahead(dbapi_connection, _record) -> None:
-    """Every new connection: the database in WAL mode (kept in the file), commits unsynced."""
+    """Every new connection: write-ahead logging (as Dagster makes its databases), commits
+    that do not wait for the disk."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
