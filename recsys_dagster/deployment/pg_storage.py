@@ -7,19 +7,37 @@ server process forked for it and a SCRAM password exchange: about 5.5 ms and 3 m
 client's CPU on this machine (an ad hoc loop; a query on a kept connection, 0.1 ms). The
 daemon queries every second (the queue, run monitoring, sensors, freshness) and a run worker
 stores hundreds of events, so the deployment spent much of its Dagster processes' CPU opening
-connections. Here every process holds one connection per part, as the webserver does, with
-no statement timeout (a run's writes are not the webserver's reads) and connections renewed
-hourly; a thread that finds it in use opens one more for the moment.
+connections. Here every process holds one connection per part, as the webserver does, but
+with no statement timeout (a run's writes are not the webserver's reads) and checked before
+each use (a round trip on the open connection), so that a server restarted under running
+processes costs them a new connection, not a failed query; connections are renewed hourly,
+and a thread that finds the kept one in use opens another for the moment.
 """
 
 from __future__ import annotations
 
 from dagster_postgres import DagsterPostgresStorage
-from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
+from dagster_postgres.utils import (
+    create_pg_engine,
+    get_token_provider_from_config,
+    pg_url_from_config,
+)
 
-NO_STATEMENT_TIMEOUT = 0
 RECYCLE_SECONDS = 3600
 MAX_OVERFLOW = 10  # connections a process may open beyond its kept one, for the moment
+
+
+def keep_connection(part) -> None:
+    """Give a dagster-postgres storage part the engine its optimize_for_webserver makes (one
+    kept connection, its connection options), checked before each use, without a timeout."""
+    kwargs = {"isolation_level": "AUTOCOMMIT", "pool_size": 1, "max_overflow": MAX_OVERFLOW,
+              "pool_recycle": RECYCLE_SECONDS, "pool_pre_ping": True}
+    options = part._engine.url.query.get("options")
+    if options:
+        kwargs["connect_args"] = {"options": options}
+    before, part._engine = part._engine, create_pg_engine(part.postgres_url,
+                                                           part._token_provider, **kwargs)
+    before.dispose()
 
 
 class KeptConnectionPostgresStorage(DagsterPostgresStorage):
@@ -29,7 +47,7 @@ class KeptConnectionPostgresStorage(DagsterPostgresStorage):
                  inst_data=None, **kwargs):
         super().__init__(postgres_url, should_autocreate_tables, inst_data, **kwargs)
         for part in (self._run_storage, self._event_log_storage, self._schedule_storage):
-            part.optimize_for_webserver(NO_STATEMENT_TIMEOUT, RECYCLE_SECONDS, MAX_OVERFLOW)
+            keep_connection(part)
 
     @classmethod
     def from_config_value(cls, inst_data, config_value) -> KeptConnectionPostgresStorage:
