@@ -10,7 +10,7 @@ USER_HOME := $(CURDIR)/.dagster_home
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml scripts/bootstrap.sh
+$(VENV)/.installed: pyproject.toml scripts/bootstrap.sh recsys_dagster/jvm/*.java
 	VENV=$(VENV) bash scripts/bootstrap.sh
 
 demo lastfm ui: export DAGSTER_HOME ?= $(USER_HOME)

@@ -163,6 +163,11 @@ SPARK_CLASS_ARCHIVE = Setting(
     "The local Spark driver's class-data sharing archive (`make setup` builds it; "
     "recsys_dagster/spark_classes.py); `off`: none.", "spark",
     "`.venv/share/recsys-dagster/spark-driver.jsa`")
+SPARK_JAR = Setting(
+    "RECSYS_SPARK_JAR", None, _path_or_off,
+    "The project's jar for a local Spark driver: a local file system that sets permissions "
+    "without a `chmod` process per file (`make setup` builds it; recsys_dagster/spark_jar.py); "
+    "`off`: none.", "spark", "`.venv/share/recsys-dagster/recsys-spark.jar`")
 RUN_CONFIG = Setting(
     "RECSYS_RUN_CONFIG", None, _path,
     "A run config YAML (as resources/config/*.yaml) for the runs the schedule and sensors "
@@ -222,9 +227,10 @@ PG_PASSWORD = Setting(
 PG_DB = Setting("DAGSTER_PG_DB", "dagster", _text, "PostgreSQL database.", "deployment")
 
 ALL = [DATA_DIR, CALENDAR_START, CALENDAR_END, TRAINING_WINDOW_DAYS, SPARK_PROFILE, SPARK_MASTER,
-       SPARK_REMOTE, SPARK_CHECKPOINT_DIR, SPARK_CLASS_ARCHIVE, PROGRESS_SECONDS, RUN_CONFIG,
-       INGEST_CRON, RETRAIN_AFTER_DAYS, AUTOMATION, SERVED_MAX_AGE_MINUTES, ALERT_WEBHOOK, PORT,
-       CODE_SERVER_PORT, DEPLOY_DIR, DAGSTER_YAML, PG_HOST, PG_PORT, PG_USER, PG_PASSWORD, PG_DB]
+       SPARK_REMOTE, SPARK_CHECKPOINT_DIR, SPARK_CLASS_ARCHIVE, SPARK_JAR, PROGRESS_SECONDS,
+       RUN_CONFIG, INGEST_CRON, RETRAIN_AFTER_DAYS, AUTOMATION, SERVED_MAX_AGE_MINUTES,
+       ALERT_WEBHOOK, PORT, CODE_SERVER_PORT, DEPLOY_DIR, DAGSTER_YAML, PG_HOST, PG_PORT, PG_USER,
+       PG_PASSWORD, PG_DB]
 BY_NAME = {s.name: s for s in ALL}
 
 

@@ -6,10 +6,10 @@ queries, every time: the demo's run, each run a deployment's daemon launches (a 
 process each), each session of the test suite. Java's class-data sharing (JEP 350, dynamic
 CDS archives, Java 13+) keeps them parsed and verified in a file the JVM maps at start.
 
-- `make setup` builds the archive once (`python -m recsys_dagster.spark_classes build`): a
-  JVM started with `-XX:ArchiveClassesAtExit` runs a query of each kind the pipeline runs, on
-  generated plays, compiled (the `small` profile) and then interpreted (the `test` profile),
-  and writes the classes it loaded when it exits;
+- `make setup` builds the archive once (`python -m recsys_dagster.spark_classes build`, right
+  after the project's jar: spark_jar.py): a JVM started with `-XX:ArchiveClassesAtExit` runs
+  a query of each kind the pipeline runs, on generated plays, compiled (the `small` profile)
+  and then interpreted (the `test` profile), and writes the classes it loaded when it exits;
 - `resolve_settings` hands it to every classic (not Spark Connect) driver it configures
   (`-XX:SharedArchiveFile`), when the file exists.
 
@@ -29,7 +29,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import settings
+from . import settings, spark_jar
 
 DEFAULT_ARCHIVE = Path(sys.prefix) / "share" / "recsys-dagster" / "spark-driver.jsa"
 OPTION = "-XX:SharedArchiveFile="
@@ -69,6 +69,9 @@ def build(path: Path, log=sys.stderr) -> Path:
     dumped = work / "spark-driver.jsa"
     env = {**os.environ, settings.SPARK_PROFILE.name: WORKLOAD_PROFILE,
            settings.SPARK_CLASS_ARCHIVE.name: settings.OFF,
+           # Spark's own class path only: the project's jar (spark_jar.py), appended to a
+           # local driver's, would not be on the cluster's JVMs' that map the archive too.
+           settings.SPARK_JAR.name: settings.OFF,
            settings.SPARK_CHECKPOINT_DIR.name: str(work / "checkpoints")}
     env.pop("JDK_JAVA_OPTIONS", None)  # the archive is the driver's; JIT options don't matter
     try:
@@ -156,7 +159,8 @@ def queries(session, plays, folder: str) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("build", help="build the archive where the driver looks for it")
+    sub.add_parser("build", help="build the project's jar (spark_jar.py), then the archive, "
+                   "where the driver looks for them")
     run = sub.add_parser("workload", help=argparse.SUPPRESS)
     run.add_argument("dumped")
     run.add_argument("work")
@@ -164,6 +168,13 @@ def main(argv=None) -> int:
     if args.command == "workload":
         workload(args.dumped, args.work)
         return 0
+    jar = spark_jar.jar_path()
+    if jar is not None:
+        try:
+            spark_jar.build(jar)
+        except RuntimeError as failed:  # the archive does not need it: build that still
+            jar.unlink(missing_ok=True)
+            print(f"[spark jar] not built: {failed}", file=sys.stderr)
     path = archive_path()
     if path is None:
         print(f"[class archive] not built: ${settings.SPARK_CLASS_ARCHIVE.name} is off",

@@ -10,11 +10,12 @@ import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import settings, spark_classes
+from . import settings, spark_classes, spark_jar
 from .paths import SPARK_PROFILES_DIR
 
 MASTER_ENV = settings.SPARK_MASTER.name
@@ -29,6 +30,7 @@ class SparkSettings:
     remote: str | None
     conf: dict[str, str] = field(default_factory=dict)
     checkpoint_dir: str | None = None
+    driver_jar: Path | None = None  # appended to a local driver's class path (spark_jar.py)
 
     @property
     def is_connect(self) -> bool:
@@ -72,15 +74,18 @@ def resolve_settings(
         )
     conf = {str(k): str(v) for k, v in (prof.get("conf") or {}).items()}
     conf.update({str(k): str(v) for k, v in (overrides or {}).items()})
+    jar = None
     if not remote:
         conf = spark_classes.with_archive(conf, env)
+        conf, jar = spark_jar.for_local_driver(conf, master, env)
     ckpt = (
         checkpoint_dir
         or settings.read(settings.SPARK_CHECKPOINT_DIR, env)
         or prof.get("checkpoint_dir")
         or os.path.join(settings.read(settings.DATA_DIR, env), "_spark_checkpoints")
     )
-    return SparkSettings(master=master, remote=remote, conf=conf, checkpoint_dir=ckpt)
+    return SparkSettings(master=master, remote=remote, conf=conf, checkpoint_dir=ckpt,
+                         driver_jar=jar)
 
 
 _SESSIONS: list = []
@@ -94,6 +99,18 @@ def stop_sessions() -> None:
             _SESSIONS.pop().stop()
         except Exception:  # already stopped, or the server is gone
             pass
+
+
+def _launch_with(jar: Path) -> bool:
+    """Append the jar to the class path of the driver JVM this process launches next; False
+    when the process already has a JVM, started without it (its classes cannot be named)."""
+    from pyspark import SparkContext
+
+    if SparkContext._gateway is not None:
+        return spark_jar.on_class_path(SparkContext._jvm, jar)
+    name = spark_jar.LAUNCH_CLASS_PATH
+    os.environ[name] = spark_jar.launch_class_path(os.environ.get(name, ""), jar)
+    return True
 
 
 def build_session(settings: SparkSettings):
@@ -116,7 +133,10 @@ def build_session(settings: SparkSettings):
         builder = builder.master(settings.master)
         if settings.checkpoint_dir:
             builder = builder.config("spark.checkpoint.dir", settings.checkpoint_dir)
-    for key, value in settings.conf.items():
+    conf = settings.conf
+    if settings.driver_jar is not None and not _launch_with(settings.driver_jar):
+        conf = {k: v for k, v in conf.items() if k != spark_jar.FS_KEY}
+    for key, value in conf.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     _SESSIONS.append(session)

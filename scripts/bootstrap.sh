@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs everything the project needs on a fresh Debian machine: a Java runtime for Spark
-# (17+), then a virtualenv with the pinned Python packages. Idempotent; safe to re-run.
+# Installs everything the project needs on a fresh Debian machine: Java for Spark (17+, a JDK,
+# whose javac builds the project's jar), then a virtualenv with the pinned Python packages.
+# Idempotent; safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
@@ -11,13 +12,13 @@ java_major() {
 }
 
 if ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ]; then
-  echo "[bootstrap] Java 17+ not found; installing a headless JRE with apt-get" >&2
+  echo "[bootstrap] Java 17+ not found; installing a headless JDK with apt-get" >&2
   if [ "$(id -u)" -ne 0 ]; then
-    echo "[bootstrap] need root (or sudo) to install Java: apt-get install openjdk-17-jre-headless" >&2
+    echo "[bootstrap] need root (or sudo) to install Java: apt-get install openjdk-17-jdk-headless" >&2
     exit 1
   fi
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jdk-headless >/dev/null
 fi
 
 # apt_install PACKAGE WHY HINT: installs a Debian package as root; otherwise warns with HINT.
@@ -49,10 +50,11 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -e ".[dev]"
-# The Spark driver's class-data sharing archive (recsys_dagster/spark_classes.py): a JVM runs a
-# query of each kind the pipeline runs, under a minute. Spark runs as before without it.
+# The project's jar for a local Spark driver (recsys_dagster/spark_jar.py; javac, a second),
+# then the driver's class-data sharing archive (recsys_dagster/spark_classes.py): a JVM runs a
+# query of each kind the pipeline runs, under a minute. Spark runs as before without either.
 if ! "$VENV/bin/python" -m recsys_dagster.spark_classes build; then
-  echo "[bootstrap] warning: no class archive for the Spark driver; Spark starts without it" >&2
+  echo "[bootstrap] warning: no jar or class archive for the Spark driver; Spark runs without" >&2
 fi
 touch "$VENV/.installed"
 echo "[bootstrap] ready: $VENV ($("$VENV/bin/python" --version), java $(java_major))" >&2
