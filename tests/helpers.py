@@ -1,6 +1,7 @@
 """Small helpers shared by tests."""
 
 import shutil
+from contextlib import contextmanager
 
 import dagster as dg
 
@@ -105,6 +106,24 @@ STANDARD_CONFIG = {"ops": {
     "evaluation_metrics": {"config": {"n_bootstrap": 100}},
 }}
 STANDARD_CALENDAR = {"RECSYS_CALENDAR_START": "2024-03-24"}
+
+
+# What the test profile turns off (resources/spark/test.yaml): queries interpreted, not compiled.
+CODEGEN = {"spark.sql.codegen.wholeStage": "true", "spark.sql.codegen.factoryMode": "FALLBACK"}
+
+
+@contextmanager
+def compiled(spark):
+    """The session's queries compiled, as a `local` or `small` profile's are, for a test whose
+    rows are many (the test profile interprets them: cheaper on its usual tiny data)."""
+    before = {key: spark.conf.get(key) for key in CODEGEN}
+    for key, value in CODEGEN.items():
+        spark.conf.set(key, value)
+    try:
+        yield spark
+    finally:
+        for key, value in before.items():
+            spark.conf.set(key, value)
 
 
 def copy_warehouse(store, dst):
