@@ -39,7 +39,8 @@ def test_random_lines_are_accepted_or_quarantined(spark, tmp_path, lines):
 
 
 def test_million_line_file_with_one_percent_garbage(spark, tmp_path):
-    """The volume's own case: its queries compiled (half the time of interpreting them)."""
+    """The volume's own case: its queries compiled, which costs less than interpreting them
+    on this many rows (docs/testing.md)."""
     rng = random.Random(7)
     path = tmp_path / "big.csv"
     n, garbage = 1_000_000, 0
