@@ -126,6 +126,14 @@ def compiled(spark):
             spark.conf.set(key, value)
 
 
+def database_sessions(conn, db: str = "dagster") -> int:
+    """Connections ever opened to a PostgreSQL database (its server's statistics), read on an
+    open psycopg2 connection."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT sessions FROM pg_stat_database WHERE datname = %s", (db,))
+        return cur.fetchone()[0]
+
+
 def copy_warehouse(store, dst):
     """A copy of a warehouse (every table, version and `current` link) to change freely."""
     from recsys_dagster.tables import TableStore

@@ -42,7 +42,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from helpers import STANDARD_CONFIG
+from helpers import STANDARD_CONFIG, database_sessions
 from spark_cluster import free_port
 from ui_helpers import (
     ARTIFACTS,
@@ -335,13 +335,9 @@ def new_sessions(live: Live, seconds: float) -> int:
     """Connections opened to the instance's database in the next `seconds` (not this one)."""
     conn = live.connect()
     try:
-        with conn.cursor() as cur:
-            query = "SELECT sessions FROM pg_stat_database WHERE datname = 'dagster'"
-            cur.execute(query)
-            before = cur.fetchone()[0]
-            time.sleep(seconds)
-            cur.execute(query)
-            return cur.fetchone()[0] - before
+        before = database_sessions(conn)
+        time.sleep(seconds)
+        return database_sessions(conn) - before
     finally:
         conn.close()
 

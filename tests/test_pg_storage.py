@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from helpers import database_sessions
 from spark_cluster import free_port
 
 from recsys_dagster.deployment.pg_storage import KeptConnectionPostgresStorage
@@ -32,9 +33,7 @@ def server():
 def sessions(pg: LocalPostgres) -> int:
     conn = pg.connect()
     try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT sessions FROM pg_stat_database WHERE datname = 'dagster'")
-            return cur.fetchone()[0]
+        return database_sessions(conn)
     finally:
         conn.close()
 

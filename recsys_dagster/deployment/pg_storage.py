@@ -3,15 +3,15 @@ event log and schedule parts each keep an open connection in every process.
 
 dagster-postgres opens a new connection for every query, except in the webserver, which it
 gives a pool of one kept connection (`optimize_for_webserver`). Each new connection costs a
-server process forked for it and a SCRAM password exchange: about 5.5 ms and 3 ms of the
-client's CPU on this machine (an ad hoc loop; a query on a kept connection, 0.1 ms). The
-daemon queries every second (the queue, run monitoring, sensors, freshness) and a run worker
-stores hundreds of events, so the deployment spent much of its Dagster processes' CPU opening
-connections. Here every process holds one connection per part, as the webserver does, but
-with no statement timeout (a run's writes are not the webserver's reads) and checked before
+server process forked for it and a SCRAM password exchange, many times a query on a kept
+connection (measured in benchmarks/README.md, "The deployment's PostgreSQL connections kept").
+The daemon queries every second (the queue, run monitoring, sensors, freshness) and a run
+worker stores hundreds of events, so the deployment spent much of its Dagster processes' CPU
+opening connections. Here every process holds one connection per part, as the webserver does,
+but with no statement timeout (a run's writes are not the webserver's reads) and checked before
 each use (a round trip on the open connection), so that a server restarted under running
-processes costs them a new connection, not a failed query; connections are renewed hourly,
-and a thread that finds the kept one in use opens another for the moment.
+processes costs them a new connection, not a failed query; connections are renewed hourly, and
+a thread that finds the kept one in use opens another for the moment.
 """
 
 from __future__ import annotations
